@@ -1,0 +1,24 @@
+"""The buffered execution logger.
+
+    from webapp.execlog import execution_logger, LogLevel, LogCategory
+
+    execution_logger.info(trace_id, LogCategory.AGENT, "intent analysed",
+                          agent_name="intent", details={"topic": "python"})
+"""
+
+from .constants import LogCategory, LogLevel
+from .extension import ExecLog, close_all, current_logger, execution_logger
+from .logger import ExecutionLogger, OperationTimer
+from .record import LogRecord
+
+__all__ = [
+    "ExecLog",
+    "ExecutionLogger",
+    "LogCategory",
+    "LogLevel",
+    "LogRecord",
+    "OperationTimer",
+    "close_all",
+    "current_logger",
+    "execution_logger",
+]

@@ -1,0 +1,260 @@
+"""What happens to a batch after the buffer lets go of it.
+
+The order is fixed: the primary sink (Celery, or the database for the
+``thread`` back end); then, if configured, the direct-database fallback; then
+the local spool; and only if the spool cannot be written either, the records
+are counted as dropped and a warning (at most one per interval) is logged.
+
+The flusher thread also calls :meth:`Delivery.tick` between batches: it closes
+the overflow segment and replays spooled segments, oldest first, while the
+primary sink answers.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from collections.abc import Sequence
+from typing import Any
+
+from .record import LogRecord
+from .sinks import Sink
+from .spool import Spool, SpoolJournal
+
+log = logging.getLogger(__name__)
+
+
+class Stats:
+    """Counters of one logger; every method is thread-safe."""
+
+    FIELDS = ("published", "spooled", "replayed", "dropped", "fallback", "batches")
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self.reset()
+
+    def add(self, field: str, amount: int = 1) -> None:
+        with self._lock:
+            self.counts[field] += amount
+
+    def error(self, exc: BaseException) -> None:
+        with self._lock:
+            self.last_error = f"{type(exc).__name__}: {exc}"[:500]
+            self.last_error_at = time.time()
+
+    def snapshot(self) -> dict[str, Any]:
+        with self._lock:
+            return {
+                **self.counts,
+                "last_error": self.last_error,
+                "last_error_at": self.last_error_at,
+            }
+
+    def reset(self) -> None:
+        self.counts = dict.fromkeys(self.FIELDS, 0)
+        self.last_error: str | None = None
+        self.last_error_at: float | None = None
+
+
+class RateLimitedWarning:
+    """Log a warning at most once per ``interval`` seconds, with a count of
+    the occurrences it folded in."""
+
+    def __init__(self, interval: float = 10.0) -> None:
+        self.interval = interval
+        self._lock = threading.Lock()
+        self._last = 0.0
+        self._suppressed = 0
+
+    def __call__(self, message: str, *args: Any) -> None:
+        now = time.monotonic()
+        with self._lock:
+            if now - self._last < self.interval:
+                self._suppressed += 1
+                return
+            suppressed, self._suppressed, self._last = self._suppressed, 0, now
+        if suppressed:
+            message += " (%d similar warnings suppressed)"
+            args = (*args, suppressed)
+        log.warning(message, *args)
+
+
+def _wire_rows(records: Sequence[LogRecord]) -> list[list[Any]]:
+    return [record.to_wire() for record in records]
+
+
+class Delivery:
+    """The buffer's :class:`~.buffer.Shipper`: sinks, spool and replay."""
+
+    def __init__(
+        self,
+        primary: Sink,
+        *,
+        spool: Spool | None,
+        fallback: Sink | None = None,
+        max_batch_size: int = 1000,
+        retry_interval: float = 5.0,
+        scan_interval: float = 2.0,
+        stats: Stats | None = None,
+    ) -> None:
+        self.primary = primary
+        self.fallback = fallback
+        self.spool = spool
+        self.max_batch_size = max_batch_size
+        self.retry_interval = retry_interval
+        self.scan_interval = scan_interval
+        self.counters = stats or Stats()
+        self.warn = RateLimitedWarning()
+        self.overflow = SpoolJournal(spool, self._spool_failed) if spool is not None else None
+        self._primary_down_since: float | None = None
+        self._next_replay = 0.0
+
+    # -- Shipper ---------------------------------------------------------
+
+    def stats(self) -> dict[str, Any]:
+        return self.counters.snapshot()
+
+    def ship(self, records: Sequence[LogRecord], *, journaled: bool) -> bool:
+        rows = _wire_rows(records)
+        if self._send(rows):
+            return True
+        if not journaled:
+            self._spool_rows(rows)
+        return False
+
+    def keep(self, records: Sequence[LogRecord]) -> None:
+        if self.overflow is None:
+            self._drop(len(records), "no spool is configured")
+            return
+        for record in records:
+            if self.overflow.write(record, in_memory=False):
+                self.counters.add("spooled")
+            else:
+                self._drop(1, "the spool cannot be written")
+
+    def tick(self) -> None:
+        if self.overflow is not None:
+            segment = self.overflow.seal()
+            if segment is not None:
+                segment.finish(published=False)
+        if self.spool is not None and time.monotonic() >= self._next_replay:
+            self.replay_once()
+
+    def after_fork(self) -> None:
+        self.primary.after_fork()
+        if self.fallback is not None:
+            self.fallback.after_fork()
+        if self.spool is not None:
+            self.spool.after_fork()
+        if self.overflow is not None:
+            self.overflow.after_fork()
+        self.counters = Stats()
+        self.warn = RateLimitedWarning()
+        self._primary_down_since = None
+        self._next_replay = 0.0
+
+    # -- sending ---------------------------------------------------------
+
+    @property
+    def primary_down(self) -> bool:
+        return self._primary_down_since is not None
+
+    def _send(self, rows: list[list[Any]]) -> bool:
+        try:
+            self.primary.send(rows)
+        except Exception as exc:  # noqa: BLE001 - any sink failure is handled alike
+            self.counters.error(exc)
+            if self._primary_down_since is None:
+                self._primary_down_since = time.monotonic()
+                log.warning("execlog: %s sink failed: %s", self.primary.name, exc)
+            self._next_replay = time.monotonic() + self.retry_interval
+            return self._send_fallback(rows)
+        if self._primary_down_since is not None:
+            log.warning(
+                "execlog: %s sink is back after %.1f s",
+                self.primary.name,
+                time.monotonic() - self._primary_down_since,
+            )
+            self._primary_down_since = None
+            self._next_replay = 0.0
+        self.counters.add("published", len(rows))
+        self.counters.add("batches")
+        return True
+
+    def _send_fallback(self, rows: list[list[Any]]) -> bool:
+        if self.fallback is None:
+            return False
+        try:
+            self.fallback.send(rows)
+        except Exception as exc:  # noqa: BLE001
+            self.counters.error(exc)
+            self.warn("execlog: fallback %s sink failed too: %s", self.fallback.name, exc)
+            return False
+        self.counters.add("fallback", len(rows))
+        return True
+
+    def _spool_rows(self, rows: list[list[Any]]) -> None:
+        if self.spool is None:
+            self._drop(len(rows), "no spool is configured")
+            return
+        try:
+            self.spool.write_rows(rows)
+        except OSError as exc:
+            self._spool_failed(exc)
+            self._drop(len(rows), "the spool cannot be written")
+            return
+        self.counters.add("spooled", len(rows))
+
+    def _spool_failed(self, exc: BaseException) -> None:
+        self.counters.error(exc)
+
+    def _drop(self, count: int, reason: str) -> None:
+        self.counters.add("dropped", count)
+        self.warn("execlog: dropped %d log record(s): %s", count, reason)
+
+    # -- replay ----------------------------------------------------------
+
+    def replay_once(self, *, max_segments: int = 1) -> tuple[int, int]:
+        """Replay up to ``max_segments`` claimable segments, oldest first.
+
+        Returns (segments, rows) replayed. Stops at the first failure and
+        waits ``retry_interval`` before the next try, so a dead broker is
+        probed, not hammered.
+        """
+        assert self.spool is not None
+        self._next_replay = time.monotonic() + self.scan_interval
+        segments = rows_sent = 0
+        for claimed in self.spool.claimable():
+            if segments >= max_segments:
+                claimed.release()
+                break
+            rows, bad = claimed.read_rows()
+            if bad:
+                kept = self.spool.keep_bad_lines(claimed.path, bad)
+                self.warn("execlog: %d unreadable line(s) in %s kept in %s", len(bad), claimed.path, kept)
+            if not self._send_all(rows):
+                claimed.release()
+                break
+            claimed.delete()
+            rows_sent += len(rows)
+            segments += 1
+        if rows_sent:
+            self.counters.add("replayed", rows_sent)
+        return segments, rows_sent
+
+    def replay_all(self) -> tuple[int, int]:
+        """Replay every claimable segment (``flask execlog replay``)."""
+        total_segments = total_rows = 0
+        while True:
+            segments, rows = self.replay_once(max_segments=1)
+            if not segments:
+                return total_segments, total_rows
+            total_segments += segments
+            total_rows += rows
+
+    def _send_all(self, rows: list[list[Any]]) -> bool:
+        for start in range(0, len(rows), self.max_batch_size):
+            if not self._send(rows[start : start + self.max_batch_size]):
+                return False
+        return True

@@ -1,0 +1,258 @@
+"""The Flask extension that gives an app its ExecutionLogger.
+
+``ExecLog().init_app(app)`` builds the app's logger from its configuration and
+stores it in ``app.extensions["execlog"]``. The module-level
+``execution_logger`` is what callers import; it resolves to the current app's
+logger inside an app context, and otherwise to the process's default logger
+(the last one initialised with ``set_default=True``), so threads that never
+push an app context log as before.
+
+Configuration keys (read once by ``init_app``; environment variables of the
+same name reach them through :mod:`webapp.config`):
+
+=============================  ===========  =======================================
+key                            default      meaning
+=============================  ===========  =======================================
+``EXECLOG_BACKEND``            ``celery``   ``celery``: batches through the
+                                            ``logs`` queue; ``thread``: the
+                                            flusher inserts itself, one connection
+``EXECLOG_BATCH_SIZE``         ``50``       records that trigger a flush
+``EXECLOG_FLUSH_INTERVAL``     ``2.0``      seconds the oldest record may wait
+``EXECLOG_MAX_BATCH_SIZE``     ``1000``     records in one message at most
+``EXECLOG_MAX_BUFFER``         ``100000``   records kept in memory at most; more
+                                            go to the spool
+``EXECLOG_MAX_MESSAGE_CHARS``  ``32768``    longer messages are truncated
+``EXECLOG_MAX_DETAILS_CHARS``  ``65536``    longer ``details`` JSON is truncated
+``EXECLOG_QUEUE``              ``logs``     Celery queue of log batches
+``EXECLOG_DURABILITY``         ``memory``   ``memory`` or ``disk`` (every record
+                                            also appended to the spool)
+``EXECLOG_SPOOL_DIR``          ``var/spool`` local spool directory
+``EXECLOG_FALLBACK``           ``none``     ``database``: insert directly while
+                                            the broker is down
+``EXECLOG_SHUTDOWN_TIMEOUT``   ``10.0``     seconds a shutdown flush may take
+``EXECLOG_RETRY_BACKOFF``      ``1.0``      worker: first retry delay, seconds
+``EXECLOG_RETRY_BACKOFF_MAX``  ``60.0``     worker: longest retry delay
+=============================  ===========  =======================================
+"""
+
+from __future__ import annotations
+
+import atexit
+import threading
+import weakref
+from dataclasses import dataclass, fields
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, cast
+
+from flask import current_app, has_app_context
+from werkzeug.local import LocalProxy
+
+from .buffer import RecordBuffer
+from .delivery import Delivery
+from .logger import ExecutionLogger
+from .record import Limits
+from .sinks import CelerySink, DatabaseSink, Sink
+from .spool import Spool, SpoolJournal
+
+if TYPE_CHECKING:
+    from flask import Flask
+
+EXTENSION_KEY = "execlog"
+BACKENDS = ("celery", "thread")
+DURABILITIES = ("memory", "disk")
+FALLBACKS = ("none", "database")
+_ENUMERATED = ("EXECLOG_BACKEND", "EXECLOG_DURABILITY", "EXECLOG_FALLBACK")
+
+
+@dataclass(frozen=True)
+class ExecLogSettings:
+    backend: str = "celery"
+    batch_size: int = 50
+    flush_interval: float = 2.0
+    max_batch_size: int = 1000
+    max_buffer: int = 100_000
+    max_message_chars: int = 32_768
+    max_details_chars: int = 65_536
+    queue: str = "logs"
+    durability: str = "memory"
+    spool_dir: str = "var/spool"
+    fallback: str = "none"
+    shutdown_timeout: float = 10.0
+    retry_backoff: float = 1.0
+    retry_backoff_max: float = 60.0
+
+    @classmethod
+    def config_defaults(cls) -> dict[str, Any]:
+        return {f"EXECLOG_{f.name.upper()}": f.default for f in fields(cls)}
+
+    @classmethod
+    def from_config(cls, config: Any) -> ExecLogSettings:
+        """Parse ``EXECLOG_*`` keys (strings from the environment or typed
+        values); a bad value raises ``ValueError`` naming the key."""
+        values: dict[str, Any] = {}
+        for f in fields(cls):
+            key = f"EXECLOG_{f.name.upper()}"
+            values[f.name] = _parse(key, config.get(key, f.default), type(f.default))
+        unknown = sorted(
+            k for k in config if k.startswith("EXECLOG_") and k[8:].lower() not in values
+        )
+        if unknown:
+            raise ValueError(f"unknown setting(s) {', '.join(unknown)}")
+        settings = cls(**values)
+        settings._check()
+        return settings
+
+    def _check(self) -> None:
+        for key, value, allowed in (
+            ("EXECLOG_BACKEND", self.backend, BACKENDS),
+            ("EXECLOG_DURABILITY", self.durability, DURABILITIES),
+            ("EXECLOG_FALLBACK", self.fallback, FALLBACKS),
+        ):
+            if value not in allowed:
+                raise ValueError(f"{key} must be one of {', '.join(allowed)}; got {value!r}")
+        if self.batch_size < 1:
+            raise ValueError("EXECLOG_BATCH_SIZE must be at least 1")
+        if self.max_batch_size < self.batch_size:
+            raise ValueError("EXECLOG_MAX_BATCH_SIZE must be at least EXECLOG_BATCH_SIZE")
+        if self.max_buffer < self.batch_size:
+            raise ValueError("EXECLOG_MAX_BUFFER must be at least EXECLOG_BATCH_SIZE")
+        if self.flush_interval <= 0:
+            raise ValueError("EXECLOG_FLUSH_INTERVAL must be positive")
+        if self.max_message_chars < 1 or self.max_details_chars < 2:
+            raise ValueError("EXECLOG_MAX_MESSAGE_CHARS and EXECLOG_MAX_DETAILS_CHARS must be positive")
+
+
+def _parse(key: str, value: Any, kind: type) -> Any:
+    if kind is not str and isinstance(value, kind) and not isinstance(value, bool):
+        return value
+    try:
+        if kind is int:
+            return int(value)
+        if kind is float:
+            return float(value)
+        text = str(value).strip()
+        return text.lower() if key in _ENUMERATED else text
+    except (TypeError, ValueError):
+        raise ValueError(f"{key} must be {kind.__name__}, got {value!r}") from None
+
+
+def build_backend(app: Flask, settings: ExecLogSettings) -> RecordBuffer:
+    """The buffer and delivery chain that ``settings`` describe."""
+    spool = Spool(Path(settings.spool_dir))
+    primary: Sink
+    if settings.backend == "celery":
+        celery = app.extensions.get("celery")
+        if celery is None:
+            raise RuntimeError("EXECLOG_BACKEND=celery needs the app's Celery (celery_init_app) first")
+        primary = CelerySink(celery, queue=settings.queue)
+    else:
+        primary = DatabaseSink(own_engine(app, "execlog-thread"))
+    fallback = None
+    if settings.fallback == "database" and settings.backend != "thread":
+        fallback = DatabaseSink(own_engine(app, "execlog-fallback"))
+    delivery = Delivery(
+        primary,
+        spool=spool,
+        fallback=fallback,
+        max_batch_size=settings.max_batch_size,
+        scan_interval=settings.flush_interval,
+    )
+    journal = SpoolJournal(spool, delivery.counters.error) if settings.durability == "disk" else None
+    return RecordBuffer(
+        delivery,
+        batch_size=settings.batch_size,
+        flush_interval=settings.flush_interval,
+        max_batch_size=settings.max_batch_size,
+        max_records=settings.max_buffer,
+        limits=Limits(settings.max_message_chars, settings.max_details_chars),
+        journal=journal,
+    )
+
+
+def own_engine(app: Flask, role: str) -> Any:
+    """A one-connection engine of the logger's own, apart from the app's pool."""
+    import sqlalchemy as sa
+
+    url = app.config["SQLALCHEMY_DATABASE_URI"]
+    if url.startswith("sqlite"):
+        return sa.create_engine(url, connect_args={"timeout": 30})
+    name = f"{app.config.get('DB_APPLICATION_NAME', 'webapp')}-{role}"
+    return sa.create_engine(
+        url,
+        pool_size=1,
+        max_overflow=0,
+        pool_pre_ping=True,
+        connect_args={"application_name": name},
+    )
+
+
+# -- process-wide registry ---------------------------------------------------
+
+_loggers: weakref.WeakSet[ExecutionLogger] = weakref.WeakSet()
+_default_logger: ExecutionLogger | None = None
+_registry_lock = threading.Lock()
+
+
+def set_default_logger(logger: ExecutionLogger | None) -> None:
+    global _default_logger
+    _default_logger = logger
+
+
+def current_logger() -> ExecutionLogger:
+    """The current app's logger, else the process default."""
+    if has_app_context():
+        logger = current_app.extensions.get(EXTENSION_KEY)
+        if logger is not None:
+            return cast(ExecutionLogger, logger)
+    if _default_logger is None:
+        raise RuntimeError(
+            "no ExecutionLogger yet: create the app with webapp.create_app() "
+            "(or call ExecLog().init_app(app)) before logging"
+        )
+    return _default_logger
+
+
+def close_all(timeout: float | None = None) -> None:
+    """Flush and stop every logger of this process (shutdown hooks call this)."""
+    for logger in list(_loggers):
+        logger.close(timeout)
+
+
+atexit.register(close_all)
+
+#: What callers import: ``from webapp.execlog import execution_logger``.
+execution_logger = cast(ExecutionLogger, LocalProxy(current_logger))
+
+
+class ExecLog:
+    """Flask extension: ``ExecLog(app)`` or ``ExecLog().init_app(app)``."""
+
+    def __init__(self, app: Flask | None = None, *, set_default: bool = True) -> None:
+        self.set_default = set_default
+        if app is not None:
+            self.init_app(app)
+
+    def init_app(self, app: Flask) -> None:
+        if EXTENSION_KEY in app.extensions:
+            raise RuntimeError("ExecLog is already registered on this app")
+        for key, value in ExecLogSettings.config_defaults().items():
+            app.config.setdefault(key, value)
+        settings = ExecLogSettings.from_config(app.config)
+        logger = ExecutionLogger(
+            build_backend(app, settings),
+            shutdown_timeout=settings.shutdown_timeout,
+            settings=settings,
+        )
+        app.extensions[EXTENSION_KEY] = logger
+        with _registry_lock:
+            _loggers.add(logger)
+            if self.set_default:
+                set_default_logger(logger)
+
+    @property
+    def logger(self) -> ExecutionLogger:
+        """The current app's logger."""
+        try:
+            return cast(ExecutionLogger, current_app.extensions[EXTENSION_KEY])
+        except KeyError:
+            raise RuntimeError("ExecLog.init_app(app) was not called for this app") from None

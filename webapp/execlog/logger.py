@@ -1,0 +1,282 @@
+"""ExecutionLogger: the public, caller-compatible API of the execution log.
+
+Every method is synchronous and thread-safe, and returns as soon as the record
+is in the in-process buffer; none opens a database connection or waits on the
+network. ``task_id=`` is accepted everywhere as another name for
+``trace_id`` (the original system's name for it).
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Iterator, Mapping
+from contextlib import contextmanager
+from typing import Any, Protocol
+
+from .constants import LogCategory, LogLevel
+from .record import (
+    LogRecord,
+    check_identifier,
+    check_message,
+    normalise_category,
+    normalise_duration,
+    normalise_level,
+)
+
+
+class Backend(Protocol):
+    """What the logger hands a checked record to (a buffer, or a writer)."""
+
+    def append(
+        self,
+        trace_id: str,
+        level: str,
+        category: str,
+        message: Any,
+        step: str | None,
+        agent_name: str | None,
+        roadmap_id: str | None,
+        concept_id: str | None,
+        details: Any,
+        duration_ms: float | None,
+    ) -> LogRecord: ...
+
+    def flush(self, timeout: float | None = None) -> bool: ...
+
+    def close(self, timeout: float | None = 10.0) -> bool: ...
+
+    def stats(self) -> dict[str, Any]: ...
+
+
+def _trace(trace_id: Any, task_id: Any) -> Any:
+    if task_id is not None:
+        if trace_id is not None and trace_id != task_id:
+            raise ValueError("pass trace_id or task_id, not both")
+        return task_id
+    return trace_id
+
+
+def _merge(first: Mapping[str, Any], details: Mapping[str, Any] | None) -> dict[str, Any]:
+    return {**first, **details} if details else dict(first)
+
+
+class OperationTimer:
+    """What ``timed_operation`` yields: collects details for the end record."""
+
+    __slots__ = ("details", "started")
+
+    def __init__(self) -> None:
+        self.details: dict[str, Any] = {}
+        self.started = time.perf_counter()
+
+    def set_details(self, details: Mapping[str, Any]) -> None:
+        """Add ``details`` to the completion (or failure) record."""
+        self.details.update(details)
+
+    @property
+    def elapsed_ms(self) -> float:
+        return (time.perf_counter() - self.started) * 1000.0
+
+
+class ExecutionLogger:
+    """Structured execution logs, buffered and shipped in batches."""
+
+    def __init__(
+        self, backend: Backend, *, shutdown_timeout: float = 10.0, settings: Any = None
+    ) -> None:
+        self.backend = backend
+        self.shutdown_timeout = shutdown_timeout
+        #: The settings it was built from (``ExecLogSettings``), if any.
+        self.settings = settings
+
+    # -- the core --------------------------------------------------------
+
+    def log(
+        self,
+        trace_id: str | None = None,
+        level: LogLevel | str | None = None,
+        category: LogCategory | str | None = None,
+        message: str | None = None,
+        *,
+        task_id: str | None = None,
+        step: str | None = None,
+        agent_name: str | None = None,
+        roadmap_id: str | None = None,
+        concept_id: str | None = None,
+        details: Mapping[str, Any] | None = None,
+        duration_ms: float | None = None,
+    ) -> LogRecord:
+        """Buffer one record and return it (with its id); never blocks on I/O.
+
+        Raises ``ValueError`` naming the field for an unknown level or
+        category, a missing trace_id or message, or an identifier over 255
+        characters.
+        """
+        return self._append(_trace(trace_id, task_id), normalise_level(level), category, message,
+                            step, agent_name, roadmap_id, concept_id, details, duration_ms)
+
+    def _append(self, trace_id: Any, level: str, category: Any, message: Any, step: Any,
+                agent_name: Any, roadmap_id: Any, concept_id: Any, details: Any,
+                duration_ms: Any) -> LogRecord:
+        """Check what must fail in the caller's thread, then buffer.
+
+        The hot path of every method: positional, no keyword dicts.
+        """
+        if details is not None:
+            if type(details) is dict:
+                details = details.copy()
+            else:
+                details = dict(details) if isinstance(details, Mapping) else {"value": details}
+        return self.backend.append(
+            check_identifier(trace_id, "trace_id", required=True),
+            level,
+            normalise_category(category),
+            check_message(message),
+            None if step is None else check_identifier(step, "step"),
+            None if agent_name is None else check_identifier(agent_name, "agent_name"),
+            None if roadmap_id is None else check_identifier(roadmap_id, "roadmap_id"),
+            None if concept_id is None else check_identifier(concept_id, "concept_id"),
+            details,
+            None if duration_ms is None else normalise_duration(duration_ms),
+        )
+
+    def debug(self, trace_id: str | None = None, category: LogCategory | str | None = None,
+              message: str | None = None, *, task_id: str | None = None, step: str | None = None,
+              agent_name: str | None = None, roadmap_id: str | None = None,
+              concept_id: str | None = None, details: Mapping[str, Any] | None = None,
+              duration_ms: float | None = None) -> LogRecord:
+        return self._append(_trace(trace_id, task_id), "debug", category, message, step,
+                            agent_name, roadmap_id, concept_id, details, duration_ms)
+
+    def info(self, trace_id: str | None = None, category: LogCategory | str | None = None,
+             message: str | None = None, *, task_id: str | None = None, step: str | None = None,
+             agent_name: str | None = None, roadmap_id: str | None = None,
+             concept_id: str | None = None, details: Mapping[str, Any] | None = None,
+             duration_ms: float | None = None) -> LogRecord:
+        return self._append(_trace(trace_id, task_id), "info", category, message, step,
+                            agent_name, roadmap_id, concept_id, details, duration_ms)
+
+    def warning(self, trace_id: str | None = None, category: LogCategory | str | None = None,
+                message: str | None = None, *, task_id: str | None = None, step: str | None = None,
+                agent_name: str | None = None, roadmap_id: str | None = None,
+                concept_id: str | None = None, details: Mapping[str, Any] | None = None,
+                duration_ms: float | None = None) -> LogRecord:
+        return self._append(_trace(trace_id, task_id), "warning", category, message, step,
+                            agent_name, roadmap_id, concept_id, details, duration_ms)
+
+    def error(self, trace_id: str | None = None, category: LogCategory | str | None = None,
+              message: str | None = None, *, task_id: str | None = None, step: str | None = None,
+              agent_name: str | None = None, roadmap_id: str | None = None,
+              concept_id: str | None = None, details: Mapping[str, Any] | None = None,
+              duration_ms: float | None = None) -> LogRecord:
+        return self._append(_trace(trace_id, task_id), "error", category, message, step,
+                            agent_name, roadmap_id, concept_id, details, duration_ms)
+
+    # -- the original helpers --------------------------------------------
+
+    def log_workflow_start(self, trace_id: str | None = None, step: str | None = None,
+                           message: str | None = None, roadmap_id: str | None = None,
+                           details: Mapping[str, Any] | None = None, *,
+                           task_id: str | None = None) -> LogRecord:
+        return self.log(trace_id, LogLevel.INFO, LogCategory.WORKFLOW, message, task_id=task_id,
+                        step=step, roadmap_id=roadmap_id, details=details)
+
+    def log_workflow_complete(self, trace_id: str | None = None, step: str | None = None,
+                              message: str | None = None, duration_ms: float | None = None,
+                              roadmap_id: str | None = None,
+                              details: Mapping[str, Any] | None = None, *,
+                              task_id: str | None = None) -> LogRecord:
+        return self.log(trace_id, LogLevel.INFO, LogCategory.WORKFLOW, message, task_id=task_id,
+                        step=step, duration_ms=duration_ms, roadmap_id=roadmap_id,
+                        details=details)
+
+    def log_agent_start(self, trace_id: str | None = None, agent_name: str | None = None,
+                        message: str | None = None, concept_id: str | None = None,
+                        details: Mapping[str, Any] | None = None, *,
+                        task_id: str | None = None) -> LogRecord:
+        return self.log(trace_id, LogLevel.INFO, LogCategory.AGENT, message, task_id=task_id,
+                        agent_name=agent_name, concept_id=concept_id, details=details)
+
+    def log_agent_complete(self, trace_id: str | None = None, agent_name: str | None = None,
+                           message: str | None = None, duration_ms: float | None = None,
+                           concept_id: str | None = None,
+                           details: Mapping[str, Any] | None = None, *,
+                           task_id: str | None = None) -> LogRecord:
+        return self.log(trace_id, LogLevel.INFO, LogCategory.AGENT, message, task_id=task_id,
+                        agent_name=agent_name, duration_ms=duration_ms,
+                        concept_id=concept_id, details=details)
+
+    def log_agent_error(self, trace_id: str | None = None, agent_name: str | None = None,
+                        message: str | None = None, error: Any = None,
+                        concept_id: str | None = None,
+                        details: Mapping[str, Any] | None = None, *,
+                        task_id: str | None = None) -> LogRecord:
+        return self.log(trace_id, LogLevel.ERROR, LogCategory.AGENT, message, task_id=task_id,
+                        agent_name=agent_name, concept_id=concept_id,
+                        details=_merge({"error": error}, details))
+
+    def log_tool_call(self, trace_id: str | None = None, agent_name: str | None = None,
+                      tool_name: str | None = None, message: str | None = None,
+                      duration_ms: float | None = None,
+                      details: Mapping[str, Any] | None = None, *,
+                      task_id: str | None = None) -> LogRecord:
+        return self.log(trace_id, LogLevel.DEBUG, LogCategory.TOOL, message, task_id=task_id,
+                        agent_name=agent_name, duration_ms=duration_ms,
+                        details=_merge({"tool_name": tool_name}, details))
+
+    def log_retry_start(self, trace_id: str | None = None, message: str | None = None,
+                        roadmap_id: str | None = None,
+                        details: Mapping[str, Any] | None = None, *,
+                        task_id: str | None = None) -> LogRecord:
+        return self.log(trace_id, LogLevel.INFO, LogCategory.RETRY, message, task_id=task_id,
+                        roadmap_id=roadmap_id, details=details)
+
+    def log_retry_complete(self, trace_id: str | None = None, message: str | None = None,
+                           duration_ms: float | None = None, roadmap_id: str | None = None,
+                           details: Mapping[str, Any] | None = None, *,
+                           task_id: str | None = None) -> LogRecord:
+        return self.log(trace_id, LogLevel.INFO, LogCategory.RETRY, message, task_id=task_id,
+                        duration_ms=duration_ms, roadmap_id=roadmap_id, details=details)
+
+    @contextmanager
+    def timed_operation(self, trace_id: str | None = None,
+                        category: LogCategory | str | None = None,
+                        operation_name: str | None = None, agent_name: str | None = None,
+                        concept_id: str | None = None, roadmap_id: str | None = None, *,
+                        task_id: str | None = None) -> Iterator[OperationTimer]:
+        """Log "<operation> started", then "<operation> completed" with its
+        duration, or "<operation> failed: <error>" and re-raise."""
+        trace_id = _trace(trace_id, task_id)
+        where = {"agent_name": agent_name, "concept_id": concept_id, "roadmap_id": roadmap_id}
+        self.log(trace_id, LogLevel.INFO, category, f"{operation_name} started", **where)
+        timer = OperationTimer()
+        try:
+            yield timer
+        except GeneratorExit:
+            raise
+        except BaseException as exc:
+            self.log(trace_id, LogLevel.ERROR, category,
+                     f"{operation_name} failed: {str(exc)[:100]}",
+                     duration_ms=timer.elapsed_ms,
+                     details=_merge({"error": str(exc)}, timer.details), **where)
+            raise
+        self.log(trace_id, LogLevel.INFO, category, f"{operation_name} completed",
+                 duration_ms=timer.elapsed_ms, details=timer.details or None, **where)
+
+    # -- lifecycle -------------------------------------------------------
+
+    def flush(self, timeout: float | None = None) -> bool:
+        """Ship everything logged before this call and wait for it: True
+        when it was all handed to the broker (see ``RecordBuffer.flush``)."""
+        return self.backend.flush(timeout)
+
+    def close(self, timeout: float | None = None) -> bool:
+        """Flush and stop the flusher thread, waiting at most ``timeout``
+        seconds (default: the shutdown timeout); a later ``log()`` restarts
+        it. True when everything was published."""
+        return self.backend.close(self.shutdown_timeout if timeout is None else timeout)
+
+    def stats(self) -> dict[str, Any]:
+        """Counters: buffered, in_flight, published, spooled, replayed,
+        dropped, fallback, batches, last_error."""
+        return self.backend.stats()

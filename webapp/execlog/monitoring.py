@@ -1,0 +1,45 @@
+"""What an operator looks at: the backlog of the ``logs`` queue and the spool."""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from celery import Celery
+
+
+def queue_length(celery: Celery, queue: str) -> int:
+    """Messages waiting in ``queue`` (``LLEN logs`` on Redis).
+
+    Raises the broker's connection error when it cannot be reached.
+    """
+    from amqp.exceptions import ChannelError
+
+    with celery.connection_for_read() as connection:
+        connection.ensure_connection(max_retries=1, timeout=3)
+        channel = connection.default_channel
+        try:
+            return int(channel.queue_declare(queue=queue, passive=True).message_count)
+        except ChannelError as exc:
+            # Redis keeps no empty list: an empty queue "does not exist".
+            if str(exc.reply_code) == "404":
+                return 0
+            raise
+
+
+def status(logger: Any, celery: Celery | None) -> dict[str, Any]:
+    """The logger's counters, with the queue backlog and the spool's size."""
+    settings = logger.settings
+    result: dict[str, Any] = dict(logger.stats())
+    spool = logger.backend.shipper.spool
+    if spool is not None:
+        usage = spool.usage()
+        result["spool_segments"] = usage.segments
+        result["spool_bytes"] = usage.bytes
+    if celery is not None and settings is not None and settings.backend == "celery":
+        try:
+            result["queue_length"] = queue_length(celery, settings.queue)
+        except Exception as exc:  # noqa: BLE001 - reported, not raised
+            result["queue_length"] = None
+            result["queue_error"] = f"{type(exc).__name__}: {exc}"
+    return result

@@ -1,0 +1,205 @@
+"""Storing a batch of wire rows: one statement, one transaction, idempotent.
+
+On PostgreSQL the batch goes in as one multi-row ``INSERT ... ON CONFLICT DO
+NOTHING`` built by psycopg2's ``execute_values`` (SQLAlchemy's own executemany
+of an ``on_conflict_do_nothing()`` insert sends one statement per row). A row
+already stored (a redelivered or replayed batch) is skipped by the conflict
+clause, so the table ends with every record exactly once.
+
+A row that is not a record, or that the database refuses (a data or integrity
+error, SQLSTATE classes 22 and 23), is set aside in
+``execution_log_dead_letters`` with the reason, and the rest of its batch is
+stored: the batch is retried in halves, inside savepoints, down to the bad
+rows. Any other database error (connection lost, server shutting down, lock
+timeout, missing table) says nothing about the rows: it is raised as
+:class:`TransientStoreError` so that the caller retries the whole batch.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+from dataclasses import dataclass, field
+from typing import Any
+from uuid import UUID
+
+import sqlalchemy as sa
+from sqlalchemy.dialects.sqlite import insert as sqlite_insert
+from sqlalchemy.engine import Connection, Engine
+
+from ..models import DeadLetter, ExecutionLog
+from .record import COLUMNS, InvalidRow, parse_wire_row
+
+log = logging.getLogger(__name__)
+
+_PG_INSERT = (
+    f"INSERT INTO {ExecutionLog.__tablename__} ({', '.join(COLUMNS)}) VALUES %s "
+    "ON CONFLICT DO NOTHING"
+)
+_PG_TEMPLATE = "(%s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s::jsonb, %s)"
+
+
+class TransientStoreError(Exception):
+    """The database could not take the batch now; retry it later, whole."""
+
+
+class RowRefused(Exception):
+    """A row this module refuses before the database sees it."""
+
+
+@dataclass
+class StoreResult:
+    received: int = 0
+    inserted: int = 0
+    dead: int = 0
+    reasons: list[str] = field(default_factory=list)
+
+    @property
+    def duplicates(self) -> int:
+        return self.received - self.inserted - self.dead
+
+
+@dataclass
+class _Dead:
+    source: str
+    reason: str
+    payload: str
+
+
+def _payload(value: Any) -> str:
+    return json.dumps(value, default=repr, ensure_ascii=True)[:1_000_000]
+
+
+def row_specific(exc: BaseException) -> bool:
+    """Whether a database error is about the rows (so retrying cannot help)."""
+    if isinstance(exc, RowRefused):
+        return True
+    orig = getattr(exc, "orig", exc)
+    pgcode = getattr(orig, "pgcode", None)
+    if pgcode:
+        return pgcode[:2] in ("22", "23")
+    return isinstance(exc, (sa.exc.IntegrityError, sa.exc.DataError))
+
+
+def store_rows(engine: Engine, rows: list[Any]) -> StoreResult:
+    """Store a batch of wire rows; see the module's docstring."""
+    result = StoreResult(received=len(rows))
+    values: list[tuple[Any, ...]] = []
+    dead: list[_Dead] = []
+    for row in rows:
+        try:
+            values.append(tuple(parse_wire_row(row).values()))
+        except InvalidRow as exc:
+            dead.append(_Dead("row", str(exc), _payload(row)))
+    try:
+        try:
+            with engine.begin() as connection:
+                result.inserted = _insert(connection, values)
+                _dead_letter(connection, dead)
+        except Exception as exc:
+            if not row_specific(exc):
+                raise
+            log.warning("execlog: batch of %d refused (%s); isolating the bad rows", len(values), exc)
+            with engine.begin() as connection:
+                result.inserted, refused = _insert_or_split(connection, values)
+                dead.extend(refused)
+                _dead_letter(connection, dead)
+    except (sa.exc.DBAPIError, _driver_errors()) as exc:
+        raise TransientStoreError(str(exc)) from exc
+    result.dead = len(dead)
+    result.reasons = [d.reason for d in dead]
+    return result
+
+
+def dead_letter_message(engine: Engine, payload: Any, reason: str) -> None:
+    """Set aside a whole message that is not a batch at all."""
+    try:
+        with engine.begin() as connection:
+            _dead_letter(connection, [_Dead("message", reason, _payload(payload))])
+    except (sa.exc.DBAPIError, _driver_errors()) as exc:
+        raise TransientStoreError(str(exc)) from exc
+
+
+def _driver_errors() -> type[Exception] | tuple[type[Exception], ...]:
+    try:
+        import psycopg2
+    except ImportError:  # pragma: no cover - psycopg2 is a dependency
+        return ()
+    return psycopg2.Error
+
+
+def _insert_or_split(connection: Connection, values: list[tuple[Any, ...]]) -> tuple[int, list[_Dead]]:
+    """Insert in savepoints, halving around rows the database refuses."""
+    if not values:
+        return 0, []
+    try:
+        with connection.begin_nested():
+            return _insert(connection, values), []
+    except Exception as exc:
+        if not row_specific(exc):
+            raise
+        if len(values) == 1:
+            reason = str(getattr(exc, "orig", exc)).strip() or type(exc).__name__
+            return 0, [_Dead("row", reason, _payload(_as_wire(values[0])))]
+    middle = len(values) // 2
+    left, left_dead = _insert_or_split(connection, values[:middle])
+    right, right_dead = _insert_or_split(connection, values[middle:])
+    return left + right, left_dead + right_dead
+
+
+def _as_wire(value: tuple[Any, ...]) -> dict[str, Any]:
+    return {
+        name: (item.isoformat() if hasattr(item, "isoformat") else item)
+        for name, item in zip(COLUMNS, value)
+    }
+
+
+def _insert(connection: Connection, values: list[tuple[Any, ...]]) -> int:
+    if not values:
+        return 0
+    if connection.dialect.name == "postgresql":
+        return _insert_postgresql(connection, values)
+    return _insert_generic(connection, values)
+
+
+def _insert_postgresql(connection: Connection, values: list[tuple[Any, ...]]) -> int:
+    from psycopg2.extras import execute_values
+
+    raw = connection.connection.dbapi_connection
+    cursor = raw.cursor()
+    try:
+        execute_values(cursor, _PG_INSERT, values, template=_PG_TEMPLATE, page_size=len(values))
+        return cursor.rowcount
+    except Exception:
+        if raw.closed:
+            connection.invalidate()
+        raise
+    finally:
+        if not raw.closed:
+            cursor.close()
+
+
+def _insert_generic(connection: Connection, values: list[tuple[Any, ...]]) -> int:
+    table = ExecutionLog.__table__
+    params = []
+    for value in values:
+        item = dict(zip(COLUMNS, value))
+        item["id"] = UUID(item["id"])
+        if item["details"] is not None:
+            try:
+                item["details"] = json.loads(item["details"])
+            except ValueError as exc:
+                raise RowRefused(f"details is not JSON: {exc}") from None
+        params.append(item)
+    statement = sqlite_insert(table).on_conflict_do_nothing()
+    return connection.execute(statement, params).rowcount
+
+
+def _dead_letter(connection: Connection, dead: list[_Dead]) -> None:
+    if not dead:
+        return
+    connection.execute(
+        DeadLetter.__table__.insert(),
+        [{"source": d.source, "reason": d.reason[:10_000], "payload": d.payload} for d in dead],
+    )
+    log.warning("execlog: %d record(s) dead-lettered: %s", len(dead), dead[0].reason)

@@ -1,0 +1,78 @@
+"""The worker side: the Celery task that stores one batch of log records.
+
+Delivery guarantees it relies on (see docs/ and DESIGN.md): the message is
+acknowledged only after the transaction committed (``acks_late``), is put
+back when the worker process dies mid-task (``reject_on_worker_lost``), and a
+database outage makes the task retry with exponential backoff, for as long as
+it lasts, while the batch waits in the broker. Rows are idempotent (their ids),
+so a batch stored twice leaves one copy.
+"""
+
+from __future__ import annotations
+
+import logging
+import random
+from typing import Any
+
+from celery import shared_task
+from flask import current_app
+
+from ..extensions import db
+from .record import WIRE_VERSION
+from .sinks import INSERT_BATCH_TASK
+from .store import StoreResult, TransientStoreError, dead_letter_message, store_rows
+
+log = logging.getLogger(__name__)
+
+
+class NotABatch(ValueError):
+    """A message on the logs queue that is not ``(WIRE_VERSION, rows)``."""
+
+
+def unpack_batch(args: tuple[Any, ...], kwargs: dict[str, Any]) -> list[Any]:
+    if kwargs or len(args) != 2:
+        raise NotABatch("expected the arguments (version, rows)")
+    version, rows = args
+    if version != WIRE_VERSION:
+        raise NotABatch(f"unsupported batch version {version!r}")
+    if not isinstance(rows, list):
+        raise NotABatch("rows must be a list")
+    return rows
+
+
+def retry_countdown(retries: int, base: float, cap: float) -> float:
+    """Exponential backoff with jitter: base * 2**retries, at most cap."""
+    delay = min(cap, base * (2 ** min(retries, 30)))
+    return delay * random.uniform(0.5, 1.0)
+
+
+@shared_task(
+    name=INSERT_BATCH_TASK,
+    bind=True,
+    acks_late=True,
+    reject_on_worker_lost=True,
+    ignore_result=True,
+    max_retries=None,
+)
+def insert_batch(self: Any, *args: Any, **kwargs: Any) -> dict[str, int] | None:
+    """Store a batch; dead-letter what cannot be stored; retry on outages."""
+    try:
+        try:
+            rows = unpack_batch(args, kwargs)
+        except NotABatch as exc:
+            dead_letter_message(db.engine, {"args": args, "kwargs": kwargs}, str(exc))
+            log.error("execlog: message %s is not a batch (%s); dead-lettered", self.request.id, exc)
+            return None
+        result: StoreResult = store_rows(db.engine, rows)
+    except TransientStoreError as exc:
+        countdown = retry_countdown(
+            self.request.retries,
+            current_app.config["EXECLOG_RETRY_BACKOFF"],
+            current_app.config["EXECLOG_RETRY_BACKOFF_MAX"],
+        )
+        log.warning(
+            "execlog: batch %s not stored (%s); retry %d in %.1f s",
+            self.request.id, exc, self.request.retries + 1, countdown,
+        )
+        raise self.retry(exc=exc, countdown=countdown) from exc
+    return {"received": result.received, "inserted": result.inserted, "dead": result.dead}
