@@ -1,0 +1,13 @@
+"""The Celery worker entry point: ``celery -A celery_worker worker``.
+
+The worker's tasks run inside this Flask app's context (``FlaskTask``).
+"""
+
+import os
+
+from webapp import create_app
+
+os.environ.setdefault("DB_APPLICATION_NAME", "webapp-worker")
+
+flask_app = create_app()
+celery = flask_app.extensions["celery"]

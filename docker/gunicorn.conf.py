@@ -1,0 +1,66 @@
+"""gunicorn settings for the API (``make run``, the Docker image, the bench).
+
+Every setting can be overridden from the environment (``GUNICORN_*``, or the
+standard ``WEB_CONCURRENCY`` for the worker count).
+"""
+
+import os
+
+bind = os.environ.get("GUNICORN_BIND", "127.0.0.1:8000")
+workers = int(os.environ.get("WEB_CONCURRENCY", "2"))
+# gthread: a worker holds several requests at once, so a slow client (or a
+# long-lived stream) does not take a whole process.
+worker_class = os.environ.get("GUNICORN_WORKER_CLASS", "gthread")
+threads = int(os.environ.get("GUNICORN_THREADS", "8"))
+timeout = int(os.environ.get("GUNICORN_TIMEOUT", "60"))
+graceful_timeout = int(os.environ.get("GUNICORN_GRACEFUL_TIMEOUT", "30"))
+keepalive = 5
+# Build the app once in the master and fork it: workers start fast and share
+# memory. The execution logger starts its flusher thread lazily in each
+# worker, and inherited database connections are dropped in post_fork.
+preload_app = os.environ.get("GUNICORN_PRELOAD", "1") == "1"
+accesslog = os.environ.get("GUNICORN_ACCESSLOG") or None
+errorlog = "-"
+loglevel = os.environ.get("GUNICORN_LOGLEVEL", "info")
+
+
+def post_fork(server, worker):
+    """Drop pooled connections inherited from the master (``--preload``)."""
+    if not server.cfg.preload_app:
+        return
+    from webapp.extensions import db
+
+    app = server.app.wsgi()
+    with app.app_context():
+        for engine in db.engines.values():
+            engine.dispose(close=False)
+
+
+def worker_exit(server, worker):
+    """Flush this worker's execution logs before it exits.
+
+    gunicorn may call this hook in the master too; only the worker process
+    holds the worker's buffer.
+    """
+    import os as _os
+
+    if _os.getpid() != worker.pid:
+        return
+    from webapp.execlog import close_all
+
+    close_all()
+
+
+def worker_abort(worker):
+    """SIGABRT after a timeout: a short best-effort flush (the rest spools)."""
+    from webapp.execlog import close_all
+
+    close_all(timeout=2.0)
+
+
+def on_exit(server):
+    """With ``--preload`` the master built the app too: flush whatever it
+    logged (workers' records are flushed by ``worker_exit``)."""
+    from webapp.execlog import close_all
+
+    close_all(timeout=5.0)

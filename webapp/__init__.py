@@ -1,0 +1,63 @@
+"""A plugin-based Flask backend for multi-step workflows with a buffered,
+lossless execution log. ``create_app()`` builds it."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+
+from flask import Flask
+
+from .config import config_from_env
+
+__all__ = ["create_app"]
+
+
+def create_app(config: Mapping[str, Any] | None = None) -> Flask:
+    """The application factory.
+
+    Settings come from the environment (:mod:`webapp.config`); ``config``
+    overrides them key by key.
+    """
+    app = Flask(__name__)
+    app.config.from_mapping(config_from_env(os.environ))
+    if config:
+        app.config.from_mapping(config)
+    _prepare_paths(app)
+    _name_database_connections(app)
+
+    from . import cli, models  # noqa: F401 - models registers the tables
+    from .api import init_app as init_api
+    from .celery_app import celery_init_app
+    from .execlog import tasks  # noqa: F401 - registers the batch task
+    from .extensions import db, execlog, migrate
+
+    db.init_app(app)
+    migrate.init_app(app, db)
+    celery_init_app(app)
+    execlog.init_app(app)
+    init_api(app)
+    cli.init_app(app)
+    return app
+
+
+def _prepare_paths(app: Flask) -> None:
+    """Create the local directories the embedded defaults write to."""
+    var_dir = Path(app.config["VAR_DIR"])
+    var_dir.mkdir(parents=True, exist_ok=True)
+    transport = app.config["CELERY"].get("broker_transport_options", {})
+    for key in ("data_folder_in", "data_folder_out", "processed_folder", "control_folder"):
+        if key in transport:
+            Path(transport[key]).mkdir(parents=True, exist_ok=True)
+
+
+def _name_database_connections(app: Flask) -> None:
+    """Tag PostgreSQL connections with ``DB_APPLICATION_NAME``."""
+    if app.config["SQLALCHEMY_DATABASE_URI"].startswith("postgresql"):
+        options = dict(app.config.get("SQLALCHEMY_ENGINE_OPTIONS") or {})
+        connect_args = dict(options.get("connect_args") or {})
+        connect_args.setdefault("application_name", app.config["DB_APPLICATION_NAME"])
+        options["connect_args"] = connect_args
+        app.config["SQLALCHEMY_ENGINE_OPTIONS"] = options

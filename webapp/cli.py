@@ -1,0 +1,47 @@
+"""``flask`` commands: ``flask execlog status`` and ``flask execlog replay``."""
+
+from __future__ import annotations
+
+import json
+
+import click
+from flask import Flask, current_app
+from flask.cli import AppGroup
+
+execlog_cli = AppGroup("execlog", help="The execution log pipeline.")
+
+
+@execlog_cli.command("status")
+@click.option("--json", "as_json", is_flag=True, help="Print one JSON object.")
+def execlog_status(as_json: bool) -> None:
+    """Counters of this process's logger, the logs queue and the spool."""
+    from .execlog.monitoring import status
+
+    result = status(current_app.extensions["execlog"], current_app.extensions.get("celery"))
+    if as_json:
+        click.echo(json.dumps(result, sort_keys=True))
+        return
+    for key in sorted(result):
+        click.echo(f"{key:16} {result[key]}")
+
+
+@execlog_cli.command("replay")
+def execlog_replay() -> None:
+    """Replay every spool segment no live process holds, oldest first."""
+    logger = current_app.extensions["execlog"]
+    delivery = logger.backend.shipper
+    if delivery.spool is None:
+        raise click.ClickException("no spool is configured")
+    segments, rows = delivery.replay_all()
+    remaining = delivery.spool.usage()
+    click.echo(
+        f"replayed {rows} record(s) from {segments} segment(s); "
+        f"{remaining.segments} segment(s) left"
+    )
+    if remaining.segments and delivery.primary_down:
+        error = delivery.counters.last_error
+        raise click.ClickException(f"the {delivery.primary.name} sink is down: {error}")
+
+
+def init_app(app: Flask) -> None:
+    app.cli.add_command(execlog_cli)

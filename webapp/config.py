@@ -1,0 +1,146 @@
+"""Settings from the environment, with embedded defaults.
+
+With nothing set the app runs on its own: a SQLite file and kombu's
+file-system transport under ``var/`` (``WEBAPP_VAR_DIR``). With
+``DATABASE_URL`` and ``CELERY_BROKER_URL`` (or ``REDIS_URL``) set, it runs on
+PostgreSQL and Redis. Every variable is listed in ``.env.example``.
+
+``EXECLOG_*`` variables are passed through as they are; the execution-log
+extension parses and checks them (``webapp.execlog.extension``).
+"""
+
+from __future__ import annotations
+
+import os
+import secrets
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+
+#: Queues: log batches on ``logs`` (so ``redis-cli LLEN logs`` is the
+#: backlog), workflow runs on ``workflows``.
+LOGS_QUEUE = "logs"
+WORKFLOWS_QUEUE = "workflows"
+
+
+def _number(environ: Mapping[str, str], name: str, default: Any, kind: type) -> Any:
+    raw = environ.get(name)
+    if raw is None or raw == "":
+        return default
+    try:
+        return kind(raw)
+    except ValueError:
+        raise ValueError(f"{name} must be a number ({kind.__name__}), got {raw!r}") from None
+
+
+def _int(environ: Mapping[str, str], name: str, default: int) -> int:
+    return int(_number(environ, name, default, int))
+
+
+def _float(environ: Mapping[str, str], name: str, default: float) -> float:
+    return float(_number(environ, name, default, float))
+
+
+def database_url(environ: Mapping[str, str], var_dir: Path) -> str:
+    url = environ.get("DATABASE_URL") or f"sqlite:///{var_dir / 'webapp.sqlite3'}"
+    # A URL without a driver means psycopg2, the driver this project ships
+    # (SQLAlchemy 2.1 would pick psycopg 3 for "postgresql://").
+    for prefix in ("postgres://", "postgresql://"):
+        if url.startswith(prefix):
+            url = "postgresql+psycopg2://" + url[len(prefix) :]
+    return url
+
+
+def broker_url(environ: Mapping[str, str]) -> str:
+    return environ.get("CELERY_BROKER_URL") or environ.get("REDIS_URL") or "filesystem://"
+
+
+def engine_options(url: str, environ: Mapping[str, str]) -> dict[str, Any]:
+    """SQLAlchemy engine options. On PostgreSQL the factory adds
+    ``application_name`` from ``DB_APPLICATION_NAME``: ``pg_stat_activity``
+    then shows which process holds which connection."""
+    if url.startswith("sqlite"):
+        return {"connect_args": {"timeout": 30}}
+    return {
+        "pool_pre_ping": True,
+        "pool_size": _int(environ, "DB_POOL_SIZE", 5),
+        "max_overflow": _int(environ, "DB_MAX_OVERFLOW", 5),
+        "pool_timeout": _float(environ, "DB_POOL_TIMEOUT", 10.0),
+    }
+
+
+def celery_config(
+    broker: str,
+    var_dir: Path,
+    *,
+    visibility_timeout: int = 300,
+    worker_prefetch_multiplier: int = 4,
+) -> dict[str, Any]:
+    """Celery settings, the one ``app.config["CELERY"]`` dict (Flask's
+    documented pattern)."""
+    config: dict[str, Any] = {
+        "broker_url": broker,
+        "broker_connection_retry_on_startup": True,
+        "task_serializer": "json",
+        "accept_content": ["json"],
+        "result_backend": None,
+        "task_ignore_result": True,
+        "task_default_queue": WORKFLOWS_QUEUE,
+        "task_routes": {
+            "execlog.*": {"queue": LOGS_QUEUE},
+            "workflow.*": {"queue": WORKFLOWS_QUEUE},
+        },
+        "worker_prefetch_multiplier": worker_prefetch_multiplier,
+        "worker_hijack_root_logger": False,
+        "broker_transport_options": {},
+    }
+    if broker.startswith("filesystem"):
+        queue_dir = var_dir / "broker" / "queue"
+        config["broker_transport_options"] = {
+            "data_folder_in": str(queue_dir),
+            "data_folder_out": str(queue_dir),
+            "processed_folder": str(var_dir / "broker" / "processed"),
+            "control_folder": str(var_dir / "broker" / "control"),
+            "store_processed": False,
+        }
+        # The file-system transport has no fan-out: no remote control.
+        config["worker_enable_remote_control"] = False
+    elif broker.startswith(("redis", "rediss")):
+        config["broker_transport_options"] = {
+            # A message a dead worker had taken is handed out again after
+            # this many seconds; longer than any log batch takes.
+            "visibility_timeout": visibility_timeout,
+            # Look for such messages every 5 s rather than every 100 s.
+            "unacked_restore_interval": 5,
+            "unacked_restore_throttle": 1,
+            # A publish to an unreachable broker fails within seconds (and
+            # the batch goes to the spool) instead of hanging the flusher.
+            "socket_connect_timeout": 3,
+            "socket_timeout": 10,
+        }
+    return config
+
+
+def config_from_env(environ: Mapping[str, str] | None = None) -> dict[str, Any]:
+    """The app's configuration from environment variables and defaults."""
+    environ = os.environ if environ is None else environ
+    var_dir = Path(environ.get("WEBAPP_VAR_DIR") or Path.cwd() / "var").resolve()
+    db_url = database_url(environ, var_dir)
+    config: dict[str, Any] = {
+        "VAR_DIR": str(var_dir),
+        "SECRET_KEY": environ.get("SECRET_KEY") or secrets.token_hex(16),
+        "SQLALCHEMY_DATABASE_URI": db_url,
+        "SQLALCHEMY_ENGINE_OPTIONS": engine_options(db_url, environ),
+        "DB_APPLICATION_NAME": environ.get("DB_APPLICATION_NAME", "webapp"),
+        "CELERY": celery_config(
+            broker_url(environ),
+            var_dir,
+            visibility_timeout=_int(environ, "CELERY_VISIBILITY_TIMEOUT", 300),
+            worker_prefetch_multiplier=_int(environ, "CELERY_PREFETCH_MULTIPLIER", 4),
+        ),
+        "EXECLOG_SPOOL_DIR": str(var_dir / "spool"),
+    }
+    for name, value in environ.items():
+        if name.startswith("EXECLOG_"):
+            config[name] = value
+    return config

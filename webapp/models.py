@@ -1,0 +1,93 @@
+"""The tables: executions, their logs, and log records set aside.
+
+``execution_logs`` is written only by :mod:`webapp.execlog.store` (bulk, one
+statement a batch) and read by the API; rows are read back ordered by
+``(created_at, id)``. ``details`` is JSONB on PostgreSQL and JSON elsewhere.
+"""
+
+from __future__ import annotations
+
+import uuid
+from datetime import datetime, timezone
+from typing import Any
+
+import sqlalchemy as sa
+from sqlalchemy.dialects import postgresql
+from sqlalchemy.orm import Mapped, mapped_column
+
+from .extensions import db
+
+JSONType = sa.JSON().with_variant(postgresql.JSONB(), "postgresql")
+
+EXECUTION_STATUSES = ("queued", "running", "succeeded", "failed")
+
+
+def utcnow() -> datetime:
+    return datetime.now(timezone.utc)
+
+
+class Execution(db.Model):
+    """One run of a workflow. Its logs carry its id as their ``trace_id``."""
+
+    __tablename__ = "executions"
+
+    id: Mapped[uuid.UUID] = mapped_column(sa.Uuid, primary_key=True, default=uuid.uuid4)
+    workflow: Mapped[str] = mapped_column(sa.String(100))
+    status: Mapped[str] = mapped_column(sa.String(16), default="queued")
+    input: Mapped[Any] = mapped_column(JSONType, default=dict)
+    result: Mapped[Any | None] = mapped_column(JSONType)
+    error: Mapped[Any | None] = mapped_column(JSONType)
+    current_step: Mapped[str | None] = mapped_column(sa.String(255))
+    attempts: Mapped[int] = mapped_column(sa.Integer, default=0)
+    idempotency_key: Mapped[str | None] = mapped_column(sa.String(255), unique=True)
+    created_at: Mapped[datetime] = mapped_column(sa.DateTime(timezone=True), default=utcnow)
+    updated_at: Mapped[datetime] = mapped_column(
+        sa.DateTime(timezone=True), default=utcnow, onupdate=utcnow
+    )
+    started_at: Mapped[datetime | None] = mapped_column(sa.DateTime(timezone=True))
+    finished_at: Mapped[datetime | None] = mapped_column(sa.DateTime(timezone=True))
+
+    __table_args__ = (
+        sa.CheckConstraint(
+            sa.column("status").in_(EXECUTION_STATUSES), name="status_known"
+        ),
+        sa.Index("ix_executions_status_created_at", "status", "created_at"),
+        sa.Index("ix_executions_created_at", "created_at"),
+    )
+
+
+class ExecutionLog(db.Model):
+    """One structured log record of an execution step."""
+
+    __tablename__ = "execution_logs"
+
+    id: Mapped[uuid.UUID] = mapped_column(sa.Uuid, primary_key=True)
+    trace_id: Mapped[str] = mapped_column(sa.String(255))
+    level: Mapped[str] = mapped_column(sa.String(16))
+    category: Mapped[str] = mapped_column(sa.String(32))
+    message: Mapped[str] = mapped_column(sa.Text)
+    step: Mapped[str | None] = mapped_column(sa.String(255))
+    agent_name: Mapped[str | None] = mapped_column(sa.String(255))
+    roadmap_id: Mapped[str | None] = mapped_column(sa.String(255))
+    concept_id: Mapped[str | None] = mapped_column(sa.String(255))
+    details: Mapped[Any | None] = mapped_column(JSONType)
+    duration_ms: Mapped[float | None] = mapped_column(sa.Float)
+    created_at: Mapped[datetime] = mapped_column(sa.DateTime(timezone=True))
+
+    __table_args__ = (
+        # "the logs of one trace in time order": the API's main read.
+        sa.Index("ix_execution_logs_trace_id_created_at_id", "trace_id", "created_at", "id"),
+        sa.Index("ix_execution_logs_created_at", "created_at"),
+    )
+
+
+class DeadLetter(db.Model):
+    """A log record (or a whole message) the worker could not store, with why."""
+
+    __tablename__ = "execution_log_dead_letters"
+
+    id: Mapped[int] = mapped_column(sa.BigInteger().with_variant(sa.Integer, "sqlite"), primary_key=True)
+    received_at: Mapped[datetime] = mapped_column(sa.DateTime(timezone=True), default=utcnow)
+    source: Mapped[str] = mapped_column(sa.String(32))
+    reason: Mapped[str] = mapped_column(sa.Text)
+    payload: Mapped[str] = mapped_column(sa.Text)
