@@ -1,0 +1,229 @@
+"""The buffer and flusher against a real Redis: thresholds, flush(), fork,
+threads, and what happens when the broker cannot be reached.
+
+Batches go to a queue of the test's own that no worker consumes, so the test
+reads exactly what the producer published.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import threading
+import time
+import uuid
+from pathlib import Path
+
+import pytest
+
+from webapp.config import celery_config
+from webapp.execlog import LogCategory, execution_logger
+
+from ..support.broker import QueueReader
+from ..support.processes import free_port
+from ..support.waiting import wait_for
+
+
+@pytest.fixture
+def queue(redis_url):
+    reader = QueueReader(redis_url, f"test-logs-{uuid.uuid4().hex[:12]}")
+    yield reader
+    reader.clear()
+
+
+@pytest.fixture
+def make_app(app_factory, queue):
+    def make(**overrides):
+        overrides.setdefault("EXECLOG_QUEUE", queue.queue)
+        return app_factory(**overrides)
+
+    return make
+
+
+def spooled_rows(spool_dir: Path) -> list[list]:
+    rows = []
+    for path in sorted(spool_dir.glob("*.seg")):
+        rows.extend(json.loads(line) for line in path.read_text().splitlines() if line)
+    return rows
+
+
+def test_the_50th_record_ships_a_batch_of_50(make_app, queue, trace_id):
+    logger = make_app(EXECLOG_FLUSH_INTERVAL=600).extensions["execlog"]
+    records = [logger.info(trace_id, LogCategory.AGENT, f"record {i}") for i in range(50)]
+
+    wait_for(lambda: len(queue) == 1, timeout=10, message="one batch in the queue")
+    (batch,) = queue.batches()
+    assert [row[0] for row in batch] == [r.to_wire()[0] for r in records]
+    assert logger.stats()["buffered"] == 0
+
+
+def test_49_records_wait_for_the_interval(make_app, queue, trace_id):
+    logger = make_app(EXECLOG_FLUSH_INTERVAL=1.0).extensions["execlog"]
+    started = time.monotonic()
+    for i in range(49):
+        logger.info(trace_id, "agent", f"record {i}")
+
+    wait_for(lambda: len(queue) == 1, timeout=10, message="the interval flush")
+    assert time.monotonic() - started >= 0.95
+    assert len(queue.batches()[0]) == 49
+
+
+def test_one_record_is_shipped_after_about_2_seconds(make_app, queue, trace_id):
+    logger = make_app().extensions["execlog"]
+    assert logger.settings.flush_interval == 2.0
+    started = time.monotonic()
+    record = logger.info(trace_id, "workflow", "alone")
+
+    wait_for(lambda: len(queue) == 1, timeout=15, message="the lone record")
+    assert time.monotonic() - started >= 1.95
+    assert queue.batches() == [[record.to_wire()]]
+
+
+def test_flush_returns_once_everything_logged_before_is_with_the_broker(make_app, queue, trace_id):
+    logger = make_app(EXECLOG_FLUSH_INTERVAL=600).extensions["execlog"]
+    ids = [logger.debug(trace_id, "tool", f"r{i}").to_wire()[0] for i in range(120)]
+
+    assert logger.flush() is True
+    shipped = [row[0] for batch in queue.batches() for row in batch]
+    assert shipped == ids
+    assert logger.stats()["published"] == 120
+
+
+def test_flush_with_nothing_buffered_returns_at_once(make_app):
+    logger = make_app().extensions["execlog"]
+    assert logger.flush(timeout=0) is True
+
+
+def test_records_from_many_threads_are_shipped_once_each_in_order(make_app, queue):
+    logger = make_app(EXECLOG_FLUSH_INTERVAL=0.2).extensions["execlog"]
+    traces = [f"thread-{n}-{uuid.uuid4()}" for n in range(8)]
+
+    def produce(trace: str) -> None:
+        for i in range(500):
+            logger.info(trace, "agent", "step", details={"seq": i})
+
+    threads = [threading.Thread(target=produce, args=(t,)) for t in traces]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert logger.flush(timeout=30) is True
+
+    rows = [row for batch in queue.batches() for row in batch]
+    assert len(rows) == 4000
+    assert len({row[0] for row in rows}) == 4000
+    assert [row[0] for row in rows] == sorted(row[0] for row in rows), "ids follow shipping order"
+    for trace in traces:
+        seqs = [json.loads(row[10])["seq"] for row in rows if row[2] == trace]
+        assert seqs == list(range(500))
+
+
+def test_details_are_copied_when_logged(make_app, trace_id):
+    logger = make_app(EXECLOG_FLUSH_INTERVAL=600).extensions["execlog"]
+    details = {"state": "before"}
+    record = logger.info(trace_id, "agent", "snapshot", details=details)
+    details["state"] = "after"
+    assert record.details == {"state": "before"}
+
+
+def test_a_forked_child_logs_on_its_own_and_does_not_resend_the_parents_records(make_app, queue, trace_id):
+    logger = make_app(EXECLOG_FLUSH_INTERVAL=600).extensions["execlog"]
+    parent_ids = [logger.info(trace_id, "workflow", f"parent {i}").to_wire()[0] for i in range(5)]
+
+    pid = os.fork()
+    if pid == 0:  # the child: a fresh buffer, its own flusher thread
+        code = 1
+        try:
+            ok = all(logger.info(trace_id, "workflow", f"child {i}") for i in range(3))
+            code = 0 if ok and logger.flush(timeout=20) else 2
+        finally:
+            os._exit(code)
+    _, status = os.waitpid(pid, 0)
+    assert os.waitstatus_to_exitcode(status) == 0
+
+    assert logger.flush(timeout=20) is True
+    rows = [row for batch in queue.batches() for row in batch]
+    messages = [row[5] for row in rows]
+    assert sorted(messages) == sorted([f"parent {i}" for i in range(5)] + [f"child {i}" for i in range(3)])
+    assert [row[0] for row in rows if row[5].startswith("parent")] == parent_ids
+
+
+def test_close_ships_what_is_left_and_logging_afterwards_restarts_the_flusher(make_app, queue, trace_id):
+    logger = make_app(EXECLOG_FLUSH_INTERVAL=600).extensions["execlog"]
+    logger.info(trace_id, "workflow", "before close")
+    assert logger.close(timeout=10) is True
+    assert len(queue) == 1
+
+    logger.info(trace_id, "workflow", "after close")
+    assert logger.flush(timeout=10) is True
+    assert [row[5] for batch in queue.batches() for row in batch] == ["before close", "after close"]
+
+
+def test_without_an_app_context_a_thread_logs_through_the_default_logger(make_app, queue, trace_id):
+    logger = make_app(EXECLOG_FLUSH_INTERVAL=600).extensions["execlog"]
+    results = []
+
+    def outside_any_context() -> None:
+        results.append(execution_logger.info(trace_id, "api", "from a bare thread"))
+
+    thread = threading.Thread(target=outside_any_context)
+    thread.start()
+    thread.join()
+    assert logger.flush(timeout=10) is True
+    assert queue.batches() == [[results[0].to_wire()]]
+
+
+class TestBrokerUnreachable:
+    @pytest.fixture
+    def dead_broker_app(self, app_factory, tmp_path):
+        def make(**overrides):
+            nobody_listens = f"redis://127.0.0.1:{free_port()}/0"
+            return app_factory(CELERY=celery_config(nobody_listens, tmp_path), **overrides)
+
+        return make
+
+    def test_a_batch_that_cannot_be_published_goes_to_the_spool(self, dead_broker_app, trace_id):
+        app = dead_broker_app(EXECLOG_FLUSH_INTERVAL=600)
+        logger = app.extensions["execlog"]
+        ids = [logger.info(trace_id, "agent", f"r{i}").to_wire()[0] for i in range(10)]
+
+        assert logger.flush(timeout=30) is False
+        stats = logger.stats()
+        assert stats["spooled"] == 10 and stats["published"] == 0 and stats["dropped"] == 0
+        assert "OperationalError" in stats["last_error"]
+        assert [row[0] for row in spooled_rows(Path(app.config["EXECLOG_SPOOL_DIR"]))] == ids
+
+    def test_beyond_max_buffer_records_go_to_the_spool_not_to_memory(self, dead_broker_app, trace_id):
+        app = dead_broker_app(
+            EXECLOG_FLUSH_INTERVAL=600, EXECLOG_BATCH_SIZE=1000, EXECLOG_MAX_BUFFER=1000
+        )
+        logger = app.extensions["execlog"]
+        ids = []
+        for i in range(5000):
+            ids.append(logger.info(trace_id, "agent", f"r{i}").to_wire()[0])
+            assert logger.stats()["buffered"] <= 1000
+
+        logger.close(timeout=30)
+        assert logger.stats()["dropped"] == 0
+        stored = sorted(row[0] for row in spooled_rows(Path(app.config["EXECLOG_SPOOL_DIR"])))
+        assert stored == sorted(ids)
+
+    def test_when_even_the_spool_fails_records_are_counted_as_dropped_and_reported(
+        self, dead_broker_app, trace_id, tmp_path, caplog
+    ):
+        not_a_directory = tmp_path / "occupied"
+        not_a_directory.write_text("a file where the spool directory should be")
+        app = dead_broker_app(
+            EXECLOG_FLUSH_INTERVAL=600, EXECLOG_BATCH_SIZE=100, EXECLOG_MAX_BUFFER=100,
+            EXECLOG_SPOOL_DIR=str(not_a_directory),
+        )
+        logger = app.extensions["execlog"]
+        with caplog.at_level(logging.WARNING, logger="webapp.execlog"):
+            for i in range(130):
+                logger.info(trace_id, "agent", f"r{i}")
+            logger.close(timeout=30)
+
+        assert logger.stats()["dropped"] == 130
+        warnings = [r.getMessage() for r in caplog.records if "dropped" in r.getMessage()]
+        assert warnings and len(warnings) <= 2, "one warning per interval, not one per record"

@@ -1,0 +1,134 @@
+"""The local spool: ownership by file lock, adoption, replay into the table."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+import textwrap
+import uuid
+from pathlib import Path
+
+import pytest
+
+from webapp.config import celery_config
+from webapp.execlog.spool import Spool
+
+from ..support.processes import ROOT, free_port
+from ..support.records import make_rows
+from ..support.waiting import wait_for
+
+
+HOLD_A_SEGMENT = textwrap.dedent(
+    """
+    import sys, time
+    from webapp.execlog.spool import Spool
+    segment = Spool(sys.argv[1]).new_segment()
+    segment.append(b'["held"]\\n', 1)
+    print("holding", flush=True)
+    time.sleep(120)
+    """
+)
+
+
+def test_a_segment_is_claimable_only_once_its_writer_is_dead(tmp_path):
+    spool = Spool(tmp_path / "spool")
+    holder = subprocess.Popen([sys.executable, "-c", HOLD_A_SEGMENT, str(spool.directory)], cwd=ROOT,
+                              stdout=subprocess.PIPE)
+    try:
+        assert holder.stdout.readline() == b"holding\n"
+        assert len(spool.segment_paths()) == 1
+        assert list(spool.claimable()) == [], "a live writer's segment is not claimable"
+    finally:
+        holder.kill()
+        holder.wait()
+        holder.stdout.close()
+
+    (claimed,) = list(spool.claimable())
+    assert claimed.read_rows() == ([["held"]], [])
+    claimed.delete()
+    assert spool.segment_paths() == []
+
+
+def test_a_claimed_segment_is_not_claimed_twice(tmp_path):
+    spool = Spool(tmp_path / "spool")
+    spool.write_rows([["a"]])
+    (first,) = list(spool.claimable())
+    assert list(spool.claimable()) == []
+    first.delete()
+    assert list(spool.claimable()) == []
+
+
+def test_lines_cut_short_by_a_crash_are_set_aside_not_lost(tmp_path):
+    spool = Spool(tmp_path / "spool")
+    spool.ensure_directory()
+    (spool.directory / "00000000000000000001-1-ab.seg").write_bytes(b'["ok", 1]\n["cut sho')
+    (claimed,) = list(spool.claimable())
+    rows, bad = claimed.read_rows()
+    assert rows == [["ok", 1]] and bad == [b'["cut sho']
+    kept = spool.keep_bad_lines(claimed.path, bad)
+    assert kept.read_bytes() == b'["cut sho\n'
+
+
+@pytest.mark.usefixtures("celery_worker")
+class TestReplay:
+    def test_a_live_producer_adopts_and_replays_segments_left_in_its_spool(
+        self, app_factory, log_table, trace_id, tmp_path
+    ):
+        rows = make_rows(trace_id, 30)
+        spool_dir = tmp_path / "shared-spool"
+        Spool(spool_dir).write_rows(rows[:10])
+        Spool(spool_dir).write_rows(rows[10:])
+
+        app = app_factory(EXECLOG_SPOOL_DIR=str(spool_dir), EXECLOG_FLUSH_INTERVAL=0.2)
+        logger = app.extensions["execlog"]
+        logger.info(trace_id, "workflow", "fresh record")  # starts the flusher, which replays
+
+        stored = log_table.wait_for_count(trace_id, 31)
+        assert {str(r["id"]).replace("-", "") for r in stored} >= {row[0] for row in rows}
+        wait_for(lambda: Spool(spool_dir).segment_paths() == [], timeout=10, message="an empty spool")
+        assert logger.stats()["replayed"] == 30
+
+    def test_flask_execlog_replay_replays_everything_and_reports(self, app_factory, log_table, trace_id,
+                                                                 tmp_path):
+        rows = make_rows(trace_id, 12)
+        spool_dir = tmp_path / "spool-for-cli"
+        for start in range(0, 12, 4):
+            Spool(spool_dir).write_rows(rows[start:start + 4])
+
+        app = app_factory(EXECLOG_SPOOL_DIR=str(spool_dir), EXECLOG_FLUSH_INTERVAL=600)
+        result = app.test_cli_runner().invoke(args=["execlog", "replay"])
+        assert result.exit_code == 0, result.output
+        assert result.output.strip() == "replayed 12 record(s) from 3 segment(s); 0 segment(s) left"
+        log_table.wait_for_count(trace_id, 12)
+
+    def test_replay_with_the_broker_down_keeps_the_segments_and_says_why(self, app_factory, trace_id,
+                                                                         tmp_path):
+        rows = make_rows(trace_id, 3)
+        spool_dir = tmp_path / "spool-broker-down"
+        Spool(spool_dir).write_rows(rows)
+        app = app_factory(EXECLOG_SPOOL_DIR=str(spool_dir),
+                          CELERY=celery_config(f"redis://127.0.0.1:{free_port()}/0", tmp_path))
+        result = app.test_cli_runner().invoke(args=["execlog", "replay"])
+        assert result.exit_code == 1
+        assert "replayed 0 record(s) from 0 segment(s); 1 segment(s) left" in result.output
+        assert "the celery sink is down: OperationalError" in result.output
+        assert len(Spool(spool_dir).segment_paths()) == 1
+
+
+def test_flask_execlog_status_reports_counters_queue_and_spool(app_factory, tmp_path):
+    app = app_factory(EXECLOG_FLUSH_INTERVAL=600)
+    Spool(Path(app.config["EXECLOG_SPOOL_DIR"])).write_rows([["x"]])
+    app.extensions["execlog"].info(f"status-{uuid.uuid4()}", "api", "one")
+
+    result = app.test_cli_runner().invoke(args=["execlog", "status", "--json"])
+    assert result.exit_code == 0, result.output
+    status = json.loads(result.output)
+    assert status["buffered"] == 1
+    assert status["spool_segments"] == 1 and status["spool_bytes"] == len('["x"]\n')
+    assert isinstance(status["queue_length"], int)
+    for key in ("in_flight", "published", "spooled", "replayed", "dropped", "last_error"):
+        assert key in status
+
+    text = app.test_cli_runner().invoke(args=["execlog", "status"]).output
+    assert "queue_length" in text and "spool_segments   1" in text

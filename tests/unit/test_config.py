@@ -1,0 +1,65 @@
+"""Settings from the environment and the logger's settings."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from webapp.config import config_from_env
+from webapp.execlog.extension import ExecLogSettings
+
+
+def test_with_nothing_set_the_app_runs_on_sqlite_and_the_file_system_broker(tmp_path):
+    config = config_from_env({"WEBAPP_VAR_DIR": str(tmp_path)})
+    assert config["SQLALCHEMY_DATABASE_URI"] == f"sqlite:///{tmp_path / 'webapp.sqlite3'}"
+    celery = config["CELERY"]
+    assert celery["broker_url"] == "filesystem://"
+    assert celery["broker_transport_options"]["data_folder_in"] == str(tmp_path / "broker" / "queue")
+    assert celery["worker_enable_remote_control"] is False
+    assert config["EXECLOG_SPOOL_DIR"] == str(tmp_path / "spool")
+
+
+@pytest.mark.parametrize("url", ["postgres://u@h/db", "postgresql://u@h/db"])
+def test_postgresql_urls_without_a_driver_use_psycopg2(url):
+    config = config_from_env({"DATABASE_URL": url})
+    assert config["SQLALCHEMY_DATABASE_URI"] == "postgresql+psycopg2://u@h/db"
+    assert config["SQLALCHEMY_ENGINE_OPTIONS"]["pool_pre_ping"] is True
+
+
+def test_redis_url_is_the_broker_when_celery_broker_url_is_unset():
+    config = config_from_env({"REDIS_URL": "redis://r:6379/2", "CELERY_VISIBILITY_TIMEOUT": "60"})
+    assert config["CELERY"]["broker_url"] == "redis://r:6379/2"
+    assert config["CELERY"]["broker_transport_options"]["visibility_timeout"] == 60
+    assert config["CELERY"]["task_routes"]["execlog.*"] == {"queue": "logs"}
+
+
+def test_a_bad_number_names_the_variable():
+    with pytest.raises(ValueError, match="DB_POOL_SIZE must be a number"):
+        config_from_env({"DATABASE_URL": "postgresql://h/db", "DB_POOL_SIZE": "many"})
+
+
+def test_execlog_variables_are_parsed_by_the_extension():
+    settings = ExecLogSettings.from_config(
+        config_from_env({"EXECLOG_BATCH_SIZE": "10", "EXECLOG_FLUSH_INTERVAL": "0.5",
+                         "EXECLOG_DURABILITY": "DISK", "WEBAPP_VAR_DIR": "/srv/var"})
+    )
+    assert (settings.batch_size, settings.flush_interval, settings.durability) == (10, 0.5, "disk")
+    assert Path(settings.spool_dir) == Path("/srv/var/spool")
+
+
+@pytest.mark.parametrize(
+    "config, message",
+    [
+        ({"EXECLOG_BATCH_SIZE": "fifty"}, "EXECLOG_BATCH_SIZE must be int"),
+        ({"EXECLOG_BACKEND": "kafka"}, "EXECLOG_BACKEND must be one of celery, thread"),
+        ({"EXECLOG_DURABILITY": "paper"}, "EXECLOG_DURABILITY must be one of memory, disk"),
+        ({"EXECLOG_BATCH_SIZE": 0}, "EXECLOG_BATCH_SIZE must be at least 1"),
+        ({"EXECLOG_MAX_BUFFER": 10}, "EXECLOG_MAX_BUFFER must be at least EXECLOG_BATCH_SIZE"),
+        ({"EXECLOG_FLUSH_INTERVAL": 0}, "EXECLOG_FLUSH_INTERVAL must be positive"),
+        ({"EXECLOG_BATCHSIZE": 5}, "unknown setting\\(s\\) EXECLOG_BATCHSIZE"),
+    ],
+)
+def test_bad_execlog_settings_name_the_key(config, message):
+    with pytest.raises(ValueError, match=message):
+        ExecLogSettings.from_config(config)

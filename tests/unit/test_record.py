@@ -1,0 +1,235 @@
+"""A record's validation and normalisation: what fails in log(), what is repaired."""
+
+from __future__ import annotations
+
+import json
+import math
+import uuid
+from datetime import datetime, timezone
+
+import pytest
+
+from webapp.execlog.ids import MonotonicStamp, format_uuid, uuid7_int, uuid7_time_ms
+from webapp.execlog.record import (
+    MAX_DETAILS_DEPTH,
+    InvalidRow,
+    Limits,
+    LogRecord,
+    check_identifier,
+    check_message,
+    normalise_category,
+    normalise_details,
+    normalise_duration,
+    normalise_level,
+    normalise_message,
+    parse_wire_row,
+)
+
+
+def make_record(**fields) -> LogRecord:
+    values = dict(
+        created_ns=1_700_000_000_123_456_789,
+        counter=12345,
+        trace_id="trace-1",
+        level="info",
+        category="agent",
+        message="hello",
+    )
+    values.update(fields)
+    return LogRecord(**values)
+
+
+class TestRefusedInLog:
+    @pytest.mark.parametrize("level", ["verbose", "", None, 3])
+    def test_unknown_level_names_the_field(self, level):
+        with pytest.raises(ValueError, match="level must be one of"):
+            normalise_level(level)
+
+    @pytest.mark.parametrize("category", ["db", "", None])
+    def test_unknown_category_names_the_field(self, category):
+        with pytest.raises(ValueError, match="category must be one of"):
+            normalise_category(category)
+
+    def test_levels_and_categories_are_case_insensitive(self):
+        assert normalise_level("WARNING") == "warning"
+        assert normalise_category("Tool") == "tool"
+
+    @pytest.mark.parametrize("trace_id", [None, ""])
+    def test_missing_trace_id(self, trace_id):
+        with pytest.raises(ValueError, match="trace_id is required"):
+            check_identifier(trace_id, "trace_id", required=True)
+
+    @pytest.mark.parametrize("message", [None, "", b""])
+    def test_missing_message(self, message):
+        with pytest.raises(ValueError, match="message is required"):
+            check_message(message)
+
+    def test_a_trace_id_of_10000_characters_is_refused_not_cut(self):
+        with pytest.raises(ValueError, match="trace_id is 10000 characters long; the limit is 255"):
+            check_identifier("t" * 10_000, "trace_id", required=True)
+
+    def test_identifiers_of_other_types_become_text(self):
+        value = uuid.uuid4()
+        assert check_identifier(value, "trace_id") == str(value)
+        assert check_identifier(42, "step") == "42"
+
+    @pytest.mark.parametrize("value", [float("nan"), float("inf"), "12", True])
+    def test_duration_must_be_a_finite_number(self, value):
+        with pytest.raises(ValueError, match="duration_ms must be"):
+            normalise_duration(value)
+
+    def test_duration_is_kept_as_float(self):
+        assert normalise_duration(12) == 12.0
+
+
+class TestRepairedOnTheWire:
+    def test_nul_characters_are_replaced(self):
+        record = make_record(message="a\x00b", trace_id="t\x00")
+        assert record.message == "a\ufffdb"
+        assert record.trace_id == "t\ufffd"
+
+    def test_lone_surrogates_are_replaced(self):
+        record = make_record(message="x\ud800y")
+        assert record.message == "x\ufffdy"
+        record.message.encode("utf-8")
+
+    def test_invalid_utf8_bytes_are_decoded_with_replacement(self):
+        assert make_record(message=b"ok \xff\xfe").message == "ok \ufffd\ufffd"
+
+    def test_a_10_mb_message_is_truncated_with_a_marker(self):
+        message = "m" * 10_000_000
+        text = make_record(message=message, limits=Limits(max_message_chars=1000)).message
+        assert text.startswith("m" * 1000)
+        assert text.endswith("... [truncated 9999000 characters]")
+        assert len(text) < 1100
+
+    def test_details_that_json_cannot_hold_become_strings(self):
+        class Thing:
+            def __str__(self):
+                return "a thing"
+
+        when = datetime(2026, 1, 2, tzinfo=timezone.utc)
+        details = normalise_details(
+            {"thing": Thing(), "when": when, "ids": {1}, "raw": b"\xff", "id": uuid.UUID(int=1)}, 10_000
+        )
+        assert json.loads(details) == {
+            "thing": "a thing",
+            "when": "2026-01-02T00:00:00+00:00",
+            "ids": [1],
+            "raw": "\ufffd",
+            "id": "00000000-0000-0000-0000-000000000001",
+        }
+
+    def test_nan_and_infinity_become_strings(self):
+        details = json.loads(normalise_details({"a": math.nan, "b": [math.inf, -math.inf], "c": 1.5}, 10_000))
+        assert details == {"a": "NaN", "b": ["Infinity", "-Infinity"], "c": 1.5}
+
+    def test_cycles_are_cut_with_a_marker(self):
+        details = {"name": "loop"}
+        details["self"] = details
+        assert json.loads(normalise_details(details, 10_000)) == {
+            "name": "loop",
+            "self": "[circular reference]",
+        }
+
+    def test_deep_nesting_is_cut_with_a_marker(self):
+        deep: dict = {}
+        node = deep
+        for _ in range(5000):
+            node["child"] = {}
+            node = node["child"]
+        parsed = json.loads(normalise_details(deep, 1_000_000))
+        depth = 0
+        while isinstance(parsed, dict):
+            parsed = parsed["child"]
+            depth += 1
+        assert parsed == "[max depth exceeded]"
+        assert depth == MAX_DETAILS_DEPTH
+
+    def test_nul_and_surrogates_in_details_are_replaced(self):
+        details = json.loads(normalise_details({"k\x00": "v\x00\ud800"}, 1000))
+        assert details == {"k\ufffd": "v\ufffd\ufffd"}
+
+    def test_non_text_keys_become_text(self):
+        assert json.loads(normalise_details({(1, 2): "pair", 3: "three"}, 1000)) == {
+            "(1, 2)": "pair",
+            "3": "three",
+        }
+
+    def test_oversized_details_are_replaced_by_a_truncation_marker(self):
+        text = normalise_details({"blob": "x" * 5000}, 1000)
+        parsed = json.loads(text)
+        assert parsed["_truncated"] is True
+        assert parsed["_original_chars"] == len(json.dumps({"blob": "x" * 5000}, separators=(",", ":")))
+        assert parsed["_preview"].startswith('{"blob":"xxx')
+
+    def test_non_dict_details_are_wrapped(self):
+        assert json.loads(normalise_details([1, 2], 100)) == {"value": [1, 2]}
+
+    def test_message_normalisation_keeps_short_text(self):
+        assert normalise_message("short", 10) == "short"
+
+
+class TestWireForm:
+    def test_round_trip(self):
+        record = make_record(step="s", agent_name="a", details={"k": "v"}, duration_ms=1.5)
+        values = parse_wire_row(json.loads(json.dumps(record.to_wire())))
+        assert values["id"] == record.id
+        assert values["created_at"] == record.created_at
+        assert values["details"] == '{"k":"v"}'
+        assert values["duration_ms"] == 1.5
+        assert record.to_dict()["created_at"] == "2023-11-14T22:13:20.123456+00:00"
+
+    @pytest.mark.parametrize(
+        "mutate, reason",
+        [
+            (lambda row: row[:5], "list of 12 fields"),
+            (lambda row: ["nope", *row[1:]], "id is not a UUID"),
+            (lambda row: [row[0], -1, *row[2:]], "created_at_us"),
+            (lambda row: [*row[:2], "", *row[3:]], "trace_id"),
+            (lambda row: [*row[:3], "loud", *row[4:]], "unknown level"),
+            (lambda row: [*row[:4], "misc", *row[5:]], "unknown category"),
+            (lambda row: [*row[:5], 42, *row[6:]], "message"),
+            (lambda row: [*row[:6], "s" * 300, *row[7:]], "step"),
+            (lambda row: [*row[:10], {"a": 1}, row[11]], "details"),
+            (lambda row: [*row[:11], "slow"], "duration_ms"),
+        ],
+    )
+    def test_rows_that_are_not_records_are_refused_with_the_reason(self, mutate, reason):
+        row = make_record().to_wire()
+        with pytest.raises(InvalidRow, match=reason):
+            parse_wire_row(mutate(list(row)))
+
+    def test_garbage_is_refused(self):
+        for garbage in (None, "text", 42, {"id": 1}):
+            with pytest.raises(InvalidRow):
+                parse_wire_row(garbage)
+
+
+class TestIds:
+    def test_uuid7_layout(self):
+        value = uuid.UUID(format_uuid(uuid7_int(1_700_000_000_123_456_789, 5)))
+        assert value.version == 7
+        assert value.variant == uuid.RFC_4122
+        assert uuid7_time_ms(value) == 1_700_000_000_123
+        record = LogRecord(1_700_000_000_123_456_789, 5, "t", "info", "api", "m")
+        assert str(value) == record.id
+
+    def test_stamps_increase_even_when_the_clock_steps_back(self, monkeypatch):
+        readings = iter([2_000_000_000, 2_000_000_000, 1_000_000_000, 3_000_000_000])
+        monkeypatch.setattr("webapp.execlog.ids.time.time_ns", lambda: next(readings))
+        stamp = MonotonicStamp()
+        stamps = [stamp.next() for _ in range(4)]
+        assert [ns for ns, _ in stamps] == [2_000_000_000, 2_000_000_000, 2_000_000_000, 3_000_000_000]
+        ids = [uuid7_int(*s) for s in stamps]
+        assert ids == sorted(ids) and len(set(ids)) == 4
+
+    def test_many_stamps_in_one_instant_stay_ordered_and_valid(self):
+        stamp = MonotonicStamp()
+        ids = [uuid7_int(*stamp.next()) for _ in range(10_000)]
+        assert ids == sorted(ids) and len(set(ids)) == len(ids)
+        assert all(uuid.UUID(int=v).version == 7 and uuid.UUID(int=v).variant == uuid.RFC_4122
+                   for v in ids)
+
+    def test_processes_start_from_different_counters(self):
+        assert MonotonicStamp().next()[1] != MonotonicStamp().next()[1]
