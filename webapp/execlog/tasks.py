@@ -55,24 +55,42 @@ def retry_countdown(retries: int, base: float, cap: float) -> float:
     max_retries=None,
 )
 def insert_batch(self: Any, *args: Any, **kwargs: Any) -> dict[str, int] | None:
-    """Store a batch; dead-letter what cannot be stored; retry on outages."""
+    """Store a batch; dead-letter what cannot be stored; retry on outages.
+
+    No exception may escape without the batch being either stored,
+    dead-lettered or scheduled again: a failed task's message is acked.
+    """
     try:
         try:
             rows = unpack_batch(args, kwargs)
-        except NotABatch as exc:
-            dead_letter_message(db.engine, {"args": args, "kwargs": kwargs}, str(exc))
-            log.error("execlog: message %s is not a batch (%s); dead-lettered", self.request.id, exc)
+            result: StoreResult = store_rows(db.engine, rows)
+        except (NotABatch, TransientStoreError):
+            raise
+        except Exception as exc:  # a bug of ours: keep the batch for a person
+            log.exception("execlog: batch %s could not be stored", self.request.id)
+            _dead_letter(self, args, kwargs, f"{type(exc).__name__}: {exc}")
             return None
-        result: StoreResult = store_rows(db.engine, rows)
+    except NotABatch as exc:
+        _dead_letter(self, args, kwargs, str(exc))
+        return None
     except TransientStoreError as exc:
-        countdown = retry_countdown(
-            self.request.retries,
-            current_app.config["EXECLOG_RETRY_BACKOFF"],
-            current_app.config["EXECLOG_RETRY_BACKOFF_MAX"],
-        )
-        log.warning(
-            "execlog: batch %s not stored (%s); retry %d in %.1f s",
-            self.request.id, exc, self.request.retries + 1, countdown,
-        )
-        raise self.retry(exc=exc, countdown=countdown) from exc
+        _retry(self, exc)
     return {"received": result.received, "inserted": result.inserted, "dead": result.dead}
+
+
+def _dead_letter(task: Any, args: tuple[Any, ...], kwargs: dict[str, Any], reason: str) -> None:
+    try:
+        dead_letter_message(db.engine, {"args": args, "kwargs": kwargs}, reason)
+    except TransientStoreError as exc:
+        _retry(task, exc)
+    log.error("execlog: message %s dead-lettered: %s", task.request.id, reason)
+
+
+def _retry(task: Any, exc: Exception) -> None:
+    settings = current_app.extensions["execlog"].settings
+    countdown = retry_countdown(task.request.retries, settings.retry_backoff, settings.retry_backoff_max)
+    log.warning(
+        "execlog: batch %s not stored (%s); retry %d in %.1f s",
+        task.request.id, exc, task.request.retries + 1, countdown,
+    )
+    raise task.retry(exc=exc, countdown=countdown) from exc
