@@ -6,6 +6,9 @@ the local server as user postgres) in a database it creates,
 server); and a Celery worker process started once per session, consuming the
 ``logs`` and ``workflows`` queues of that Redis database. ``make test`` starts
 PostgreSQL and Redis first when they are stopped.
+
+Two suites can run at once on one machine when each has its own
+``TEST_DB_NAME``, ``TEST_REDIS_URL`` and ``TEST_SPARE_REDIS_URL``.
 """
 
 from __future__ import annotations
@@ -31,6 +34,8 @@ from .support.waiting import wait_for
 PG_ADMIN_URL = os.environ.get("TEST_PG_ADMIN_URL", "postgresql://postgres@127.0.0.1:5432/postgres")
 TEST_DB_NAME = os.environ.get("TEST_DB_NAME", "webapp_test")
 REDIS_URL = os.environ.get("TEST_REDIS_URL", "redis://127.0.0.1:6379/11")
+#: A second Redis database, for tests that need a broker no other worker reads.
+SPARE_REDIS_URL = os.environ.get("TEST_SPARE_REDIS_URL", "redis://127.0.0.1:6379/10")
 #: Keys our Celery queues use in the test Redis database.
 QUEUE_KEYS = ("logs", "workflows", "unacked", "unacked_index", "unacked_mutex")
 

@@ -11,12 +11,11 @@ from flask_migrate import upgrade
 from webapp import create_app
 from webapp.config import config_from_env
 
-from ..conftest import PG_ADMIN_URL, QUEUE_KEYS, make_config, service_env
+from ..conftest import PG_ADMIN_URL, QUEUE_KEYS, SPARE_REDIS_URL, TEST_DB_NAME, make_config, service_env
 from ..support.processes import start_celery_worker
 from ..support.waiting import wait_for
 
-OUTAGE_DB = "webapp_test_outage"
-OUTAGE_REDIS_DB = 10
+OUTAGE_DB = f"{TEST_DB_NAME}_outage"
 
 
 def _admin(sql: str) -> None:
@@ -39,11 +38,10 @@ def missing_database(database_url):
 
 
 @pytest.fixture
-def private_broker(redis_url):
-    url = redis_url.rsplit("/", 1)[0] + f"/{OUTAGE_REDIS_DB}"
-    client = redis.Redis.from_url(url)
+def private_broker():
+    client = redis.Redis.from_url(SPARE_REDIS_URL)
     client.delete(*QUEUE_KEYS)
-    yield url
+    yield SPARE_REDIS_URL
     client.delete(*QUEUE_KEYS)
 
 
