@@ -92,6 +92,8 @@ def celery_config(
         },
         "worker_prefetch_multiplier": worker_prefetch_multiplier,
         "worker_hijack_root_logger": False,
+        # Messages Celery refuses are kept in "<queue>.rejected", not dropped.
+        "worker_consumer": "webapp.execlog.consumer:Consumer",
         "broker_transport_options": {},
     }
     if broker.startswith("filesystem"):
@@ -106,6 +108,10 @@ def celery_config(
         # The file-system transport has no fan-out: no remote control.
         config["worker_enable_remote_control"] = False
     elif broker.startswith(("redis", "rediss")):
+        if broker.startswith("redis://"):
+            # kombu's Redis channel, but an item that is not a message is set
+            # aside instead of stopping the worker (webapp.execlog.broker).
+            config["broker_transport"] = "webapp.execlog.broker:SafeRedisTransport"
         config["broker_transport_options"] = {
             # A message a dead worker had taken is handed out again after
             # this many seconds; longer than any log batch takes.
