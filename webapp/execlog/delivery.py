@@ -108,6 +108,7 @@ class Delivery:
         self.warn = RateLimitedWarning()
         self.overflow = SpoolJournal(spool, self._spool_failed) if spool is not None else None
         self._primary_down_since: float | None = None
+        self._next_probe = 0.0
         self._next_replay = 0.0
 
     # -- Shipper ---------------------------------------------------------
@@ -152,6 +153,7 @@ class Delivery:
         self.counters = Stats()
         self.warn = RateLimitedWarning()
         self._primary_down_since = None
+        self._next_probe = 0.0
         self._next_replay = 0.0
 
     # -- sending ---------------------------------------------------------
@@ -161,14 +163,20 @@ class Delivery:
         return self._primary_down_since is not None
 
     def _send(self, rows: list[list[Any]]) -> bool:
+        """Primary sink, else fallback. While the primary is down it is tried
+        again only every ``retry_interval`` s, so that an outage costs each
+        batch a spool write, not a publish timeout."""
+        now = time.monotonic()
+        if self._primary_down_since is not None and now < self._next_probe:
+            return self._send_fallback(rows)
         try:
             self.primary.send(rows)
         except Exception as exc:  # noqa: BLE001 - any sink failure is handled alike
             self.counters.error(exc)
             if self._primary_down_since is None:
-                self._primary_down_since = time.monotonic()
+                self._primary_down_since = now
                 log.warning("execlog: %s sink failed: %s", self.primary.name, exc)
-            self._next_replay = time.monotonic() + self.retry_interval
+            self._next_probe = self._next_replay = time.monotonic() + self.retry_interval
             return self._send_fallback(rows)
         if self._primary_down_since is not None:
             log.warning(
@@ -223,7 +231,10 @@ class Delivery:
         probed, not hammered.
         """
         assert self.spool is not None
-        self._next_replay = time.monotonic() + self.scan_interval
+        now = time.monotonic()
+        if self._primary_down_since is not None and now < self._next_probe:
+            return 0, 0  # reading segments only to fail to send them is waste
+        self._next_replay = now + self.scan_interval
         segments = rows_sent = 0
         for claimed in self.spool.claimable():
             if segments >= max_segments:

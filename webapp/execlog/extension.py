@@ -29,6 +29,8 @@ key                            default      meaning
 ``EXECLOG_SPOOL_DIR``          ``var/spool`` local spool directory
 ``EXECLOG_FALLBACK``           ``none``     ``database``: insert directly while
                                             the broker is down
+``EXECLOG_PROBE_INTERVAL``     ``5.0``      seconds between tries of a sink that
+                                            is down (meanwhile batches spool)
 ``EXECLOG_SHUTDOWN_TIMEOUT``   ``10.0``     seconds a shutdown flush may take
 ``EXECLOG_RETRY_BACKOFF``      ``1.0``      worker: first retry delay, seconds
 ``EXECLOG_RETRY_BACKOFF_MAX``  ``60.0``     worker: longest retry delay
@@ -77,6 +79,7 @@ class ExecLogSettings:
     durability: str = "memory"
     spool_dir: str = "var/spool"
     fallback: str = "none"
+    probe_interval: float = 5.0
     shutdown_timeout: float = 10.0
     retry_backoff: float = 1.0
     retry_backoff_max: float = 60.0
@@ -118,6 +121,8 @@ class ExecLogSettings:
             raise ValueError("EXECLOG_MAX_BUFFER must be at least EXECLOG_BATCH_SIZE")
         if self.flush_interval <= 0:
             raise ValueError("EXECLOG_FLUSH_INTERVAL must be positive")
+        if self.probe_interval <= 0:
+            raise ValueError("EXECLOG_PROBE_INTERVAL must be positive")
         if self.max_message_chars < 1 or self.max_details_chars < 2:
             raise ValueError("EXECLOG_MAX_MESSAGE_CHARS and EXECLOG_MAX_DETAILS_CHARS must be positive")
 
@@ -155,6 +160,7 @@ def build_backend(app: Flask, settings: ExecLogSettings) -> RecordBuffer:
         spool=spool,
         fallback=fallback,
         max_batch_size=settings.max_batch_size,
+        retry_interval=settings.probe_interval,
         scan_interval=settings.flush_interval,
     )
     journal = SpoolJournal(spool, delivery.counters.error) if settings.durability == "disk" else None
@@ -210,6 +216,12 @@ def current_logger() -> ExecutionLogger:
             "(or call ExecLog().init_app(app)) before logging"
         )
     return _default_logger
+
+
+def start_all() -> None:
+    """Start the flusher thread of every logger of this process."""
+    for logger in list(_loggers):
+        logger.start()
 
 
 def close_all(timeout: float | None = None) -> None:

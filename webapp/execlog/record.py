@@ -15,9 +15,10 @@ can be inserted as it is:
   decoded as UTF-8 with replacement;
 * ``details`` becomes JSON text: values JSON has no type for become strings,
   NaN and the infinities become the strings ``"NaN"``, ``"Infinity"`` and
-  ``"-Infinity"``, cycles and nesting deeper than :data:`MAX_DETAILS_DEPTH`
-  are replaced by a marker string, and a non-dict value is wrapped as
-  ``{"value": ...}``;
+  ``"-Infinity"``, cycles are replaced by a marker string, nesting too deep
+  to encode (beyond Python's recursion limit, about 1,000 levels, which
+  PostgreSQL still accepts) is cut at :data:`MAX_DETAILS_DEPTH` levels with
+  a marker, and a non-dict value is wrapped as ``{"value": ...}``;
 * a message or a ``details`` text over its configured size is truncated with a
   marker that says how much was cut.
 """

@@ -83,8 +83,7 @@ class DatabaseSink:
     def send(self, rows: list[list[Any]]) -> None:
         from .store import store_rows
 
-        with self.engine.begin() as connection:
-            store_rows(connection, rows)
+        store_rows(self.engine, rows)
 
     def after_fork(self) -> None:
         self.engine.dispose(close=False)

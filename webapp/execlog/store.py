@@ -7,7 +7,8 @@ already stored (a redelivered or replayed batch) is skipped by the conflict
 clause, so the table ends with every record exactly once.
 
 A row that is not a record, or that the database refuses (a data or integrity
-error, SQLSTATE classes 22 and 23), is set aside in
+error, or a program limit such as JSON nested too deep: SQLSTATE classes 22,
+23 and 54), is set aside in
 ``execution_log_dead_letters`` with the reason, and the rest of its batch is
 stored: the batch is retried in halves, inside savepoints, down to the bad
 rows. Any other database error (connection lost, server shutting down, lock
@@ -77,7 +78,7 @@ def row_specific(exc: BaseException) -> bool:
     orig = getattr(exc, "orig", exc)
     pgcode = getattr(orig, "pgcode", None)
     if pgcode:
-        return pgcode[:2] in ("22", "23")
+        return pgcode[:2] in ("22", "23", "54")
     return isinstance(exc, (sa.exc.IntegrityError, sa.exc.DataError))
 
 
