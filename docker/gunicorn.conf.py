@@ -19,6 +19,11 @@ keepalive = 5
 # memory. The execution logger starts its flusher thread lazily in each
 # worker, and inherited database connections are dropped in post_fork.
 preload_app = os.environ.get("GUNICORN_PRELOAD", "1") == "1"
+# gunicorn's control socket (gunicornc) defaults to one path per user: two
+# servers on a host (tests, benchmarks) would fight over it. Opt in with a path.
+control_socket_disable = not os.environ.get("GUNICORN_CONTROL_SOCKET")
+if os.environ.get("GUNICORN_CONTROL_SOCKET"):
+    control_socket = os.environ["GUNICORN_CONTROL_SOCKET"]
 accesslog = os.environ.get("GUNICORN_ACCESSLOG") or None
 errorlog = "-"
 loglevel = os.environ.get("GUNICORN_LOGLEVEL", "info")
@@ -34,6 +39,14 @@ def post_fork(server, worker):
     with app.app_context():
         for engine in db.engines.values():
             engine.dispose(close=False)
+
+
+def post_worker_init(worker):
+    """Start this worker's log flusher at once: it adopts and replays spool
+    segments left by workers that died, even before this one logs."""
+    from webapp.execlog import start_all
+
+    start_all()
 
 
 def worker_exit(server, worker):

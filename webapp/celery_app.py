@@ -34,12 +34,14 @@ def _connect_worker_signals(app: Flask) -> None:
     """Process hooks of a Celery worker for this app.
 
     A prefork child must not reuse pooled database connections inherited
-    from the parent; and every process flushes its execution logs when it
-    stops (the flusher thread would otherwise die with buffered records).
+    from the parent, and starts its log flusher (which also adopts spool
+    segments of dead processes); every process flushes its execution logs
+    when it stops (the flusher thread would otherwise die with buffered
+    records).
     """
     app_ref = weakref.ref(app)
 
-    def dispose_inherited_connections(**_: Any) -> None:
+    def prepare_child_process(**_: Any) -> None:
         flask_app = app_ref()
         if flask_app is None:
             return
@@ -48,12 +50,15 @@ def _connect_worker_signals(app: Flask) -> None:
         with flask_app.app_context():
             for engine in db.engines.values():
                 engine.dispose(close=False)
+        from .execlog import start_all
+
+        start_all()
 
     def flush_execution_logs(**_: Any) -> None:
         from .execlog import close_all
 
         close_all()
 
-    signals.worker_process_init.connect(dispose_inherited_connections, weak=False)
+    signals.worker_process_init.connect(prepare_child_process, weak=False)
     signals.worker_process_shutdown.connect(flush_execution_logs, weak=False)
     signals.worker_shutdown.connect(flush_execution_logs, weak=False)

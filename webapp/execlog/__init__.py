@@ -7,7 +7,7 @@
 """
 
 from .constants import LogCategory, LogLevel
-from .extension import ExecLog, close_all, current_logger, execution_logger
+from .extension import ExecLog, close_all, current_logger, execution_logger, start_all
 from .logger import ExecutionLogger, OperationTimer
 from .record import LogRecord
 
@@ -21,4 +21,5 @@ __all__ = [
     "close_all",
     "current_logger",
     "execution_logger",
+    "start_all",
 ]

@@ -76,6 +76,7 @@ class RecordBuffer:
         max_records: int = 100_000,
         limits: Limits | None = None,
         journal: Journal | None = None,
+        tick_interval: float = 1.0,
     ) -> None:
         if batch_size < 1 or max_batch_size < batch_size:
             raise ValueError("need 1 <= batch_size <= max_batch_size")
@@ -87,6 +88,7 @@ class RecordBuffer:
         self.flush_interval = flush_interval
         self.max_batch_size = max_batch_size
         self.max_records = max_records
+        self.tick_interval = tick_interval
         self.limits = limits or Limits()
         self._shipper = shipper
         self._journal = journal
@@ -225,6 +227,13 @@ class RecordBuffer:
 
     # -- flusher thread --------------------------------------------------
 
+    def start(self) -> None:
+        """Start the flusher thread now rather than at the first ``log()``,
+        so that this process replays spooled segments even before it logs
+        (process hooks call it: gunicorn ``post_worker_init``, Celery
+        ``worker_process_init``)."""
+        self._ensure_thread()
+
     def _ensure_thread(self) -> None:
         with self._thread_lock:
             if self._thread is not None and self._thread.is_alive():
@@ -255,8 +264,9 @@ class RecordBuffer:
                     self._thread = None
 
     def _wait_for_work(self) -> None:
-        """Return when a batch is due, a flush is wanted, or one tick passed."""
-        deadline = time.monotonic() + self.flush_interval
+        """Return when a batch is due, a flush is wanted, or one tick passed
+        (at most ``tick_interval`` s: ticks replay the spool)."""
+        deadline = time.monotonic() + min(self.flush_interval, self.tick_interval)
         while True:
             self._wake.clear()
             with self._lock:

@@ -41,6 +41,8 @@ class Backend(Protocol):
         duration_ms: float | None,
     ) -> LogRecord: ...
 
+    def start(self) -> None: ...
+
     def flush(self, timeout: float | None = None) -> bool: ...
 
     def close(self, timeout: float | None = 10.0) -> bool: ...
@@ -264,6 +266,10 @@ class ExecutionLogger:
                  duration_ms=timer.elapsed_ms, details=timer.details or None, **where)
 
     # -- lifecycle -------------------------------------------------------
+
+    def start(self) -> None:
+        """Start the flusher now (it otherwise starts at the first record)."""
+        self.backend.start()
 
     def flush(self, timeout: float | None = None) -> bool:
         """Ship everything logged before this call and wait for it: True
