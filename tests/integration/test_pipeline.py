@@ -77,8 +77,13 @@ def test_one_bad_record_does_not_take_its_batch_down(app, log_table, trace_id):
     refused_by_postgres[0] = uuid.uuid4().hex
     refused_by_postgres[5] = f"bad json {marker}"
     refused_by_postgres[10] = "{this is not json"
+    too_deep_for_postgres = list(good[0])
+    too_deep_for_postgres[0] = uuid.uuid4().hex
+    too_deep_for_postgres[5] = f"too deep {marker}"
+    too_deep_for_postgres[10] = '{"d":' * 20_000 + "1" + "}" * 20_000
     more_good = [logger.info(trace_id, "agent", f"more {i}").to_wire() for i in range(5)]
-    batch = good[:5] + [not_a_record] + more_good[:3] + [refused_by_postgres] + more_good[3:]
+    batch = (good[:5] + [not_a_record] + more_good[:3] + [refused_by_postgres]
+             + more_good[3:] + [too_deep_for_postgres])
     # Bypass the logger (which never produces such rows) to test the worker.
     CelerySink(app.extensions["celery"]).send(batch)
 
@@ -86,11 +91,12 @@ def test_one_bad_record_does_not_take_its_batch_down(app, log_table, trace_id):
     assert sorted(row["message"] for row in rows) == sorted(
         [f"good {i}" for i in range(10)] + [f"more {i}" for i in range(5)]
     )
-    dead = wait_for(lambda: len(log_table.dead_letters(marker)) == 2 and log_table.dead_letters(marker),
-                    timeout=30, message="two dead letters")
+    dead = wait_for(lambda: len(log_table.dead_letters(marker)) == 3 and log_table.dead_letters(marker),
+                    timeout=30, message="three dead letters")
     reasons = sorted(d["reason"] for d in dead)
     assert "a row must be a list of 12 fields" in reasons
     assert any("invalid input syntax for type json" in reason for reason in reasons)
+    assert any("stack depth limit exceeded" in reason for reason in reasons)
 
 
 def test_a_message_that_is_not_a_batch_is_dead_lettered_and_the_worker_goes_on(app, log_table, trace_id):

@@ -129,3 +129,19 @@ def wait_for_port(port: int, timeout: float = 30.0) -> None:
             return sock.connect_ex(("127.0.0.1", port)) == 0
 
     wait_for(open_, timeout=timeout, message=f"port {port} to accept connections")
+
+
+def children(pid: int) -> list[int]:
+    """The pids of the direct children of ``pid`` (from /proc)."""
+    found = []
+    for entry in os.listdir("/proc"):
+        if not entry.isdigit():
+            continue
+        try:
+            with open(f"/proc/{entry}/stat") as stream:
+                fields = stream.read().rsplit(")", 1)[1].split()
+        except OSError:
+            continue
+        if int(fields[1]) == pid:
+            found.append(int(entry))
+    return found

@@ -1,0 +1,129 @@
+"""Broker, worker and database failures under a steady load: every record
+log() returned is stored exactly once in the end."""
+
+from __future__ import annotations
+
+import os
+
+import redis
+
+from ..support.processes import start_celery_worker
+from ..support.waiting import wait_for
+from .conftest import worker_env
+from .harness import SteadyLoad, assert_nothing_lost, new_trace
+
+
+def test_redis_stopped_for_seconds_during_load_then_started_again(
+    database_url, private_redis, producer_factory, engine_for, tmp_path
+):
+    worker = start_celery_worker(worker_env(database_url, private_redis.url, tmp_path / "w"),
+                                 tmp_path / "worker.log", name="fault-redis")
+    try:
+        logger = producer_factory(database_url, private_redis.url).extensions["execlog"]
+        trace = new_trace("redis")
+        load = SteadyLoad(logger.info, trace, total=7000).start()
+        load.wait_until_sent(1500)
+        private_redis.stop()
+        load.wait_until_sent(4500)  # about 3 s of load with no broker
+        spooled_while_down = logger.stats()["spooled"]
+        private_redis.start()
+        load.join()
+        logger.flush(timeout=30)
+
+        assert_nothing_lost(engine_for(database_url), trace, load.sent, label="redis stopped")
+        assert spooled_while_down > 0, "the outage was seen by the producer"
+        assert logger.stats()["replayed"] >= spooled_while_down
+        assert logger.stats()["dropped"] == 0
+        assert worker.alive(), "the worker rode out the outage"
+    finally:
+        worker.stop()
+
+
+def test_worker_killed_mid_batch_then_restarted(
+    database_url, private_redis, producer_factory, engine_for, tmp_path
+):
+    env = worker_env(database_url, private_redis.url, tmp_path / "w")
+    first = start_celery_worker(env, tmp_path / "worker1.log", name="fault-kill-1", concurrency=1)
+    second = None
+    try:
+        logger = producer_factory(database_url, private_redis.url).extensions["execlog"]
+        trace = new_trace("worker-kill")
+        load = SteadyLoad(logger.info, trace, total=8000, burst=400, pause=0.1).start()
+        load.wait_until_sent(2000)
+        broker = redis.Redis.from_url(private_redis.url)
+        wait_for(lambda: broker.hlen("unacked") > 0, timeout=30, interval=0.001,
+                 message="the worker to hold unacknowledged batches")
+        first.kill_group()  # SIGKILL to the worker and its pool processes
+        taken_by_the_dead = broker.hlen("unacked")
+        print(f"\nbatches the killed worker held: {taken_by_the_dead}")
+        load.wait_until_sent(5000)
+        second = start_celery_worker(env, tmp_path / "worker2.log", name="fault-kill-2")
+        load.join()
+        logger.flush(timeout=30)
+
+        assert taken_by_the_dead > 0
+        assert_nothing_lost(engine_for(database_url), trace, load.sent, timeout=180,
+                            label="worker SIGKILL")
+    finally:
+        first.stop()
+        if second is not None:
+            second.stop()
+
+
+def test_postgresql_restarted_under_load(
+    private_postgres, private_redis, producer_factory, engine_for, tmp_path
+):
+    env = worker_env(private_postgres.url, private_redis.url, tmp_path / "w")
+    worker = start_celery_worker(env, tmp_path / "worker.log", name="fault-pg")
+    try:
+        logger = producer_factory(private_postgres.url, private_redis.url).extensions["execlog"]
+        trace = new_trace("postgres")
+        load = SteadyLoad(logger.info, trace, total=7000).start()
+        load.wait_until_sent(1500)
+        private_postgres.stop()
+        load.wait_until_sent(3500)  # about 2 s of load with no database
+        private_postgres.start()
+        load.join()
+        assert logger.flush(timeout=30) is True, "producers never notice the database"
+
+        assert_nothing_lost(engine_for(private_postgres.url), trace, load.sent, label="postgres restart")
+        assert "not stored" in worker.output(), "the worker retried"
+    finally:
+        worker.stop()
+
+
+def test_with_the_database_fallback_a_broker_outage_is_bridged_by_one_connection(
+    database_url, private_redis, producer_factory, engine_for, tmp_path
+):
+    import sqlalchemy as sa
+
+    name = f"fallback-{os.getpid()}"
+    app = producer_factory(database_url, private_redis.url, EXECLOG_FALLBACK="database",
+                           DB_APPLICATION_NAME=name)
+    logger = app.extensions["execlog"]
+    engine = engine_for(database_url)
+    private_redis.stop()
+
+    trace = new_trace("fallback")
+    load = SteadyLoad(logger.info, trace, total=3000).start()
+    load.join()
+    assert logger.flush(timeout=30) is True, "the fallback counts as delivered"
+    assert_nothing_lost(engine, trace, load.sent, label="broker down, database fallback")
+    with engine.connect() as connection:
+        held = connection.execute(sa.text(
+            "SELECT application_name, count(*) FROM pg_stat_activity "
+            "WHERE application_name LIKE :n GROUP BY 1"), {"n": f"{name}%"}).all()
+    assert held == [(f"{name}-execlog-fallback", 1)], "one connection of its own, none from the app's pool"
+    stats = logger.stats()
+    assert stats["fallback"] == 3000 and stats["spooled"] == 0
+
+    private_redis.start()
+    broker = redis.Redis.from_url(private_redis.url)
+
+    def published_again() -> bool:
+        logger.info(trace, "workflow", "after the outage")
+        logger.flush(timeout=10)
+        return broker.llen("logs") > 0
+
+    wait_for(published_again, timeout=30, interval=0.5, message="batches to go through Celery again")
+    assert logger.stats()["published"] > 0

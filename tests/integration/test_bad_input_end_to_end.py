@@ -1,0 +1,47 @@
+"""Input PostgreSQL would refuse goes through the whole pipeline repaired, and
+the worker keeps going."""
+
+from __future__ import annotations
+
+import math
+
+import pytest
+
+pytestmark = pytest.mark.usefixtures("celery_worker")
+
+
+def test_hostile_records_are_stored_repaired(app, log_table, trace_id, celery_worker):
+    logger = app.extensions["execlog"]
+    cyclic: dict = {"name": "cycle"}
+    cyclic["self"] = cyclic
+    deep: dict = {}
+    node = deep
+    for _ in range(5000):  # too deep for the JSON encoder
+        node["d"] = {}
+        node = node["d"]
+
+    logger.info(trace_id, "agent", "nul \x00 and lone \ud800 surrogate", step="s\x00")
+    logger.info(trace_id, "agent", b"invalid utf-8 \xff\xfe")
+    logger.info(trace_id, "agent", "m" * 10_000_000)
+    logger.info(trace_id, "agent", "cyclic", details=cyclic)
+    logger.info(trace_id, "agent", "deep", details=deep)
+    logger.info(trace_id, "agent", "non-finite", details={"nan": math.nan, "inf": [math.inf, -math.inf]})
+    logger.info(trace_id, "agent", "odd values", details={"set": {1}, "bytes": b"\x00\xff", "obj": object})
+    with pytest.raises(ValueError, match="trace_id is 10000 characters long"):
+        logger.info("t" * 10_000, "agent", "refused at the call")
+    assert logger.flush(timeout=30) is True
+
+    rows = log_table.wait_for_count(trace_id, 7)
+    by_message = {row["message"][:20]: row for row in rows}
+    assert rows[0]["message"] == "nul \ufffd and lone \ufffd surrogate" and rows[0]["step"] == "s\ufffd"
+    assert rows[1]["message"] == "invalid utf-8 \ufffd\ufffd"
+    truncated = rows[2]["message"]
+    assert len(truncated) < 33_000 and truncated.endswith("... [truncated 9967232 characters]")
+    # log() copied the top level, so the cycle closes one level down.
+    assert by_message["cyclic"]["details"] == {
+        "name": "cycle", "self": {"name": "cycle", "self": "[circular reference]"}}
+    assert "[max depth exceeded]" in str(by_message["deep"]["details"])
+    assert by_message["non-finite"]["details"] == {"nan": "NaN", "inf": ["Infinity", "-Infinity"]}
+    odd = by_message["odd values"]["details"]
+    assert odd["set"] == [1] and odd["bytes"] == "\ufffd\ufffd" and odd["obj"] == "<class 'object'>"
+    assert celery_worker.alive()
