@@ -20,11 +20,13 @@ from webapp import create_app
 
 
 def rss_mb() -> float:
+    """Resident anonymous memory (the heap), not mapped file pages such as
+    the spool's segments, which the kernel can write back and drop."""
     with open("/proc/self/status") as stream:
         for line in stream:
-            if line.startswith("VmRSS:"):
+            if line.startswith("RssAnon:"):
                 return int(line.split()[1]) / 1024
-    raise RuntimeError("no VmRSS")
+    raise RuntimeError("no RssAnon")
 
 
 def main() -> None:

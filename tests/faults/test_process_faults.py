@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import signal
 import subprocess
 import sys
@@ -91,13 +92,14 @@ def test_a_gunicorn_worker_killed_in_disk_mode_is_replayed_by_its_successor(
     sent = post_records(port, trace, requests=20, per_request=50)
     victim = only_worker(master)
     assert log_table.count(trace) == 0
-    assert sum(len(p.read_text().splitlines()) for p in spool.glob("*.seg")) == len(sent)
+    assert sum(p.read_bytes().count(b"\n") for p in spool.glob("*.seg")) == len(sent)
 
     os.kill(victim, signal.SIGKILL)  # no hook runs: only the spool has the records
     wait_for(lambda: [pid for pid in children(master.pid) if pid != victim], timeout=30,
              message="gunicorn to start a new worker")
     assert_nothing_lost(engine_for(database_url), trace, sent, label="gunicorn SIGKILL, disk mode")
-    wait_for(lambda: not list(spool.glob("*.seg")), timeout=30, message="the replayed segment to go")
+    wait_for(lambda: not any(p.read_bytes().strip(b"\x00") for p in spool.glob("*.seg")), timeout=30,
+             message="the replayed segment to go (the new worker's ready, empty one may stay)")
 
 
 def run_producer(env: dict[str, str], trace: str, count: int, out_dir: Path, *flags: str) -> dict:
@@ -125,7 +127,8 @@ def test_a_producer_that_crashes_in_disk_mode_loses_nothing(database_url, redis_
     replay = subprocess.run([str(BIN / "flask"), "--app", "wsgi", "execlog", "replay"], cwd=ROOT,
                             env=env, capture_output=True, text=True, timeout=120)
     assert replay.returncode == 0, replay.stderr
-    assert "replayed 3000 record(s)" in replay.stdout
+    # 3,000, plus records that were published but not yet trimmed (a duplicate is harmless).
+    assert int(re.search(r"replayed (\d+) record", replay.stdout).group(1)) >= 3000
     assert_nothing_lost(engine_for(database_url), trace, report["ids"], label="producer crash, disk mode")
 
 

@@ -24,7 +24,7 @@ HOLD_A_SEGMENT = textwrap.dedent(
     import sys, time
     from webapp.execlog.spool import Spool
     segment = Spool(sys.argv[1]).new_segment()
-    segment.append(b'["held"]\\n', 1)
+    segment.try_append(b'["held"]\\n')
     print("holding", flush=True)
     time.sleep(120)
     """

@@ -1,4 +1,5 @@
-"""A Redis transport whose workers survive items that are not messages.
+"""A Redis transport whose workers survive items that are not messages,
+and a broker that goes away.
 
 kombu's Redis channel decodes every item it pops from a queue list inside the
 worker's event loop. An item that is not a kombu message (bytes that are not
@@ -67,8 +68,33 @@ def why_not_a_message(item: bytes) -> tuple[Any, str | None]:
     return message, None
 
 
+class QoS(kombu_redis.QoS):
+    """kombu's Redis QoS, but a channel closed after its connection is gone
+    does not take the worker down.
+
+    When Redis goes away, Celery closes the connection and then its channel;
+    kombu 5.7's channel close then tries to put the messages it had taken
+    back on the queue through that connection, which is gone
+    (``AttributeError: 'NoneType' object has no attribute 'hostname'``),
+    and the worker stops with "Unrecoverable error". Those messages are safe
+    in Redis's ``unacked`` hash and are handed out again after the
+    visibility timeout, so there is nothing to do but not crash.
+    """
+
+    def restore_unacked(self, client: Any = None) -> Any:
+        transport = self.channel.connection
+        if client is None and (transport is None or transport.client is None):
+            log.warning("broker connection gone: %d message(s) taken by this worker will be "
+                        "redelivered after the visibility timeout", len(self._delivered))
+            self._delivered.clear()
+            return None
+        return super().restore_unacked(client)
+
+
 class Channel(kombu_redis.Channel):
     """kombu's Redis channel, with each popped item checked first."""
+
+    QoS = QoS
 
     def _checked(self, item: bytes, queue: str) -> Any:
         message, reason = why_not_a_message(item)

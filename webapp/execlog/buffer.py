@@ -42,6 +42,9 @@ class Shipper(Protocol):
     def after_fork(self) -> None:
         """Drop what belongs to the parent process."""
 
+    def close(self) -> None:
+        """Finish what is open (spool segments)."""
+
     def stats(self) -> dict[str, Any]:
         """Counters of what was shipped, spooled, dropped."""
 
@@ -49,18 +52,18 @@ class Shipper(Protocol):
 class Journal(Protocol):
     """Per-record durable append (``EXECLOG_DURABILITY=disk``)."""
 
-    def write(self, record: LogRecord, *, in_memory: bool) -> None:
+    def write(self, record: LogRecord, *, in_memory: bool) -> bool:
         """Append under the buffer's lock; never raises (counts failures)."""
 
-    def seal(self) -> JournalSegment | None: ...
+    def settle(self, records: Sequence[LogRecord], published: bool) -> None:
+        """The flusher shipped ``records``: their segments may go."""
+
+    def tick(self) -> None:
+        """Flusher housekeeping (rotation, the next segment)."""
+
+    def close(self) -> None: ...
 
     def after_fork(self) -> None: ...
-
-
-class JournalSegment(Protocol):
-    def finish(self, published: bool) -> None:
-        """Delete the segment when every record in it was published, else
-        leave it for replay."""
 
 
 class RecordBuffer:
@@ -214,15 +217,19 @@ class RecordBuffer:
         """
         thread = self._thread
         if thread is None or not thread.is_alive():
-            return self._drain_here()
-        deadline = None if timeout is None else time.monotonic() + timeout
-        ok = self.flush(timeout)
-        self._stopping = True
-        self._wake.set()
-        thread.join(None if deadline is None else max(0.0, deadline - time.monotonic()))
-        if thread.is_alive():
-            self._rescue_after_timeout()
-            return False
+            ok = self._drain_here()
+        else:
+            deadline = None if timeout is None else time.monotonic() + timeout
+            ok = self.flush(timeout)
+            self._stopping = True
+            self._wake.set()
+            thread.join(None if deadline is None else max(0.0, deadline - time.monotonic()))
+            if thread.is_alive():
+                self._rescue_after_timeout()
+                ok = False
+        if self._journal is not None:
+            self._journal.close()
+        self._shipper.close()
         return ok
 
     # -- flusher thread --------------------------------------------------
@@ -258,6 +265,8 @@ class RecordBuffer:
                 if self._stopping and shipped is None and not self._records:
                     break
                 self._shipper.tick()
+                if self._journal is not None:
+                    self._journal.tick()
         finally:
             with self._thread_lock:
                 if self._thread is threading.current_thread():
@@ -286,24 +295,21 @@ class RecordBuffer:
                 return
             self._wake.wait(max(0.0, deadline - now))
 
-    def _take(self) -> tuple[list[LogRecord], JournalSegment | None]:
+    def _take(self) -> list[LogRecord]:
         with self._lock:
             records = list(self._records)
             self._records.clear()
             self._oldest_at = None
-            sealed = self._journal.seal() if self._journal is not None else None
             self._in_flight = records
-        return records, sealed
+        return records
 
     def _ship_once(self) -> bool | None:
         """Ship what is buffered: None if nothing was, else whether published."""
-        records, sealed = self._take()
+        records = self._take()
         if not records:
-            if sealed is not None:
-                sealed.finish(False)
             return None
         published = True
-        journaled = sealed is not None
+        journaled = self._journal is not None
         for start in range(0, len(records), self.max_batch_size):
             chunk = records[start : start + self.max_batch_size]
             if not self._shipper.ship(chunk, journaled=journaled):
@@ -312,8 +318,8 @@ class RecordBuffer:
                 if rest and not journaled:
                     self._shipper.keep(rest)
                 break
-        if sealed is not None:
-            sealed.finish(published)
+        if self._journal is not None:
+            self._journal.settle(records, published)
         self._complete(len(records), published)
         return published
 

@@ -106,7 +106,9 @@ class Delivery:
         self.scan_interval = scan_interval
         self.counters = stats or Stats()
         self.warn = RateLimitedWarning()
-        self.overflow = SpoolJournal(spool, self._spool_failed) if spool is not None else None
+        self.overflow = (
+            SpoolJournal(spool, self._spool_failed, keep_spare=False) if spool is not None else None
+        )
         self._primary_down_since: float | None = None
         self._next_probe = 0.0
         self._next_replay = 0.0
@@ -136,11 +138,13 @@ class Delivery:
 
     def tick(self) -> None:
         if self.overflow is not None:
-            segment = self.overflow.seal()
-            if segment is not None:
-                segment.finish(published=False)
+            self.overflow.tick()
         if self.spool is not None and time.monotonic() >= self._next_replay:
             self.replay_once()
+
+    def close(self) -> None:
+        if self.overflow is not None:
+            self.overflow.close()
 
     def after_fork(self) -> None:
         self.primary.after_fork()

@@ -106,6 +106,7 @@ class LogRecord:
         "duration_ms",
         "_limits",
         "_wire",
+        "journal_entry",
     )
 
     def __init__(
@@ -138,6 +139,8 @@ class LogRecord:
         self.duration_ms = duration_ms
         self._limits = limits or DEFAULT_LIMITS
         self._wire: list[Any] | None = None
+        #: Where ``EXECLOG_DURABILITY=disk`` wrote it (see spool.SpoolJournal).
+        self.journal_entry: Any = None
 
     def to_wire(self) -> list[Any]:
         """The normalised row, in :data:`WIRE_FIELDS` order (computed once)."""
