@@ -1,8 +1,10 @@
-"""The workflow engine's part of an app: its registry.
+"""The workflow engine's part of an app: its registry and its notifier.
 
 ``init_app(app)`` (called by ``create_app``) discovers the runner and
 workflow plugins and stores the :class:`~.registry.Registry` in
-``app.extensions["workflow_registry"]``. It opens no connection: discovery
+``app.extensions["workflow_registry"]`` and the
+:class:`~.notify.NotificationService` in
+``app.extensions["workflow_notifier"]``. It opens no connection: discovery
 imports plugins, nothing more.
 
 Configuration keys:
@@ -23,9 +25,11 @@ from __future__ import annotations
 
 from flask import Flask, current_app
 
+from .notify import NotificationService
 from .registry import DENY_LIST_KEY, Registry, discover, parse_deny_list
 
 REGISTRY_KEY = "workflow_registry"
+NOTIFIER_KEY = "workflow_notifier"
 
 
 def init_app(app: Flask) -> None:
@@ -37,11 +41,18 @@ def init_app(app: Flask) -> None:
         disabled=parse_deny_list(app.config[DENY_LIST_KEY]),
         config_workflows=app.config["WORKFLOWS"],
     )
+    app.extensions[NOTIFIER_KEY] = NotificationService.from_broker_url(app.config["CELERY"]["broker_url"])
+    from . import tasks  # noqa: F401 - registers the workflow.run task
 
 
 def current_registry() -> Registry:
     """The current app's registry."""
     return _extension(REGISTRY_KEY)  # type: ignore[no-any-return]
+
+
+def current_notifier() -> NotificationService:
+    """The current app's notifier."""
+    return _extension(NOTIFIER_KEY)  # type: ignore[no-any-return]
 
 
 def _extension(key: str) -> object:
