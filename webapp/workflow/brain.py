@@ -35,7 +35,7 @@ from ..extensions import db
 from ..models import Execution, ExecutionStep, utcnow
 from .definition import Step
 from .error_handler import ErrorHandler, Failure
-from .errors import INTERNAL_ERROR, WORKFLOW_UNAVAILABLE, WorkflowError, WorkflowUnavailable
+from .errors import INTERNAL_ERROR, WORKFLOW_UNAVAILABLE, UnknownWorkflow, WorkflowUnavailable
 from .extension import current_notifier, current_registry
 from .notify import NotificationService
 from .registry import Registry
@@ -87,18 +87,29 @@ class WorkflowBrain:
         if execution is None:
             return NOT_CLAIMED
         started = time.perf_counter()
-        workflow_name, workflow_input = execution.workflow, dict(execution.input)
         rows = list(db.session.scalars(
             sa.select(ExecutionStep).where(ExecutionStep.execution_id == execution_id)
             .order_by(ExecutionStep.position)
         ))
         try:
-            plan = self._plan(workflow_name, rows)
-        except WorkflowError as exc:
-            self._fail(execution, rows, Failure(WORKFLOW_UNAVAILABLE, str(exc)), started)
-            return "failed"
+            result = self._run_steps(execution, self._plan(execution.workflow, rows))
+        except (UnknownWorkflow, WorkflowUnavailable) as exc:
+            failure = Failure(WORKFLOW_UNAVAILABLE, str(exc))
+        except StepFailed as failed:
+            failure = failed.failure
+        else:
+            self._succeed(execution, result, started)
+            return "succeeded"
+        self._fail(execution, rows, failure, started)
+        return "failed"
+
+    def _run_steps(self, execution: Execution, plan: list[tuple[Step, ExecutionStep]]) -> Any:
+        """Run the steps that have not succeeded yet, reusing the outputs of
+        those that have; the last step's output. ``StepFailed`` when a step
+        fails for good."""
+        workflow_input = dict(execution.input)
         self.logger.log_workflow_start(
-            str(execution_id), None, f"workflow {workflow_name} started",
+            str(execution.id), None, f"workflow {execution.workflow} started",
             details={"steps": [step.name for step, _ in plan], "run": execution.attempts,
                      "completed_steps": [row.name for _, row in plan if row.status == "succeeded"]},
         )
@@ -109,13 +120,8 @@ class WorkflowBrain:
                 continue
             runner = self.registry.runner(step.runner)
             attempt = partial(self._attempt, execution, row, runner, workflow_input, outputs)
-            try:
-                outputs[step.name] = self.retries.run(execution_id, step, attempt)
-            except StepFailed as failed:
-                self._fail(execution, rows, failed.failure, started)
-                return "failed"
-        self._succeed(execution, outputs[plan[-1][0].name], started)
-        return "succeeded"
+            outputs[step.name] = self.retries.run(execution.id, step, attempt)
+        return outputs[plan[-1][0].name]
 
     @contextmanager
     def node_execution(self, step: ExecutionStep, execution: Execution) -> Iterator[Node]:
