@@ -42,8 +42,11 @@ SHOUT = Workflow("shout", ["shout"])
 @pytest.fixture(scope="module")
 def installed(tmp_path_factory):
     """webapp-throwaway 1.2.3 (a good runner and workflow, an import error,
-    a function where a runner should be, and a runner named like one of
-    webapp-synthetic's) and the README's example, docs/examples/hello-plugin."""
+    a function where a runner should be, and a runner named like the one of
+    the other distribution) and the README's example,
+    docs/examples/hello-plugin. They collide with each other only, so that
+    a run killed before the uninstall cannot break the built-in workflows
+    for the next session's worker."""
     dest = tmp_path_factory.mktemp("wheels")
     throwaway = build_wheel(
         dest, THROWAWAY, "1.2.3",
@@ -56,7 +59,7 @@ def installed(tmp_path_factory):
                 "shout": "webapp_throwaway:Shout",
                 "broken": "webapp_throwaway.broken:Thing",
                 "helper": "webapp_throwaway:helper",
-                "emit": "webapp_throwaway:Shout",
+                "hello": "webapp_throwaway:Shout",
             },
             "webapp.workflows": {"shout": "webapp_throwaway:SHOUT"},
         },
@@ -102,27 +105,31 @@ def test_broken_plugins_are_reported_with_the_reason_and_the_app_starts(app_fact
 
 def test_a_name_two_distributions_claim_is_broken_in_both_with_the_workflows_using_it(app_factory):
     found = listing(app_factory())
-    ours = found[("runner", "emit", "webapp_throwaway:Shout")]
-    theirs = found[("runner", "emit", "webapp_synthetic:Emit")]
-    duplicate = "duplicate runner name 'emit', also declared by"
-    assert ours["reason"] == f"{duplicate} webapp_synthetic:Emit (webapp-synthetic 0.1.0)"
+    ours = found[("runner", "hello", "webapp_throwaway:Shout")]
+    theirs = found[("runner", "hello", "webapp_hello:Hello")]
+    duplicate = "duplicate runner name 'hello', also declared by"
+    assert (ours["status"], ours["reason"]) == (
+        "broken", f"{duplicate} webapp_hello:Hello (webapp-hello 1.0.0)")
     assert theirs["reason"] == f"{duplicate} webapp_throwaway:Shout (webapp-throwaway 1.2.3)"
-    assert found[("workflow", "flaky", "webapp_synthetic:FLAKY")]["reason"] == (
-        "step 'before': runner 'emit' is broken; step 'after': runner 'emit' is broken")
+    assert found[("workflow", "hello", "webapp_hello:HELLO")]["reason"] == (
+        "step 'hello': runner 'hello' is broken")
 
 
 def test_the_deny_list_keeps_plugins_from_being_imported(app_factory):
-    sys.modules.pop("webapp_hello", None)
-    found = listing(app_factory(WEBAPP_DISABLED_PLUGINS="webapp-throwaway, hello"))
-    assert "webapp_hello" not in sys.modules
-    for key in [("runner", "hello", "webapp_hello:Hello"), ("workflow", "hello", "webapp_hello:HELLO"),
+    for module in ("webapp_throwaway", "webapp_throwaway.broken"):
+        sys.modules.pop(module, None)
+    found = listing(app_factory(WEBAPP_DISABLED_PLUGINS="Webapp_Throwaway, synthetic-emit"))
+    assert "webapp_throwaway" not in sys.modules
+    for key in [("runner", "shout", "webapp_throwaway:Shout"),
+                ("workflow", "shout", "webapp_throwaway:SHOUT"),
                 ("runner", "broken", "webapp_throwaway.broken:Thing"),
-                ("runner", "emit", "webapp_throwaway:Shout")]:
+                ("runner", "hello", "webapp_throwaway:Shout"),
+                ("workflow", "synthetic-emit", "webapp_synthetic:SYNTHETIC_EMIT")]:
         assert (found[key]["status"], found[key]["reason"]) == (
             "disabled", "disabled by WEBAPP_DISABLED_PLUGINS")
-    # With its rival denied, webapp-synthetic's emit is no longer a duplicate.
-    assert found[("runner", "emit", "webapp_synthetic:Emit")]["status"] == "ok"
-    assert found[("workflow", "flaky", "webapp_synthetic:FLAKY")]["status"] == "ok"
+    # With its rival denied, webapp-hello's runner is no longer a duplicate.
+    assert found[("runner", "hello", "webapp_hello:Hello")]["status"] == "ok"
+    assert found[("workflow", "hello", "webapp_hello:HELLO")]["status"] == "ok"
 
 
 def test_flask_runners_list_prints_every_plugin_with_its_status(app_factory):
@@ -135,7 +142,7 @@ def test_flask_runners_list_prints_every_plugin_with_its_status(app_factory):
     assert ["runner", "broken", THROWAWAY, "1.2.3",
             "broken: ModuleNotFoundError: No module named 'webapp_missing_dependency'"] in rows
     assert ["workflow", "roadmap", "webapp-roadmap", "0.1.0", "ok"] in rows
-    assert ["workflow", "hello", HELLO, "1.0.0", "ok"] in rows
+    assert ["workflow", "hello", HELLO, "1.0.0", "broken: step 'hello': runner 'hello' is broken"] in rows
     # Columns line up: every STATUS starts where the header's does.
     column = lines[0].index("STATUS")
     assert all(line[column - 2:column] == "  " and line[column] != " " for line in lines[1:])
@@ -152,7 +159,7 @@ def test_the_registry_is_built_without_a_database(app_factory):
 
 
 def test_the_readme_example_plugin_runs(app_factory, spare_broker):
-    app = app_factory(CELERY=spare_broker)
+    app = app_factory(CELERY=spare_broker, WEBAPP_DISABLED_PLUGINS="webapp-throwaway")
     with app.app_context():
         execution = start_execution("hello", {"who": "plugins"})
         assert WorkflowBrain.for_current_app().run(execution.id) == "succeeded"
