@@ -33,11 +33,13 @@ def create_app(config: Mapping[str, Any] | None = None) -> Flask:
     from .celery_app import celery_init_app
     from .execlog import tasks  # noqa: F401 - registers the batch task
     from .extensions import db, execlog, migrate
+    from .workflow import init_app as init_workflows
 
     db.init_app(app)
     migrate.init_app(app, db)
     celery_init_app(app)
     execlog.init_app(app)
+    init_workflows(app)
     init_api(app)
     cli.init_app(app)
     return app

@@ -1,4 +1,6 @@
-"""``flask`` commands: ``flask execlog status`` and ``flask execlog replay``."""
+"""``flask`` commands: ``flask execlog status`` and ``flask execlog replay``;
+the workflow commands (``flask runners``, ``flask executions``) live in
+:mod:`webapp.workflow.cli`."""
 
 from __future__ import annotations
 
@@ -44,4 +46,8 @@ def execlog_replay() -> None:
 
 
 def init_app(app: Flask) -> None:
+    from .workflow.cli import executions_cli, runners_cli
+
     app.cli.add_command(execlog_cli)
+    app.cli.add_command(runners_cli)
+    app.cli.add_command(executions_cli)

@@ -6,11 +6,14 @@ file-system transport under ``var/`` (``WEBAPP_VAR_DIR``). With
 PostgreSQL and Redis. Every variable is listed in ``.env.example``.
 
 ``EXECLOG_*`` variables are passed through as they are; the execution-log
-extension parses and checks them (``webapp.execlog.extension``).
+extension parses and checks them (``webapp.execlog.extension``). So are
+``WORKFLOWS`` (JSON) and ``WEBAPP_DISABLED_PLUGINS``, which the workflow
+engine reads (``webapp.workflow.extension``).
 """
 
 from __future__ import annotations
 
+import json
 import os
 import secrets
 from collections.abc import Mapping
@@ -39,6 +42,19 @@ def _int(environ: Mapping[str, str], name: str, default: int) -> int:
 
 def _float(environ: Mapping[str, str], name: str, default: float) -> float:
     return float(_number(environ, name, default, float))
+
+
+def _json_object(environ: Mapping[str, str], name: str) -> dict[str, Any]:
+    raw = environ.get(name)
+    if raw is None or raw.strip() == "":
+        return {}
+    try:
+        value = json.loads(raw)
+    except ValueError as exc:
+        raise ValueError(f"{name} must be a JSON object: {exc}") from None
+    if not isinstance(value, dict):
+        raise ValueError(f"{name} must be a JSON object, got {type(value).__name__}")
+    return value
 
 
 def database_url(environ: Mapping[str, str], var_dir: Path) -> str:
@@ -145,6 +161,8 @@ def config_from_env(environ: Mapping[str, str] | None = None) -> dict[str, Any]:
             worker_prefetch_multiplier=_int(environ, "CELERY_PREFETCH_MULTIPLIER", 4),
         ),
         "EXECLOG_SPOOL_DIR": str(var_dir / "spool"),
+        "WORKFLOWS": _json_object(environ, "WORKFLOWS"),
+        "WEBAPP_DISABLED_PLUGINS": environ.get("WEBAPP_DISABLED_PLUGINS", ""),
     }
     for name, value in environ.items():
         if name.startswith("EXECLOG_"):

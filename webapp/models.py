@@ -91,3 +91,54 @@ class DeadLetter(db.Model):
     source: Mapped[str] = mapped_column(sa.String(32))
     reason: Mapped[str] = mapped_column(sa.Text)
     payload: Mapped[str] = mapped_column(sa.Text)
+
+
+STEP_STATUSES = ("pending", "running", "succeeded", "failed", "skipped")
+
+
+class ExecutionStep(db.Model):
+    """One step of an execution: its status, tries, output or error.
+
+    Written by the WorkflowBrain; a resumed execution reloads the outputs of
+    its succeeded steps from here instead of running them again.
+    """
+
+    __tablename__ = "execution_steps"
+
+    execution_id: Mapped[uuid.UUID] = mapped_column(
+        sa.ForeignKey("executions.id", ondelete="CASCADE"), primary_key=True
+    )
+    position: Mapped[int] = mapped_column(sa.Integer, primary_key=True, autoincrement=False)
+    name: Mapped[str] = mapped_column(sa.String(100))
+    runner: Mapped[str] = mapped_column(sa.String(100))
+    status: Mapped[str] = mapped_column(sa.String(16), default="pending")
+    attempts: Mapped[int] = mapped_column(sa.Integer, default=0)
+    output: Mapped[Any | None] = mapped_column(JSONType)
+    error: Mapped[Any | None] = mapped_column(JSONType)
+    started_at: Mapped[datetime | None] = mapped_column(sa.DateTime(timezone=True))
+    finished_at: Mapped[datetime | None] = mapped_column(sa.DateTime(timezone=True))
+    duration_ms: Mapped[float | None] = mapped_column(sa.Float)
+
+    __table_args__ = (
+        sa.CheckConstraint(sa.column("status").in_(STEP_STATUSES), name="status_known"),
+        sa.UniqueConstraint("execution_id", "name", name="uq_execution_steps_execution_id_name"),
+    )
+
+
+class ExecutionEvent(db.Model):
+    """A progress event of an execution (started, step succeeded, ...).
+
+    ``id`` increases with every event, so it is the SSE event id a client
+    resumes from (``Last-Event-ID``); the events of one execution are read
+    ordered by it.
+    """
+
+    __tablename__ = "execution_events"
+
+    id: Mapped[int] = mapped_column(sa.BigInteger().with_variant(sa.Integer, "sqlite"), primary_key=True)
+    execution_id: Mapped[uuid.UUID] = mapped_column(sa.ForeignKey("executions.id", ondelete="CASCADE"))
+    type: Mapped[str] = mapped_column(sa.String(32))
+    data: Mapped[Any] = mapped_column(JSONType)
+    created_at: Mapped[datetime] = mapped_column(sa.DateTime(timezone=True), default=utcnow)
+
+    __table_args__ = (sa.Index("ix_execution_events_execution_id_id", "execution_id", "id"),)

@@ -1,0 +1,84 @@
+"""Fixtures of the workflow tests: reading executions as the worker left
+them, and starting them the way the CLI and the API do."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import pytest
+import redis
+import sqlalchemy as sa
+from flask import Flask
+
+from webapp.config import celery_config
+from webapp.workflow import start_execution
+
+from ..conftest import QUEUE_KEYS, SPARE_REDIS_URL
+from ..support.waiting import wait_for
+
+FINAL = ("succeeded", "failed")
+
+
+class ExecutionTables:
+    """``executions``, ``execution_steps`` and ``execution_events``, read
+    on a connection of the test's own."""
+
+    def __init__(self, engine: sa.engine.Engine) -> None:
+        self.engine = engine
+
+    def _all(self, sql: str, **params: Any) -> list[dict[str, Any]]:
+        with self.engine.connect() as connection:
+            return [dict(row._mapping) for row in connection.execute(sa.text(sql), params)]
+
+    def get(self, execution_id: str) -> dict[str, Any]:
+        rows = self._all("SELECT * FROM executions WHERE id = :id", id=execution_id)
+        assert rows, f"no execution {execution_id}"
+        return rows[0]
+
+    def steps(self, execution_id: str) -> dict[str, dict[str, Any]]:
+        rows = self._all("SELECT * FROM execution_steps WHERE execution_id = :id ORDER BY position",
+                         id=execution_id)
+        return {row["name"]: row for row in rows}
+
+    def events(self, execution_id: str) -> list[dict[str, Any]]:
+        return self._all("SELECT * FROM execution_events WHERE execution_id = :id ORDER BY id",
+                         id=execution_id)
+
+    def wait_finished(self, execution_id: str, timeout: float = 60.0) -> dict[str, Any]:
+        wait_for(lambda: self.get(execution_id)["status"] in FINAL, timeout=timeout,
+                 message=f"execution {execution_id} to finish")
+        return self.get(execution_id)
+
+
+@pytest.fixture
+def tables(db_engine: sa.engine.Engine) -> ExecutionTables:
+    return ExecutionTables(db_engine)
+
+
+@pytest.fixture
+def spare_broker(tmp_path: Path) -> Any:
+    """Celery settings on a Redis database no worker reads: an execution
+    started there waits for whoever runs it (the test, in-process). Tests
+    close their app's logger before this clears the queues."""
+    yield celery_config(SPARE_REDIS_URL, tmp_path)
+    redis.Redis.from_url(SPARE_REDIS_URL).delete(*QUEUE_KEYS)
+
+
+def start(app: Flask, workflow: str, data: Any, **kwargs: Any) -> str:
+    """``start_execution`` in an app context, as a request would; the id."""
+    with app.app_context():
+        return str(start_execution(workflow, data, **kwargs).id)
+
+
+def messages(log_rows: list[dict[str, Any]]) -> list[str]:
+    return [row["message"] for row in log_rows]
+
+
+def wait_for_log(log_table: Any, trace_id: str, message: str, timeout: float = 60.0) -> list[dict[str, Any]]:
+    """The trace's rows, once one with ``message`` is stored."""
+    def stored() -> list[dict[str, Any]] | None:
+        rows = log_table.rows(trace_id)
+        return rows if message in messages(rows) else None
+
+    return wait_for(stored, timeout=timeout, message=f"log {message!r} of {trace_id}")

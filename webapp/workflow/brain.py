@@ -1,0 +1,261 @@
+"""WorkflowBrain: runs one execution, step after step, in a Celery task.
+
+The task claims the execution first: one UPDATE from ``queued`` to
+``running``. A second delivery of the same message, or a resume racing a run,
+finds it no longer queued and does nothing, so an execution never runs twice
+at once.
+
+Every try of every step goes through one place, :meth:`node_execution`: it
+marks the step and the execution, logs the start and the end with its
+duration, publishes the progress events, and hands a failure to the
+ErrorHandler. Runners hold only their own logic.
+
+No database connection is held while a runner runs: the state changes before
+and after it are committed (``NotificationService.publish`` commits), and the
+runner's input is read before.
+"""
+
+from __future__ import annotations
+
+import time
+import uuid
+from collections.abc import Iterator, Mapping
+from contextlib import contextmanager
+from dataclasses import dataclass
+from functools import partial
+from types import MappingProxyType
+from typing import Any
+
+import sqlalchemy as sa
+
+from webapp.execlog import ExecutionLogger, LogCategory
+from webapp.execlog import execution_logger as _default_logger
+
+from ..extensions import db
+from ..models import Execution, ExecutionStep, utcnow
+from .definition import Step
+from .error_handler import ErrorHandler, Failure
+from .errors import INTERNAL_ERROR, WORKFLOW_UNAVAILABLE, UnknownWorkflow, WorkflowUnavailable
+from .extension import current_notifier, current_registry
+from .notify import NotificationService
+from .registry import Registry
+from .retry import RetryService, StepFailed
+from .runner import Runner, StepContext
+from .steplog import StepLogger
+
+#: What ``run`` returns when the execution was not queued (nothing done).
+NOT_CLAIMED = "not_claimed"
+
+
+@dataclass
+class Node:
+    """What ``node_execution`` yields: the try and its logger; the body sets
+    ``output``."""
+
+    execution_id: str
+    workflow: str
+    step: str
+    attempt: int
+    logger: StepLogger
+    output: dict[str, Any] | None = None
+
+
+class WorkflowBrain:
+    def __init__(
+        self,
+        registry: Registry,
+        notifier: NotificationService,
+        *,
+        errors: ErrorHandler | None = None,
+        retries: RetryService | None = None,
+        logger: ExecutionLogger | None = None,
+    ) -> None:
+        self.registry = registry
+        self.notifier = notifier
+        self.logger = _default_logger if logger is None else logger
+        self.errors = errors or ErrorHandler(self.logger)
+        self.retries = retries or RetryService(notifier, self.logger)
+
+    @classmethod
+    def for_current_app(cls) -> WorkflowBrain:
+        return cls(current_registry(), current_notifier())
+
+    def run(self, execution_id: uuid.UUID) -> str:
+        """Run a queued execution to its end; its final status, or
+        ``NOT_CLAIMED`` when it was not queued."""
+        execution = self._claim(execution_id)
+        if execution is None:
+            return NOT_CLAIMED
+        started = time.perf_counter()
+        rows = list(db.session.scalars(
+            sa.select(ExecutionStep).where(ExecutionStep.execution_id == execution_id)
+            .order_by(ExecutionStep.position)
+        ))
+        try:
+            result = self._run_steps(execution, self._plan(execution.workflow, rows))
+        except (UnknownWorkflow, WorkflowUnavailable) as exc:
+            failure = Failure(WORKFLOW_UNAVAILABLE, str(exc))
+        except StepFailed as failed:
+            failure = failed.failure
+        else:
+            self._succeed(execution, result, started)
+            return "succeeded"
+        self._fail(execution, rows, failure, started)
+        return "failed"
+
+    def _run_steps(self, execution: Execution, plan: list[tuple[Step, ExecutionStep]]) -> Any:
+        """Run the steps that have not succeeded yet, reusing the outputs of
+        those that have; the last step's output. ``StepFailed`` when a step
+        fails for good."""
+        workflow_input = dict(execution.input)
+        self.logger.log_workflow_start(
+            str(execution.id), None, f"workflow {execution.workflow} started",
+            details={"steps": [step.name for step, _ in plan], "run": execution.attempts,
+                     "completed_steps": [row.name for _, row in plan if row.status == "succeeded"]},
+        )
+        outputs: dict[str, Any] = {}
+        for step, row in plan:
+            if row.status == "succeeded":
+                outputs[step.name] = row.output
+                continue
+            runner = self.registry.runner(step.runner)
+            attempt = partial(self._attempt, execution, row, runner, workflow_input, outputs)
+            outputs[step.name] = self.retries.run(execution.id, step, attempt)
+        return outputs[plan[-1][0].name]
+
+    @contextmanager
+    def node_execution(self, step: ExecutionStep, execution: Execution) -> Iterator[Node]:
+        """One try of ``step``: mark it running, log and publish its start;
+        on success record the output the body set, log and publish; on an
+        exception record the classified failure, publish it and raise
+        ``StepFailed``."""
+        execution_id, name, position = execution.id, step.name, step.position
+        trace_id, attempt = str(execution_id), step.attempts + 1
+        step.status, step.attempts, step.started_at = "running", attempt, utcnow()
+        step.finished_at = step.duration_ms = None
+        step.error = sa.null()
+        execution.current_step = name
+        node = Node(trace_id, execution.workflow, name, attempt, StepLogger(trace_id, name, self.logger))
+        node.logger.log_workflow_start(
+            f"step {name} started", details={"runner": step.runner, "position": position, "attempt": attempt}
+        )
+        where = {"step": name, "position": position, "attempt": attempt}
+        self.notifier.publish(execution_id, "step_started", where)
+        started = time.perf_counter()
+        try:
+            yield node
+        except Exception as exc:
+            duration_ms = (time.perf_counter() - started) * 1000.0
+            db.session.rollback()  # whatever the runner left in the session
+            failure = self.errors.step_failed(exc, step, attempt, duration_ms)
+            self.notifier.publish(execution_id, "step_failed",
+                                  {**where, "duration_ms": duration_ms, "error": failure.to_json()})
+            raise StepFailed(failure) from exc
+        duration_ms = (time.perf_counter() - started) * 1000.0
+        step.status, step.output = "succeeded", node.output
+        step.finished_at, step.duration_ms = utcnow(), duration_ms
+        node.logger.log_workflow_complete(
+            f"step {name} succeeded", duration_ms=duration_ms, details={"attempt": attempt}
+        )
+        self.notifier.publish(execution_id, "step_succeeded", {**where, "duration_ms": duration_ms})
+
+    def abandon(self, execution_id: uuid.UUID, exc: BaseException) -> None:
+        """Mark a running execution failed after the engine itself failed
+        (e.g. the database went away), so that it can be resumed."""
+        db.session.rollback()
+        execution = db.session.get(Execution, execution_id)
+        if execution is None or execution.status != "running":
+            return
+        failure = Failure(INTERNAL_ERROR, f"{type(exc).__name__}: {exc}", execution.current_step,
+                          exception=type(exc).__name__)
+        self.errors.execution_failed(execution, failure)
+        self.notifier.publish(execution_id, "execution_failed", {"error": failure.to_json()})
+
+    # -- the steps of a run ----------------------------------------------
+
+    def _claim(self, execution_id: uuid.UUID) -> Execution | None:
+        now = utcnow()
+        claimed = db.session.execute(
+            sa.update(Execution)
+            .where(Execution.id == execution_id, Execution.status == "queued")
+            .values(status="running", attempts=Execution.attempts + 1, error=sa.null(),
+                    started_at=sa.func.coalesce(Execution.started_at, now), finished_at=None,
+                    updated_at=now)
+            .execution_options(synchronize_session=False)
+        ).rowcount
+        if not claimed:
+            db.session.rollback()
+            status = db.session.scalar(sa.select(Execution.status).where(Execution.id == execution_id))
+            self.logger.warning(
+                str(execution_id), LogCategory.WORKFLOW,
+                f"run request ignored: the execution is {status or 'unknown'}, not queued",
+                details={"status": status},
+            )
+            db.session.rollback()
+            return None
+        execution = db.session.get(Execution, execution_id, populate_existing=True)
+        assert execution is not None
+        self.notifier.publish(execution_id, "execution_started",
+                              {"workflow": execution.workflow, "run": execution.attempts})
+        return execution
+
+    def _plan(self, workflow_name: str, rows: list[ExecutionStep]) -> list[tuple[Step, ExecutionStep]]:
+        """The workflow's steps with the execution's rows; the definition
+        must still have the steps the execution was created with."""
+        workflow = self.registry.workflow(workflow_name)
+        now = [(step.name, step.runner) for step in workflow.steps]
+        then = [(row.name, row.runner) for row in rows]
+        if now != then:
+            raise WorkflowUnavailable(
+                f"workflow {workflow_name!r} changed since the execution was created: its steps are "
+                f"{_steps(now)}, the execution's are {_steps(then)}"
+            )
+        return list(zip(workflow.steps, rows))
+
+    def _attempt(
+        self,
+        execution: Execution,
+        row: ExecutionStep,
+        runner: type[Runner],
+        workflow_input: Mapping[str, Any],
+        outputs: Mapping[str, Any],
+    ) -> dict[str, Any]:
+        with self.node_execution(row, execution) as node:
+            context = StepContext(
+                execution_id=node.execution_id,
+                workflow=node.workflow,
+                step=node.step,
+                attempt=node.attempt,
+                workflow_input=MappingProxyType(runner.load_input(workflow_input)),
+                outputs=MappingProxyType(dict(outputs)),
+                logger=node.logger,
+            )
+            node.output = runner.check_output(runner().run(context))
+        return node.output
+
+    def _succeed(self, execution: Execution, result: Any, started: float) -> None:
+        duration_ms = (time.perf_counter() - started) * 1000.0
+        execution_id, workflow_name = execution.id, execution.workflow
+        execution.status, execution.result = "succeeded", result
+        execution.finished_at, execution.current_step = utcnow(), None
+        self.logger.log_workflow_complete(
+            str(execution_id), None, f"workflow {workflow_name} succeeded",
+            duration_ms=duration_ms, details={"run": execution.attempts},
+        )
+        self.notifier.publish(execution_id, "execution_succeeded", {"duration_ms": duration_ms})
+
+    def _fail(
+        self, execution: Execution, rows: list[ExecutionStep], failure: Failure, started: float
+    ) -> None:
+        duration_ms = (time.perf_counter() - started) * 1000.0
+        execution_id = execution.id
+        for row in rows:
+            if row.status == "pending":
+                row.status = "skipped"
+        self.errors.execution_failed(execution, failure, duration_ms)
+        self.notifier.publish(execution_id, "execution_failed",
+                              {"error": failure.to_json(), "duration_ms": duration_ms})
+
+
+def _steps(pairs: list[tuple[str, str]]) -> str:
+    return " -> ".join(name if name == runner else f"{name} ({runner})" for name, runner in pairs)

@@ -1,0 +1,119 @@
+"""ErrorHandler: what went wrong in a step, recorded where people look.
+
+A failure is classified as
+
+* ``invalid_input``: ``InvalidInput`` (raised by the runner, or by its input
+  schema): retrying cannot help;
+* ``transient``: ``TransientError``, ``TimeoutError``, ``ConnectionError``:
+  worth retrying;
+* ``runner_bug``: any other exception, including a broken output contract.
+
+and recorded as the ``error`` JSON of the step (and, when it ends the
+execution, of the execution): ``{"kind", "message", "step", "attempt",
+"exception"}`` plus ``fields`` (invalid input) and ``details`` when there are
+some, and as an error record in the execution's logs, with the traceback for
+a runner bug.
+"""
+
+from __future__ import annotations
+
+import traceback
+from dataclasses import dataclass
+from typing import Any
+
+from webapp.execlog import ExecutionLogger, LogCategory
+from webapp.execlog import execution_logger as _default_logger
+
+from ..models import Execution, ExecutionStep, utcnow
+from .errors import INVALID_INPUT, RUNNER_BUG, TRANSIENT, InvalidInput, TransientError
+
+#: Exceptions worth another try.
+TRANSIENT_EXCEPTIONS: tuple[type[BaseException], ...] = (TransientError, TimeoutError, ConnectionError)
+#: The tail of a runner bug's traceback kept in the logs.
+TRACEBACK_CHARS = 4000
+
+
+@dataclass(frozen=True)
+class Failure:
+    """A classified failure, as recorded in ``error`` columns."""
+
+    kind: str
+    message: str
+    step: str | None = None
+    attempt: int | None = None
+    exception: str | None = None
+    fields: dict[str, Any] | None = None
+    details: dict[str, Any] | None = None
+
+    def to_json(self) -> dict[str, Any]:
+        error: dict[str, Any] = {
+            "kind": self.kind,
+            "message": self.message,
+            "step": self.step,
+            "attempt": self.attempt,
+            "exception": self.exception,
+        }
+        if self.fields:
+            error["fields"] = self.fields
+        if self.details:
+            error["details"] = self.details
+        return error
+
+
+class ErrorHandler:
+    """Classifies failures and records them on steps, executions and logs."""
+
+    def __init__(self, logger: ExecutionLogger | None = None) -> None:
+        self.logger = _default_logger if logger is None else logger
+
+    @staticmethod
+    def classify(exc: BaseException) -> str:
+        if isinstance(exc, InvalidInput):
+            return INVALID_INPUT
+        if isinstance(exc, TRANSIENT_EXCEPTIONS):
+            return TRANSIENT
+        return RUNNER_BUG
+
+    def failure(self, exc: BaseException, step: str, attempt: int) -> Failure:
+        kind = self.classify(exc)
+        message = str(exc) or type(exc).__name__
+        if kind == RUNNER_BUG:
+            message = f"{type(exc).__name__}: {message}"
+        fields = details = None
+        if isinstance(exc, InvalidInput):
+            fields, details = exc.fields, exc.details
+        return Failure(kind, message, step, attempt, type(exc).__name__, fields, details)
+
+    def step_failed(
+        self, exc: BaseException, step: ExecutionStep, attempt: int, duration_ms: float
+    ) -> Failure:
+        """Record a failed try of ``step`` (not yet committed) and log it."""
+        failure = self.failure(exc, step.name, attempt)
+        step.status = "failed"
+        step.error = failure.to_json()
+        step.finished_at = utcnow()
+        step.duration_ms = duration_ms
+        details = failure.to_json()
+        if failure.kind == RUNNER_BUG:
+            details["traceback"] = "".join(traceback.format_exception(exc))[-TRACEBACK_CHARS:]
+        self.logger.error(
+            str(step.execution_id), LogCategory.WORKFLOW,
+            f"step {step.name} failed ({failure.kind}): {failure.message}",
+            step=step.name, duration_ms=duration_ms, details=details,
+        )
+        return failure
+
+    def execution_failed(
+        self, execution: Execution, failure: Failure, duration_ms: float | None = None
+    ) -> None:
+        """Record that ``failure`` ended ``execution`` (not yet committed) and log it."""
+        execution.status = "failed"
+        execution.error = failure.to_json()
+        execution.finished_at = utcnow()
+        execution.current_step = failure.step
+        where = f" at step {failure.step}" if failure.step else ""
+        self.logger.error(
+            str(execution.id), LogCategory.WORKFLOW,
+            f"workflow {execution.workflow} failed{where} ({failure.kind}): {failure.message}",
+            step=failure.step, duration_ms=duration_ms, details=failure.to_json(),
+        )

@@ -1,0 +1,64 @@
+"""The workflow engine's part of an app: its registry and its notifier.
+
+``init_app(app)`` (called by ``create_app``) discovers the runner and
+workflow plugins and stores the :class:`~.registry.Registry` in
+``app.extensions["workflow_registry"]`` and the
+:class:`~.notify.NotificationService` in
+``app.extensions["workflow_notifier"]``. It opens no connection: discovery
+imports plugins, nothing more.
+
+Configuration keys:
+
+============================  =========  ====================================
+key                           default    meaning
+============================  =========  ====================================
+``WORKFLOWS``                 ``{}``     workflows declared in configuration:
+                                         name -> steps (the environment
+                                         variable holds it as JSON)
+``WEBAPP_DISABLED_PLUGINS``   ``""``     names of runners, workflows or
+                                         distributions not to load,
+                                         comma-separated
+============================  =========  ====================================
+"""
+
+from __future__ import annotations
+
+from flask import Flask, current_app
+
+from .notify import NotificationService
+from .registry import DENY_LIST_KEY, Registry, discover, parse_deny_list
+
+REGISTRY_KEY = "workflow_registry"
+NOTIFIER_KEY = "workflow_notifier"
+
+
+def init_app(app: Flask) -> None:
+    if REGISTRY_KEY in app.extensions:
+        raise RuntimeError("the workflow engine is already set up on this app")
+    app.config.setdefault("WORKFLOWS", {})
+    app.config.setdefault(DENY_LIST_KEY, "")
+    app.extensions[REGISTRY_KEY] = discover(
+        disabled=parse_deny_list(app.config[DENY_LIST_KEY]),
+        config_workflows=app.config["WORKFLOWS"],
+    )
+    app.extensions[NOTIFIER_KEY] = NotificationService.from_broker_url(app.config["CELERY"]["broker_url"])
+    from . import tasks  # noqa: F401 - registers the workflow.run task
+
+
+def current_registry() -> Registry:
+    """The current app's registry."""
+    return _extension(REGISTRY_KEY)  # type: ignore[no-any-return]
+
+
+def current_notifier() -> NotificationService:
+    """The current app's notifier."""
+    return _extension(NOTIFIER_KEY)  # type: ignore[no-any-return]
+
+
+def _extension(key: str) -> object:
+    try:
+        return current_app.extensions[key]
+    except KeyError:
+        raise RuntimeError(
+            "the workflow engine is not set up on this app: build it with webapp.create_app()"
+        ) from None
