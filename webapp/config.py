@@ -17,10 +17,16 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
+from celery.schedules import crontab
+
 #: Queues: log batches on ``logs`` (so ``redis-cli LLEN logs`` is the
 #: backlog), workflow runs on ``workflows``.
 LOGS_QUEUE = "logs"
 WORKFLOWS_QUEUE = "workflows"
+#: The beat task that keeps ``execution_logs`` partitioned and pruned
+#: (:mod:`webapp.execlog.retention`); an ``execlog.*`` task, so it runs on
+#: the ``logs`` queue.
+RETENTION_TASK = "execlog.maintain_partitions"
 
 
 def _number(environ: Mapping[str, str], name: str, default: Any, kind: type) -> Any:
@@ -92,6 +98,15 @@ def celery_config(
         },
         "worker_prefetch_multiplier": worker_prefetch_multiplier,
         "worker_hijack_root_logger": False,
+        # Modules a worker imports at start, for tasks create_app() does not
+        # import (the producer side only needs their names).
+        "imports": ("webapp.execlog.retention",),
+        # celery beat: hourly at :07. Idempotent and cheap when there is
+        # nothing to do, so a beat or worker outage, or a step that lost a
+        # lock race, costs at most an hour; partitions are made a week ahead.
+        "beat_schedule": {
+            "execlog-retention": {"task": RETENTION_TASK, "schedule": crontab(minute="7")},
+        },
         "broker_transport_options": {},
     }
     if broker.startswith("filesystem"):
