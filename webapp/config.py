@@ -90,6 +90,9 @@ def celery_config(
         "task_serializer": "json",
         "accept_content": ["json"],
         "result_backend": None,
+        # No results are kept, so beat has nothing to expire (it would send a
+        # daily celery.backend_cleanup otherwise).
+        "result_expires": None,
         "task_ignore_result": True,
         "task_default_queue": WORKFLOWS_QUEUE,
         "task_routes": {
