@@ -87,6 +87,10 @@ def celery_config(
     config: dict[str, Any] = {
         "broker_url": broker,
         "broker_connection_retry_on_startup": True,
+        # Workers and beat wait for the broker as long as an outage lasts
+        # (Celery's default gives up after 100 attempts, some 45 minutes,
+        # and the worker exits).
+        "broker_connection_max_retries": None,
         "task_serializer": "json",
         "accept_content": ["json"],
         "result_backend": None,
