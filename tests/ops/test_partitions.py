@@ -177,8 +177,9 @@ def test_an_insert_that_races_a_partition_attach_is_retried_not_dead_lettered(en
     assert [table for table, _ in where_stored(engine, trace_id)] == [partition_name(day)]
 
 
-def test_two_maintenance_runs_at_once_make_each_partition_once(engine):
+def test_two_maintenance_runs_at_once_make_and_drop_each_partition_once(engine):
     today = date(2031, 3, 10)
+    apply_retention(engine, 0, today=today - 40 * DAY)  # the days a run 40 days ago made
     reports: list[retention.RetentionReport] = []
     runs = [threading.Thread(target=lambda: reports.append(apply_retention(engine, 30, today=today)))
             for _ in range(2)]
@@ -188,8 +189,11 @@ def test_two_maintenance_runs_at_once_make_each_partition_once(engine):
         run.join(timeout=60)
 
     created = [name for report in reports for name in report.created]
+    dropped = [name for report in reports for name in report.dropped]
     assert len(reports) == 2
     assert sorted(created) == [partition_name(today + n * DAY) for n in range(DAYS_AHEAD + 1)]
+    assert sorted(dropped) == [partition_name(today - n * DAY) for n in range(40, 32, -1)]
+    assert partitions(engine) == {today + n * DAY for n in range(DAYS_AHEAD + 1)}
 
 
 def _waiting_for(engine, table: str) -> bool:

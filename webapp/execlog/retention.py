@@ -192,8 +192,8 @@ def _maintain_partitions(engine: Engine, today: date, report: RetentionReport) -
         return
     for day in sorted(d for d in existing if d < first_kept):
         with _step(engine) as connection:
-            connection.execute(sa.text(f"DROP TABLE IF EXISTS {partition_name(day)}"))
-        report.dropped.append(partition_name(day))
+            if _drop_partition(connection, day):
+                report.dropped.append(partition_name(day))
     with _step(engine) as connection:
         default = sa.table(DEFAULT_PARTITION, sa.column("created_at", sa.DateTime(timezone=True)))
         report.deleted += _delete_older(connection, default, report.cutoff)
@@ -283,6 +283,15 @@ def _create_partition(connection: Connection, day: date) -> int | None:
         )
     )
     return moved
+
+
+def _drop_partition(connection: Connection, day: date) -> bool:
+    """Drop the partition of ``day``; False if another run already had."""
+    name = partition_name(day)
+    if connection.execute(sa.text("SELECT to_regclass(:n)"), {"n": name}).scalar() is None:
+        return False
+    connection.execute(sa.text(f"DROP TABLE {name}"))
+    return True
 
 
 # -- any database -------------------------------------------------------------
