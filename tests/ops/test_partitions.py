@@ -177,6 +177,18 @@ def test_an_insert_that_races_a_partition_attach_is_retried_not_dead_lettered(en
     assert [table for table, _ in where_stored(engine, trace_id)] == [partition_name(day)]
 
 
+def test_a_drop_that_cannot_get_its_lock_gives_up_instead_of_stalling_inserts(engine, own_engine):
+    today = date(2031, 3, 10)
+    apply_retention(engine, 0, today=today - 40 * DAY)
+    with own_engine.connect() as report_query:
+        with report_query.begin():  # a long read holds the parent table
+            report_query.execute(sa.text("SELECT count(*) FROM execution_logs")).scalar_one()
+            with pytest.raises(sa.exc.OperationalError, match="lock timeout"):
+                apply_retention(engine, 30, today=today)
+    report = apply_retention(engine, 30, today=today)  # the next run
+    assert report.dropped == [partition_name(today - n * DAY) for n in range(40, 32, -1)]
+
+
 def test_two_maintenance_runs_at_once_make_and_drop_each_partition_once(engine):
     today = date(2031, 3, 10)
     apply_retention(engine, 0, today=today - 40 * DAY)  # the days a run 40 days ago made

@@ -4,9 +4,11 @@ from __future__ import annotations
 
 from datetime import date, datetime, timedelta, timezone
 
+import pytest
 import sqlalchemy as sa
 from flask_migrate import upgrade
 
+from webapp.execlog.extension import ExecLogSettings
 from webapp.execlog.retention import apply_retention, partition_name
 from webapp.execlog.store import store_rows
 from webapp.extensions import db
@@ -92,3 +94,8 @@ def test_zero_days_keeps_everything(app_factory, tmp_path, trace_id):
         store_rows(db.engine, rows_at(trace_id, at(date(2001, 1, 1))))
         assert prune(app) == ["retention: keeping every row (EXECLOG_RETENTION_DAYS=0)", "deleted 0 row(s)"]
         assert len(messages(db.engine, trace_id)) == 1
+
+
+def test_a_negative_window_is_refused():
+    with pytest.raises(ValueError, match="EXECLOG_RETENTION_DAYS must be 0 \\(keep everything\\) or more"):
+        ExecLogSettings.from_config({"EXECLOG_RETENTION_DAYS": "-1"})
