@@ -1,4 +1,4 @@
-"""``flask`` commands: ``flask execlog status`` and ``flask execlog replay``;
+"""``flask`` commands: ``flask execlog status``, ``replay`` and ``prune``;
 the workflow commands (``flask runners``, ``flask executions``) live in
 :mod:`webapp.workflow.cli`."""
 
@@ -43,6 +43,19 @@ def execlog_replay() -> None:
     if remaining.segments and delivery.primary_down:
         error = delivery.counters.last_error
         raise click.ClickException(f"the {delivery.primary.name} sink is down: {error}")
+
+
+@execlog_cli.command("prune")
+def execlog_prune() -> None:
+    """Apply EXECLOG_RETENTION_DAYS now, as the hourly beat task does: on
+    PostgreSQL create the coming days' partitions and drop the old ones; on
+    SQLite delete old rows. Prints what it did."""
+    from .execlog.retention import apply_retention
+    from .extensions import db
+
+    settings = current_app.extensions["execlog"].settings
+    for line in apply_retention(db.engine, settings.retention_days).lines():
+        click.echo(line)
 
 
 def init_app(app: Flask) -> None:

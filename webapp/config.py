@@ -20,10 +20,16 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
+from celery.schedules import crontab
+
 #: Queues: log batches on ``logs`` (so ``redis-cli LLEN logs`` is the
 #: backlog), workflow runs on ``workflows``.
 LOGS_QUEUE = "logs"
 WORKFLOWS_QUEUE = "workflows"
+#: The beat task that keeps ``execution_logs`` partitioned and pruned
+#: (:mod:`webapp.execlog.retention`); an ``execlog.*`` task, so it runs on
+#: the ``logs`` queue.
+RETENTION_TASK = "execlog.maintain_partitions"
 
 
 def _number(environ: Mapping[str, str], name: str, default: Any, kind: type) -> Any:
@@ -97,9 +103,16 @@ def celery_config(
     config: dict[str, Any] = {
         "broker_url": broker,
         "broker_connection_retry_on_startup": True,
+        # Workers and beat wait for the broker as long as an outage lasts
+        # (Celery's default gives up after 100 attempts, some 45 minutes,
+        # and the worker exits).
+        "broker_connection_max_retries": None,
         "task_serializer": "json",
         "accept_content": ["json"],
         "result_backend": None,
+        # No results are kept, so beat has nothing to expire (it would send a
+        # daily celery.backend_cleanup otherwise).
+        "result_expires": None,
         "task_ignore_result": True,
         "task_default_queue": WORKFLOWS_QUEUE,
         "task_routes": {
@@ -110,6 +123,15 @@ def celery_config(
         "worker_hijack_root_logger": False,
         # Messages Celery refuses are kept in "<queue>.rejected", not dropped.
         "worker_consumer": "webapp.execlog.consumer:Consumer",
+        # Modules a worker imports at start, for tasks create_app() does not
+        # import (the producer side only needs their names).
+        "imports": ("webapp.execlog.retention",),
+        # celery beat: hourly at :07. Idempotent and cheap when there is
+        # nothing to do, so a beat or worker outage, or a step that lost a
+        # lock race, costs at most an hour; partitions are made a week ahead.
+        "beat_schedule": {
+            "execlog-retention": {"task": RETENTION_TASK, "schedule": crontab(minute="7")},
+        },
         "broker_transport_options": {},
     }
     if broker.startswith("filesystem"):

@@ -57,7 +57,14 @@ class Execution(db.Model):
 
 
 class ExecutionLog(db.Model):
-    """One structured log record of an execution step."""
+    """One structured log record of an execution step.
+
+    The primary key is ``(id, created_at)``: on PostgreSQL the table is
+    partitioned by ``created_at`` (migration 0003, :mod:`webapp.execlog.retention`)
+    and a partition key must be part of every unique constraint. A record's
+    ``created_at`` is fixed at ``log()`` time, so the pair identifies it as
+    well as its id alone.
+    """
 
     __tablename__ = "execution_logs"
 
@@ -72,7 +79,7 @@ class ExecutionLog(db.Model):
     concept_id: Mapped[str | None] = mapped_column(sa.String(255))
     details: Mapped[Any | None] = mapped_column(JSONType)
     duration_ms: Mapped[float | None] = mapped_column(sa.Float)
-    created_at: Mapped[datetime] = mapped_column(sa.DateTime(timezone=True))
+    created_at: Mapped[datetime] = mapped_column(sa.DateTime(timezone=True), primary_key=True)
 
     __table_args__ = (
         # "the logs of one trace in time order": the API's main read.

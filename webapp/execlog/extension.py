@@ -34,6 +34,9 @@ key                            default      meaning
 ``EXECLOG_SHUTDOWN_TIMEOUT``   ``10.0``     seconds a shutdown flush may take
 ``EXECLOG_RETRY_BACKOFF``      ``1.0``      worker: first retry delay, seconds
 ``EXECLOG_RETRY_BACKOFF_MAX``  ``60.0``     worker: longest retry delay
+``EXECLOG_RETENTION_DAYS``     ``30``       whole days of logs kept besides today
+                                            (older partitions dropped, older rows
+                                            deleted on SQLite); ``0`` keeps all
 =============================  ===========  =======================================
 """
 
@@ -83,6 +86,7 @@ class ExecLogSettings:
     shutdown_timeout: float = 10.0
     retry_backoff: float = 1.0
     retry_backoff_max: float = 60.0
+    retention_days: int = 30
 
     @classmethod
     def config_defaults(cls) -> dict[str, Any]:
@@ -123,6 +127,8 @@ class ExecLogSettings:
             raise ValueError("EXECLOG_FLUSH_INTERVAL must be positive")
         if self.probe_interval <= 0:
             raise ValueError("EXECLOG_PROBE_INTERVAL must be positive")
+        if self.retention_days < 0:
+            raise ValueError("EXECLOG_RETENTION_DAYS must be 0 (keep everything) or more")
         if self.max_message_chars < 1 or self.max_details_chars < 2:
             raise ValueError("EXECLOG_MAX_MESSAGE_CHARS and EXECLOG_MAX_DETAILS_CHARS must be positive")
 

@@ -13,7 +13,9 @@ error, or a program limit such as JSON nested too deep: SQLSTATE classes 22,
 stored: the batch is retried in halves, inside savepoints, down to the bad
 rows. Any other database error (connection lost, server shutting down, lock
 timeout, missing table) says nothing about the rows: it is raised as
-:class:`TransientStoreError` so that the caller retries the whole batch.
+:class:`TransientStoreError` so that the caller retries the whole batch. So is
+a row with no partition to go to (:func:`row_specific`): the partitions, not
+the row, are missing, and the batch waits until they are there.
 """
 
 from __future__ import annotations
@@ -78,8 +80,17 @@ def row_specific(exc: BaseException) -> bool:
     orig = getattr(exc, "orig", exc)
     pgcode = getattr(orig, "pgcode", None)
     if pgcode:
-        return pgcode[:2] in ("22", "23", "54")
+        return pgcode[:2] in ("22", "23", "54") and not _no_partition(orig)
     return isinstance(exc, (sa.exc.IntegrityError, sa.exc.DataError))
+
+
+def _no_partition(orig: Any) -> bool:
+    """A check violation (23514) that names no constraint: "no partition of
+    relation ... found for row", or "violates partition constraint" when a
+    partition was attached while the statement waited for the default one
+    (:mod:`.retention`). Retrying stores the row; a real CHECK names itself.
+    """
+    return orig.pgcode == "23514" and not orig.diag.constraint_name
 
 
 def store_rows(engine: Engine, rows: list[Any]) -> StoreResult:

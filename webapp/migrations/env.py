@@ -6,6 +6,8 @@ from logging.config import fileConfig
 from alembic import context
 from flask import current_app
 
+from webapp.execlog.retention import include_name
+
 config = context.config
 if config.config_file_name is not None:
     # Keep the app's own loggers working when migrations run in-process.
@@ -44,6 +46,8 @@ def run_migrations_online() -> None:
 
     conf_args = current_app.extensions["migrate"].configure_args
     conf_args.setdefault("process_revision_directives", process_revision_directives)
+    # The partitions of execution_logs are not in the models: leave them be.
+    conf_args.setdefault("include_name", include_name)
 
     with get_engine().connect() as connection:
         context.configure(connection=connection, target_metadata=target_db.metadata, **conf_args)

@@ -1,0 +1,42 @@
+#!/usr/bin/env bash
+# A Celery worker of this app (the Docker image's worker service runs it).
+# Everything comes from the environment (.env.example, docs/CELERY_SETUP.md):
+#
+#   CELERY_QUEUES               logs,workflows  queues this worker consumes
+#   CELERY_CONCURRENCY          2               prefork child processes
+#   CELERY_PREFETCH_MULTIPLIER  1               messages reserved per child
+#   CELERY_WORKER_NAME          worker@%h       node name; %h is the host name
+#   CELERY_LOGLEVEL             info
+#   PYTHON                      python          interpreter of the environment
+#                                               webapp is installed in
+#
+# The app reads the rest itself: DATABASE_URL, CELERY_BROKER_URL (or
+# REDIS_URL), CELERY_VISIBILITY_TIMEOUT, DB_POOL_*, EXECLOG_*.
+# Several workers may consume the same queues, on one host or many: give
+# each a unique CELERY_WORKER_NAME on a host (a@%h, b@%h).
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+args=(
+    --hostname "${CELERY_WORKER_NAME:-worker@%h}"
+    --queues "${CELERY_QUEUES:-logs,workflows}"
+    # Each child stores one batch at a time on one database connection:
+    # workers x concurrency is what the log tier takes from PostgreSQL.
+    --concurrency "${CELERY_CONCURRENCY:-2}"
+    # Not Celery's default (4): with the default queues a child may run a
+    # workflow for minutes, and messages reserved behind it would wait (and,
+    # past CELERY_VISIBILITY_TIMEOUT, be handed to another worker as well).
+    # A pool that consumes only `logs` (short tasks) may use 4 to save round
+    # trips to the broker.
+    --prefetch-multiplier "${CELERY_PREFETCH_MULTIPLIER:-1}"
+    # Celery's default profile, stated because the above relies on it: a
+    # message goes to an idle child only, never behind a busy one.
+    -O fair
+    # Not the defaults: gossip and mingle are chatter between workers at
+    # start and every second that nothing here uses (Flower works from
+    # events and heartbeats); with many workers it is broker load for nothing.
+    --without-gossip
+    --without-mingle
+    --loglevel "${CELERY_LOGLEVEL:-info}"
+)
+exec "${PYTHON:-python}" -m celery --app celery_worker worker "${args[@]}"

@@ -1,0 +1,360 @@
+"""What can be checked of docker/ without a Docker engine.
+
+Each check returns the problems it finds; the tests assert there are none,
+and a few tests feed a broken copy to show that a check does catch it. What
+the app reads is derived from the code (and the scripts), never listed here.
+"""
+
+from __future__ import annotations
+
+import ast
+import copy
+import re
+from pathlib import Path
+from typing import Any
+
+import pytest
+import yaml
+
+from webapp.execlog.extension import ExecLogSettings
+
+from ..support.processes import ROOT
+
+COMPOSE = ROOT / "docker" / "docker-compose.yml"
+DOCKERFILE = ROOT / "docker" / "Dockerfile"
+ENV_EXAMPLE = ROOT / ".env.example"
+#: Where the image keeps what the services run (Dockerfile WORKDIR).
+IMAGE_WORKDIR = "/app"
+#: Python the app runs; the shell scripts that start its processes.
+PYTHON_SOURCES = [*sorted((ROOT / "webapp").rglob("*.py")), ROOT / "celery_worker.py",
+                  ROOT / "wsgi.py", ROOT / "docker" / "gunicorn.conf.py"]
+#: scripts/ensure_services.sh is not here: it starts the test services.
+SHELL_SOURCES = [*sorted((ROOT / "scripts").glob("start_*.sh")), ROOT / "scripts" / "run.sh"]
+#: Set by the shell or the container runtime, not by an operator.
+RUNTIME_VARIABLES = {"HOSTNAME"}
+#: Read by the servers themselves (gunicorn's extra command-line arguments).
+READ_BY_SERVERS = {"GUNICORN_CMD_ARGS"}
+#: The port each kind of server listens on inside its container.
+LISTENS = {"postgres": 5432, "redis": 6379}
+
+
+def load_compose() -> dict[str, Any]:
+    return yaml.safe_load(COMPOSE.read_text())
+
+
+# -- what the code reads --------------------------------------------------------
+
+
+def python_variables(path: Path) -> set[str]:
+    """Names read from os.environ: ``environ.get("X")``, ``environ["X"]``,
+    ``getenv("X")``, ``setdefault("X")``, and helpers called with the
+    environ mapping and a name (``_int(environ, "X", 5)``)."""
+    found = set()
+    for node in ast.walk(ast.parse(path.read_text())):
+        if isinstance(node, ast.Subscript) and _is_environ(node.value):
+            found.update(_names([node.slice]))
+        elif isinstance(node, ast.Call):
+            func = node.func
+            if isinstance(func, ast.Attribute) and (
+                (_is_environ(func.value) and func.attr in ("get", "setdefault", "pop"))
+                or func.attr == "getenv"
+            ):
+                found.update(_names(node.args[:1]))
+            elif any(_is_environ(arg) for arg in node.args):
+                found.update(_names(node.args))
+    return found
+
+
+def _is_environ(node: ast.AST) -> bool:
+    return (isinstance(node, ast.Name) and node.id == "environ") or (
+        isinstance(node, ast.Attribute) and node.attr == "environ"
+    )
+
+
+def _names(nodes: list[ast.AST]) -> set[str]:
+    return {
+        node.value for node in nodes
+        if isinstance(node, ast.Constant) and isinstance(node.value, str)
+        and re.fullmatch(r"[A-Z][A-Z0-9_]+", node.value)
+    }
+
+
+def shell_variables(path: Path) -> set[str]:
+    """``$NAME`` and ``${NAME...}`` outside comments, but for the script's
+    own variables (``NAME=...``)."""
+    code = "\n".join(line for line in path.read_text().splitlines() if not line.lstrip().startswith("#"))
+    own = set(re.findall(r"^\s*([A-Z][A-Z0-9_]*)=", code, re.MULTILINE))
+    return set(re.findall(r"\$\{?([A-Z][A-Z0-9_]*)", code)) - own - RUNTIME_VARIABLES
+
+
+def compose_variables(text: str) -> set[str]:
+    """Variables the compose file takes from .env (``${NAME...}``; ``$$`` is
+    the container's own)."""
+    return set(re.findall(r"(?<!\$)\$\{([A-Z][A-Z0-9_]*)", text))
+
+
+def app_variables() -> set[str]:
+    """Every variable the app, its gunicorn settings and its scripts read."""
+    found = set(ExecLogSettings.config_defaults()) | READ_BY_SERVERS  # EXECLOG_*: read by prefix
+    for path in PYTHON_SOURCES:
+        found |= python_variables(path)
+    for path in SHELL_SOURCES:
+        found |= shell_variables(path)
+    return found
+
+
+def documented_variables(text: str) -> set[str]:
+    """``NAME=`` lines of .env.example, commented out or not."""
+    return set(re.findall(r"^#? ?([A-Z][A-Z0-9_]*)=", text, re.MULTILINE))
+
+
+# -- checks ---------------------------------------------------------------------
+
+
+def app_services(compose: dict[str, Any]) -> dict[str, dict[str, Any]]:
+    """The services built from our image."""
+    return {name: service for name, service in compose["services"].items() if "build" in service}
+
+
+def check_commands(compose: dict[str, Any], dockerfile: str) -> list[str]:
+    """Each app service's command names a script or file the repository has
+    and the image copies, and modules the package has."""
+    problems = []
+    copied = _copied_paths(dockerfile)
+    for name, service in app_services(compose).items():
+        command = service.get("command")
+        if not isinstance(command, list) or not command:
+            problems.append(f"{name}: command must be a non-empty list")
+            continue
+        for path in _command_paths(command):
+            if not (ROOT / path).is_file():
+                problems.append(f"{name}: {path} is not in the repository")
+            elif not any(path == c or path.startswith(c.rstrip("/") + "/") for c in copied):
+                problems.append(f"{name}: {path} is not copied into the image")
+            elif path.endswith(".sh") and not (ROOT / path).stat().st_mode & 0o111:
+                problems.append(f"{name}: {path} is not executable")
+        for module, attribute in _command_modules(command):
+            problem = _module_problem(module, attribute)
+            if problem:
+                problems.append(f"{name}: {problem}")
+    return problems
+
+
+def _copied_paths(dockerfile: str) -> list[str]:
+    """Sources of the final stage's COPY instructions (not --from)."""
+    final = dockerfile.rsplit("\nFROM ", 1)[-1]
+    paths = []
+    for line in final.splitlines():
+        words = line.split()
+        if words[:1] == ["COPY"] and not words[1].startswith("--"):
+            paths += words[1:-1]
+    return paths
+
+
+def _command_paths(command: list[str]) -> list[str]:
+    paths = []
+    for word, following in zip(command, command[1:] + [""]):
+        if word.endswith(".sh"):
+            paths.append(word)
+        if word in ("-c", "--config"):
+            paths.append(following)
+    return paths
+
+
+def _command_modules(command: list[str]) -> list[tuple[str, str | None]]:
+    """(module, attribute) named by ``--app X``/``-A X`` and ``module:attr``."""
+    modules = []
+    for word, following in zip(command, command[1:] + [""]):
+        if word in ("--app", "-A"):
+            modules.append((following, None))
+        elif re.fullmatch(r"[a-z_][a-z0-9_.]*:[a-z_][a-z0-9_]*", word):
+            module, attribute = word.split(":")
+            modules.append((module, attribute))
+    return modules
+
+
+def _module_problem(module: str, attribute: str | None) -> str | None:
+    path = ROOT / (module.replace(".", "/") + ".py")
+    if not path.is_file():
+        return f"module {module} is not in the package"
+    if attribute:
+        assigned = {target.id for node in ast.walk(ast.parse(path.read_text()))
+                    if isinstance(node, ast.Assign) for target in node.targets
+                    if isinstance(target, ast.Name)}
+        if attribute not in assigned:
+            return f"{module} has no {attribute}"
+    return None
+
+
+def check_health_and_dependencies(compose: dict[str, Any]) -> list[str]:
+    services = compose["services"]
+    problems = []
+    one_shot = {name for name, service in services.items() if service.get("restart") == "no"}
+    for name, service in services.items():
+        if name not in one_shot and not service.get("healthcheck", {}).get("test"):
+            problems.append(f"{name}: no health check")
+        for dependency, rule in (service.get("depends_on") or {}).items():
+            condition = rule.get("condition")
+            if dependency not in services:
+                problems.append(f"{name}: depends on {dependency}, which is not a service")
+            elif condition == "service_healthy" and "healthcheck" not in services[dependency]:
+                problems.append(f"{name}: waits for {dependency} to be healthy; it has no health check")
+            elif condition == "service_completed_successfully" and dependency not in one_shot:
+                problems.append(f"{name}: waits for {dependency} to complete; it never does")
+    for name, service in app_services(compose).items():
+        if name in one_shot:
+            continue
+        waits = service.get("depends_on") or {}
+        if "redis" not in waits:
+            problems.append(f"{name}: starts before the broker")
+        migrated = waits.get("migrate", {}).get("condition") == "service_completed_successfully"
+        if "DATABASE_URL" in (service.get("environment") or {}) and not migrated:
+            problems.append(f"{name}: may start before the migrations ran")
+    return problems
+
+
+def check_ports(compose: dict[str, Any]) -> list[str]:
+    """Published container ports are the ones the servers listen on, and the
+    health checks ask those ports."""
+    problems = []
+    for name, service in compose["services"].items():
+        environment = service.get("environment") or {}
+        listens = LISTENS.get(name)
+        if "GUNICORN_BIND" in environment:
+            listens = int(environment["GUNICORN_BIND"].rsplit(":", 1)[1])
+        elif "FLOWER_PORT" in environment:
+            listens = int(environment["FLOWER_PORT"])
+        published = [int(str(port).rsplit(":", 1)[1]) for port in service.get("ports", [])]
+        if published and published != [listens]:
+            problems.append(f"{name}: publishes {published}, listens on {listens}")
+        health = " ".join(map(str, service.get("healthcheck", {}).get("test", [])))
+        if published and "127.0.0.1:" in health and f"127.0.0.1:{listens}/" not in health:
+            problems.append(f"{name}: the health check asks another port than {listens}")
+    return problems
+
+
+def check_addresses(compose: dict[str, Any]) -> list[str]:
+    """The app finds PostgreSQL and Redis by their service names."""
+    problems = []
+    for name, service in app_services(compose).items():
+        environment = service.get("environment") or {}
+        if "@postgres:5432/" not in environment.get("DATABASE_URL", "@postgres:5432/"):
+            problems.append(f"{name}: DATABASE_URL does not point at the postgres service")
+        if not environment.get("CELERY_BROKER_URL", "").startswith("redis://redis:6379/"):
+            problems.append(f"{name}: CELERY_BROKER_URL does not point at the redis service")
+    return problems
+
+
+def check_environment(compose: dict[str, Any], compose_text: str, example: str, read: set[str]) -> list[str]:
+    """Every variable read is documented in .env.example, every documented
+    one is read, and the compose file sets no variable nobody reads."""
+    documented = documented_variables(example)
+    used_by_compose = compose_variables(compose_text)
+    problems = [f"{name} is read but not in .env.example" for name in sorted(read - documented)]
+    problems += [f"{name} is taken from .env but not in .env.example"
+                 for name in sorted(used_by_compose - documented)]
+    problems += [f"{name} is in .env.example but nothing reads it"
+                 for name in sorted(documented - read - used_by_compose)]
+    for name, service in app_services(compose).items():
+        for variable in service.get("environment") or {}:
+            if variable not in read:
+                problems.append(f"{name}: sets {variable}, which nothing reads")
+        env_files = [entry["path"] for entry in service.get("env_file", [])]
+        if env_files != ["../.env"]:
+            problems.append(f"{name}: must read the repository's .env, reads {env_files}")
+    return problems
+
+
+# -- tests ----------------------------------------------------------------------
+
+
+def test_every_command_points_at_something_the_image_has():
+    assert check_commands(load_compose(), DOCKERFILE.read_text()) == []
+
+
+def test_every_long_running_service_has_a_health_check_and_starts_in_order():
+    assert check_health_and_dependencies(load_compose()) == []
+
+
+def test_ports_and_addresses_are_consistent():
+    compose = load_compose()
+    assert check_ports(compose) + check_addresses(compose) == []
+
+
+def test_every_variable_the_app_reads_is_documented_and_nothing_else_is():
+    read = app_variables()
+    assert {"DATABASE_URL", "GUNICORN_BIND", "EXECLOG_RETENTION_DAYS", "CELERY_QUEUES", "FLOWER_PORT"} <= read
+    problems = check_environment(load_compose(), COMPOSE.read_text(), ENV_EXAMPLE.read_text(), read)
+    assert problems == []
+
+
+def test_the_image_runs_as_a_user_of_its_own_and_installs_from_the_project_files():
+    dockerfile = DOCKERFILE.read_text()
+    assert re.search(r"^FROM \$\{PYTHON_IMAGE\}$", dockerfile, re.MULTILINE)
+    assert "ARG PYTHON_IMAGE=python:3.11-slim" in dockerfile
+    assert re.search(r"^USER webapp$", dockerfile, re.MULTILINE)
+    assert 'pip install ".${EXTRAS:+[$EXTRAS]}"' in dockerfile
+    assert f"WORKDIR {IMAGE_WORKDIR}" in dockerfile.rsplit("\nFROM ", 1)[-1]
+    flower = load_compose()["services"]["flower"]
+    assert flower["build"]["args"] == {"EXTRAS": "monitoring"}
+
+
+# -- the checks catch what they are for -------------------------------------------
+
+
+def broken(change) -> dict[str, Any]:
+    compose = copy.deepcopy(load_compose())
+    change(compose["services"])
+    return compose
+
+
+@pytest.mark.parametrize(
+    "change, problem",
+    [
+        (lambda s: s["worker"].update(command=["scripts/start_worker.sh"]),
+         "worker: scripts/start_worker.sh is not in the repository"),
+        (lambda s: s["api"].update(command=["gunicorn", "-c", "docker/gunicorn.conf.py", "wsgi:application"]),
+         "api: wsgi has no application"),
+        (lambda s: s["beat"].update(command=["scripts/run.sh"]),
+         "beat: scripts/run.sh is not copied into the image"),
+        (lambda s: s["migrate"].update(command=["flask", "--app", "wsgii", "db", "upgrade"]),
+         "migrate: module wsgii is not in the package"),
+    ],
+)
+def test_a_command_that_points_nowhere_is_caught(change, problem):
+    assert problem in check_commands(broken(change), DOCKERFILE.read_text())
+
+
+@pytest.mark.parametrize(
+    "change, problem",
+    [
+        (lambda s: s["flower"].pop("healthcheck"), "flower: no health check"),
+        (lambda s: s["api"]["depends_on"].pop("migrate"), "api: may start before the migrations ran"),
+        (lambda s: s["migrate"].update(restart="always"),
+         "api: waits for migrate to complete; it never does"),
+        (lambda s: s["redis"].pop("healthcheck"),
+         "worker: waits for redis to be healthy; it has no health check"),
+    ],
+)
+def test_a_missing_health_check_or_dependency_is_caught(change, problem):
+    assert problem in check_health_and_dependencies(broken(change))
+
+
+def test_a_wrong_port_is_caught():
+    compose = broken(lambda s: s["api"]["environment"].update(GUNICORN_BIND="0.0.0.0:9000"))
+    assert check_ports(compose) == ["api: publishes [8000], listens on 9000",
+                                    "api: the health check asks another port than 9000"]
+
+
+def test_an_undocumented_or_stale_variable_is_caught(tmp_path):
+    source = tmp_path / "reads.py"
+    source.write_text('import os\nos.environ.get("NEW_SETTING")\n_int(os.environ, "OTHER_SETTING", 3)\n')
+    read = app_variables() | python_variables(source)
+    example = ENV_EXAMPLE.read_text() + "\nSTALE_SETTING=1\n"
+    compose = broken(lambda s: s["worker"]["environment"].update(CELERY_QUEUE="logs"))
+    assert check_environment(compose, COMPOSE.read_text(), example, read) == [
+        "NEW_SETTING is read but not in .env.example",
+        "OTHER_SETTING is read but not in .env.example",
+        "STALE_SETTING is in .env.example but nothing reads it",
+        "worker: sets CELERY_QUEUE, which nothing reads",
+    ]
