@@ -3,7 +3,8 @@
 Every method is synchronous and thread-safe, and returns as soon as the record
 is in the in-process buffer; none opens a database connection or waits on the
 network. ``task_id=`` is accepted everywhere as another name for
-``trace_id`` (the original system's name for it).
+``trace_id`` (the original system's name for it), and every helper takes a
+keyword-only ``step=`` besides its original arguments.
 """
 
 from __future__ import annotations
@@ -195,16 +196,16 @@ class ExecutionLogger:
     def log_agent_start(self, trace_id: str | None = None, agent_name: str | None = None,
                         message: str | None = None, concept_id: str | None = None,
                         details: Mapping[str, Any] | None = None, *,
-                        task_id: str | None = None) -> LogRecord:
-        return self.log(trace_id, LogLevel.INFO, LogCategory.AGENT, message, task_id=task_id,
+                        task_id: str | None = None, step: str | None = None) -> LogRecord:
+        return self.log(trace_id, LogLevel.INFO, LogCategory.AGENT, message, task_id=task_id, step=step,
                         agent_name=agent_name, concept_id=concept_id, details=details)
 
     def log_agent_complete(self, trace_id: str | None = None, agent_name: str | None = None,
                            message: str | None = None, duration_ms: float | None = None,
                            concept_id: str | None = None,
                            details: Mapping[str, Any] | None = None, *,
-                           task_id: str | None = None) -> LogRecord:
-        return self.log(trace_id, LogLevel.INFO, LogCategory.AGENT, message, task_id=task_id,
+                           task_id: str | None = None, step: str | None = None) -> LogRecord:
+        return self.log(trace_id, LogLevel.INFO, LogCategory.AGENT, message, task_id=task_id, step=step,
                         agent_name=agent_name, duration_ms=duration_ms,
                         concept_id=concept_id, details=details)
 
@@ -212,8 +213,8 @@ class ExecutionLogger:
                         message: str | None = None, error: Any = None,
                         concept_id: str | None = None,
                         details: Mapping[str, Any] | None = None, *,
-                        task_id: str | None = None) -> LogRecord:
-        return self.log(trace_id, LogLevel.ERROR, LogCategory.AGENT, message, task_id=task_id,
+                        task_id: str | None = None, step: str | None = None) -> LogRecord:
+        return self.log(trace_id, LogLevel.ERROR, LogCategory.AGENT, message, task_id=task_id, step=step,
                         agent_name=agent_name, concept_id=concept_id,
                         details=_merge({"error": error}, details))
 
@@ -221,23 +222,23 @@ class ExecutionLogger:
                       tool_name: str | None = None, message: str | None = None,
                       duration_ms: float | None = None,
                       details: Mapping[str, Any] | None = None, *,
-                      task_id: str | None = None) -> LogRecord:
-        return self.log(trace_id, LogLevel.DEBUG, LogCategory.TOOL, message, task_id=task_id,
+                      task_id: str | None = None, step: str | None = None) -> LogRecord:
+        return self.log(trace_id, LogLevel.DEBUG, LogCategory.TOOL, message, task_id=task_id, step=step,
                         agent_name=agent_name, duration_ms=duration_ms,
                         details=_merge({"tool_name": tool_name}, details))
 
     def log_retry_start(self, trace_id: str | None = None, message: str | None = None,
                         roadmap_id: str | None = None,
                         details: Mapping[str, Any] | None = None, *,
-                        task_id: str | None = None) -> LogRecord:
-        return self.log(trace_id, LogLevel.INFO, LogCategory.RETRY, message, task_id=task_id,
+                        task_id: str | None = None, step: str | None = None) -> LogRecord:
+        return self.log(trace_id, LogLevel.INFO, LogCategory.RETRY, message, task_id=task_id, step=step,
                         roadmap_id=roadmap_id, details=details)
 
     def log_retry_complete(self, trace_id: str | None = None, message: str | None = None,
                            duration_ms: float | None = None, roadmap_id: str | None = None,
                            details: Mapping[str, Any] | None = None, *,
-                           task_id: str | None = None) -> LogRecord:
-        return self.log(trace_id, LogLevel.INFO, LogCategory.RETRY, message, task_id=task_id,
+                           task_id: str | None = None, step: str | None = None) -> LogRecord:
+        return self.log(trace_id, LogLevel.INFO, LogCategory.RETRY, message, task_id=task_id, step=step,
                         duration_ms=duration_ms, roadmap_id=roadmap_id, details=details)
 
     @contextmanager
@@ -245,11 +246,13 @@ class ExecutionLogger:
                         category: LogCategory | str | None = None,
                         operation_name: str | None = None, agent_name: str | None = None,
                         concept_id: str | None = None, roadmap_id: str | None = None, *,
-                        task_id: str | None = None) -> Iterator[OperationTimer]:
+                        task_id: str | None = None,
+                        step: str | None = None) -> Iterator[OperationTimer]:
         """Log "<operation> started", then "<operation> completed" with its
         duration, or "<operation> failed: <error>" and re-raise."""
         trace_id = _trace(trace_id, task_id)
-        where = {"agent_name": agent_name, "concept_id": concept_id, "roadmap_id": roadmap_id}
+        where = {"agent_name": agent_name, "concept_id": concept_id, "roadmap_id": roadmap_id,
+                 "step": step}
         self.log(trace_id, LogLevel.INFO, category, f"{operation_name} started", **where)
         timer = OperationTimer()
         try:

@@ -3,25 +3,19 @@
 A runner logs as the original callers did, minus the arguments the engine
 already knows: ``context.logger.log_agent_start("intent", "analysing the
 goal")`` is ``execution_logger.log_agent_start(trace_id, "intent", "analysing
-the goal")`` with ``step`` set on the record. ExecutionLogger's helpers take no
-``step`` argument, so each helper here builds the same record (level, category,
-details) through ``ExecutionLogger.log``, which does.
+the goal", step=<the step>)``.
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Mapping
-from contextlib import contextmanager
+from collections.abc import Mapping
+from contextlib import AbstractContextManager
 from typing import Any
 
 from webapp.execlog import ExecutionLogger, LogCategory, LogLevel, LogRecord, OperationTimer
 from webapp.execlog import execution_logger as _default_logger
 
 Details = Mapping[str, Any] | None
-
-
-def _merge(first: dict[str, Any], details: Details) -> dict[str, Any]:
-    return {**first, **details} if details else first
 
 
 class StepLogger:
@@ -53,60 +47,47 @@ class StepLogger:
 
     def log_workflow_start(self, message: str, roadmap_id: str | None = None,
                            details: Details = None) -> LogRecord:
-        return self.info(LogCategory.WORKFLOW, message, roadmap_id=roadmap_id, details=details)
+        return self._logger.log_workflow_start(self.trace_id, self.step, message, roadmap_id, details)
 
     def log_workflow_complete(self, message: str, duration_ms: float | None = None,
                               roadmap_id: str | None = None, details: Details = None) -> LogRecord:
-        return self.info(LogCategory.WORKFLOW, message, duration_ms=duration_ms,
-                         roadmap_id=roadmap_id, details=details)
+        return self._logger.log_workflow_complete(self.trace_id, self.step, message, duration_ms,
+                                                  roadmap_id, details)
 
     def log_agent_start(self, agent_name: str, message: str, concept_id: str | None = None,
                         details: Details = None) -> LogRecord:
-        return self.info(LogCategory.AGENT, message, agent_name=agent_name,
-                         concept_id=concept_id, details=details)
+        return self._logger.log_agent_start(self.trace_id, agent_name, message, concept_id, details,
+                                            step=self.step)
 
     def log_agent_complete(self, agent_name: str, message: str, duration_ms: float | None = None,
                            concept_id: str | None = None, details: Details = None) -> LogRecord:
-        return self.info(LogCategory.AGENT, message, agent_name=agent_name, duration_ms=duration_ms,
-                         concept_id=concept_id, details=details)
+        return self._logger.log_agent_complete(self.trace_id, agent_name, message, duration_ms,
+                                               concept_id, details, step=self.step)
 
     def log_agent_error(self, agent_name: str, message: str, error: Any,
                         concept_id: str | None = None, details: Details = None) -> LogRecord:
-        return self.error(LogCategory.AGENT, message, agent_name=agent_name, concept_id=concept_id,
-                          details=_merge({"error": error}, details))
+        return self._logger.log_agent_error(self.trace_id, agent_name, message, error, concept_id,
+                                            details, step=self.step)
 
     def log_tool_call(self, agent_name: str, tool_name: str, message: str,
                       duration_ms: float | None = None, details: Details = None) -> LogRecord:
-        return self.debug(LogCategory.TOOL, message, agent_name=agent_name, duration_ms=duration_ms,
-                          details=_merge({"tool_name": tool_name}, details))
+        return self._logger.log_tool_call(self.trace_id, agent_name, tool_name, message, duration_ms,
+                                          details, step=self.step)
 
     def log_retry_start(self, message: str, roadmap_id: str | None = None,
                         details: Details = None) -> LogRecord:
-        return self.info(LogCategory.RETRY, message, roadmap_id=roadmap_id, details=details)
+        return self._logger.log_retry_start(self.trace_id, message, roadmap_id, details, step=self.step)
 
     def log_retry_complete(self, message: str, duration_ms: float | None = None,
                            roadmap_id: str | None = None, details: Details = None) -> LogRecord:
-        return self.info(LogCategory.RETRY, message, duration_ms=duration_ms,
-                         roadmap_id=roadmap_id, details=details)
+        return self._logger.log_retry_complete(self.trace_id, message, duration_ms, roadmap_id, details,
+                                               step=self.step)
 
-    @contextmanager
     def timed_operation(self, category: LogCategory | str, operation_name: str,
                         agent_name: str | None = None, concept_id: str | None = None,
-                        roadmap_id: str | None = None) -> Iterator[OperationTimer]:
+                        roadmap_id: str | None = None) -> AbstractContextManager[OperationTimer]:
         """As ``ExecutionLogger.timed_operation``: "<operation> started", then
         "<operation> completed" with its duration, or "<operation> failed:
         <error>" and re-raise."""
-        where = {"agent_name": agent_name, "concept_id": concept_id, "roadmap_id": roadmap_id}
-        self.info(category, f"{operation_name} started", **where)
-        timer = OperationTimer()
-        try:
-            yield timer
-        except GeneratorExit:
-            raise
-        except BaseException as exc:
-            self.error(category, f"{operation_name} failed: {str(exc)[:100]}",
-                       duration_ms=timer.elapsed_ms,
-                       details=_merge({"error": str(exc)}, timer.details), **where)
-            raise
-        self.info(category, f"{operation_name} completed", duration_ms=timer.elapsed_ms,
-                  details=timer.details or None, **where)
+        return self._logger.timed_operation(self.trace_id, category, operation_name, agent_name,
+                                            concept_id, roadmap_id, step=self.step)
