@@ -13,14 +13,13 @@ and the thread is started again lazily by the child's first ``log()``.
 
 from __future__ import annotations
 
-import os
 import threading
 import time
-import weakref
 from collections import deque
 from collections.abc import Sequence
 from typing import Any, Protocol
 
+from .forking import call_in_forked_children
 from .ids import MonotonicStamp
 from .record import Limits, LogRecord
 
@@ -96,7 +95,7 @@ class RecordBuffer:
         self._shipper = shipper
         self._journal = journal
         self._reset()
-        _reset_in_forked_children(self)
+        call_in_forked_children(self, RecordBuffer._after_fork_in_child)
 
     def _reset(self) -> None:
         self._lock = threading.Lock()
@@ -351,14 +350,3 @@ class RecordBuffer:
         self._shipper.after_fork()
         if self._journal is not None:
             self._journal.after_fork()
-
-
-def _reset_in_forked_children(buffer: RecordBuffer) -> None:
-    ref = weakref.ref(buffer)
-
-    def reset() -> None:
-        alive = ref()
-        if alive is not None:
-            alive._after_fork_in_child()
-
-    os.register_at_fork(after_in_child=reset)

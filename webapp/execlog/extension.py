@@ -15,7 +15,11 @@ key                            default      meaning
 =============================  ===========  =======================================
 ``EXECLOG_BACKEND``            ``celery``   ``celery``: batches through the
                                             ``logs`` queue; ``thread``: the
-                                            flusher inserts itself, one connection
+                                            flusher inserts itself, one
+                                            connection; ``direct``: one INSERT
+                                            and COMMIT per record in the
+                                            caller's thread (the old design,
+                                            for reference)
 ``EXECLOG_BATCH_SIZE``         ``50``       records that trigger a flush
 ``EXECLOG_FLUSH_INTERVAL``     ``2.0``      seconds the oldest record may wait
 ``EXECLOG_MAX_BATCH_SIZE``     ``1000``     records in one message at most
@@ -54,7 +58,8 @@ from werkzeug.local import LocalProxy
 
 from .buffer import RecordBuffer
 from .delivery import Delivery
-from .logger import ExecutionLogger
+from .direct import DirectWriter
+from .logger import Backend, ExecutionLogger
 from .record import Limits
 from .sinks import CelerySink, DatabaseSink, Sink
 from .spool import Spool, SpoolJournal
@@ -63,7 +68,7 @@ if TYPE_CHECKING:
     from flask import Flask
 
 EXTENSION_KEY = "execlog"
-BACKENDS = ("celery", "thread")
+BACKENDS = ("celery", "thread", "direct")
 DURABILITIES = ("memory", "disk")
 FALLBACKS = ("none", "database")
 _ENUMERATED = ("EXECLOG_BACKEND", "EXECLOG_DURABILITY", "EXECLOG_FALLBACK")
@@ -147,8 +152,11 @@ def _parse(key: str, value: Any, kind: type) -> Any:
         raise ValueError(f"{key} must be {kind.__name__}, got {value!r}") from None
 
 
-def build_backend(app: Flask, settings: ExecLogSettings) -> RecordBuffer:
+def build_backend(app: Flask, settings: ExecLogSettings) -> Backend:
     """The buffer and delivery chain that ``settings`` describe."""
+    limits = Limits(settings.max_message_chars, settings.max_details_chars)
+    if settings.backend == "direct":
+        return DirectWriter(app_engine(app), limits=limits)
     spool = Spool(Path(settings.spool_dir))
     primary: Sink
     if settings.backend == "celery":
@@ -176,9 +184,17 @@ def build_backend(app: Flask, settings: ExecLogSettings) -> RecordBuffer:
         flush_interval=settings.flush_interval,
         max_batch_size=settings.max_batch_size,
         max_records=settings.max_buffer,
-        limits=Limits(settings.max_message_chars, settings.max_details_chars),
+        limits=limits,
         journal=journal,
     )
+
+
+def app_engine(app: Flask) -> Any:
+    """The app's own engine (Flask-SQLAlchemy's, with its pool)."""
+    from ..extensions import db
+
+    with app.app_context():
+        return db.engine
 
 
 def own_engine(app: Flask, role: str) -> Any:

@@ -207,7 +207,7 @@ class LogRecord:
 
     @property
     def created_at(self) -> datetime:
-        return EPOCH + timedelta(microseconds=self.created_at_us)
+        return created_at_of(self.created_at_us)
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -467,15 +467,16 @@ _MAX_CREATED_AT_US = 253_402_300_799_000_000  # 9999-12-31T23:59:59Z
 
 
 def _optional_identifier(value: Any, field: str) -> str | None:
-    if value is None:
+    if value is None or value == "":
         return None
     if not isinstance(value, str) or len(value) > MAX_IDENTIFIER_CHARS:
         raise InvalidRow(f"{field} must be a string of at most {MAX_IDENTIFIER_CHARS} characters")
     return value
 
 
-def parse_wire_row(row: Any) -> dict[str, Any]:
-    """Check one wire row and return the column values to insert.
+def check_wire_row(row: Any) -> list[Any]:
+    """Check one wire row; return it, in :data:`WIRE_FIELDS` order, ready to
+    store (``duration_ms`` as a float, empty optional text as None).
 
     Raises :class:`InvalidRow` with the reason; the caller dead-letters it.
     ``details`` stays JSON text: the database parses it.
@@ -487,7 +488,7 @@ def parse_wire_row(row: Any) -> dict[str, Any]:
         step, agent_name, roadmap_id, concept_id, details, duration_ms,
     ) = row
     try:
-        record_id = UUID(hex=id_hex)
+        UUID(hex=id_hex)
     except (TypeError, ValueError, AttributeError):
         raise InvalidRow("id is not a UUID") from None
     if (
@@ -512,17 +513,17 @@ def parse_wire_row(row: Any) -> dict[str, Any]:
         or not math.isfinite(duration_ms)
     ):
         raise InvalidRow("duration_ms must be a finite number or null")
-    return {
-        "id": str(record_id),
-        "created_at": EPOCH + timedelta(microseconds=created_at_us),
-        "trace_id": trace_id,
-        "level": level,
-        "category": category,
-        "message": message,
-        "step": _optional_identifier(step, "step"),
-        "agent_name": _optional_identifier(agent_name, "agent_name"),
-        "roadmap_id": _optional_identifier(roadmap_id, "roadmap_id"),
-        "concept_id": _optional_identifier(concept_id, "concept_id"),
-        "details": details,
-        "duration_ms": None if duration_ms is None else float(duration_ms),
-    }
+    return [
+        id_hex, created_at_us, trace_id, level, category, message,
+        _optional_identifier(step, "step"),
+        _optional_identifier(agent_name, "agent_name"),
+        _optional_identifier(roadmap_id, "roadmap_id"),
+        _optional_identifier(concept_id, "concept_id"),
+        details or None,
+        None if duration_ms is None else float(duration_ms),
+    ]
+
+
+def created_at_of(created_at_us: int) -> datetime:
+    """The aware UTC datetime of a wire row's microseconds."""
+    return EPOCH + timedelta(microseconds=created_at_us)
