@@ -32,7 +32,9 @@ lint: install
 	$(BIN)/flake8 webapp plugins tests bench celery_worker.py wsgi.py docker/gunicorn.conf.py
 
 bench: install services
-	$(BIN)/python bench/log_call.py
+	$(BIN)/python bench/log_call.py --durability memory
+	$(BIN)/python bench/log_call.py --durability disk
+	$(BIN)/python bench/run.py
 
 clean:
 	rm -rf $(VENV) var .pytest_cache

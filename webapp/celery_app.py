@@ -47,9 +47,13 @@ def _connect_worker_signals(app: Flask) -> None:
             return
         from .extensions import db
 
+        from .execlog.extension import STORE_ENGINE_KEY
+
         with flask_app.app_context():
-            for engine in db.engines.values():
-                engine.dispose(close=False)
+            engines = [*db.engines.values(), flask_app.extensions.get(STORE_ENGINE_KEY)]
+            for engine in engines:
+                if engine is not None:
+                    engine.dispose(close=False)
         from .execlog import start_all
 
         start_all()

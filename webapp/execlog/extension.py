@@ -197,8 +197,13 @@ def app_engine(app: Flask) -> Any:
         return db.engine
 
 
-def own_engine(app: Flask, role: str) -> Any:
-    """A one-connection engine of the logger's own, apart from the app's pool."""
+def own_engine(app: Flask, role: str, pool_size: int = 1) -> Any:
+    """An engine of the logger's own, apart from the app's pool.
+
+    No pre-ping: SQLAlchemy's ping costs a transaction of its own at every
+    checkout (measured: 2 commits per batch instead of 1). A connection that
+    died fails its batch, which is retried (or spooled) on a fresh one.
+    """
     import sqlalchemy as sa
 
     url = app.config["SQLALCHEMY_DATABASE_URI"]
@@ -207,11 +212,22 @@ def own_engine(app: Flask, role: str) -> Any:
     name = f"{app.config.get('DB_APPLICATION_NAME', 'webapp')}-{role}"
     return sa.create_engine(
         url,
-        pool_size=1,
+        pool_size=pool_size,
         max_overflow=0,
-        pool_pre_ping=True,
+        pool_pre_ping=False,
         connect_args={"application_name": name},
     )
+
+
+STORE_ENGINE_KEY = "execlog_store_engine"
+
+
+def store_engine(app: Flask) -> Any:
+    """The worker's engine for log batches (made on first use, per process)."""
+    engine = app.extensions.get(STORE_ENGINE_KEY)
+    if engine is None:
+        engine = app.extensions[STORE_ENGINE_KEY] = own_engine(app, "execlog-store", pool_size=2)
+    return engine
 
 
 # -- process-wide registry ---------------------------------------------------

@@ -17,7 +17,7 @@ from typing import Any
 from celery import shared_task
 from flask import current_app
 
-from ..extensions import db
+from .extension import store_engine
 from .record import WIRE_VERSION
 from .sinks import INSERT_BATCH_TASK
 from .store import StoreResult, TransientStoreError, dead_letter_message, store_rows
@@ -63,7 +63,7 @@ def insert_batch(self: Any, *args: Any, **kwargs: Any) -> dict[str, int] | None:
     try:
         try:
             rows = unpack_batch(args, kwargs)
-            result: StoreResult = store_rows(db.engine, rows)
+            result: StoreResult = store_rows(store_engine(current_app), rows)
         except (NotABatch, TransientStoreError):
             raise
         except Exception as exc:  # a bug of ours: keep the batch for a person
@@ -80,7 +80,7 @@ def insert_batch(self: Any, *args: Any, **kwargs: Any) -> dict[str, int] | None:
 
 def _dead_letter(task: Any, args: tuple[Any, ...], kwargs: dict[str, Any], reason: str) -> None:
     try:
-        dead_letter_message(db.engine, {"args": args, "kwargs": kwargs}, reason)
+        dead_letter_message(store_engine(current_app), {"args": args, "kwargs": kwargs}, reason)
     except TransientStoreError as exc:
         _retry(task, exc)
     log.error("execlog: message %s dead-lettered: %s", task.request.id, reason)

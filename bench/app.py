@@ -1,0 +1,59 @@
+"""The app the benchmark serves: the real app, plus one route that does what
+a busy request of the original system did.
+
+``POST /bench/work?log=1`` takes the body of ``POST /api/v1/logs`` (K
+records), validates it with the same schema, reads from the database the way
+handlers do (so the request holds a connection of the app's pool until it
+ends), and logs the K records through ``execution_logger``, timing each
+``log()`` call. ``log=0`` is the same request with logging disabled: the
+baseline the overhead of logging is measured against.
+
+    gunicorn -c docker/gunicorn.conf.py bench.app:app
+
+The route lives here, not in the product: only the benchmark serves it.
+"""
+
+from __future__ import annotations
+
+import os
+import time
+
+import sqlalchemy as sa
+from flask import Blueprint, Flask, current_app, request
+from flask.typing import ResponseReturnValue
+
+from webapp import create_app
+from webapp.api.logs import LogBatchIn
+from webapp.extensions import db
+
+bp = Blueprint("bench", __name__)
+
+
+@bp.post("/bench/work")
+def work() -> ResponseReturnValue:
+    batch = LogBatchIn().load(request.get_json())
+    # A real handler reads something first; with Flask-SQLAlchemy its session
+    # keeps the connection until the request ends.
+    db.session.execute(sa.select(sa.func.now()))
+    timings: list[int] = []
+    first_id = None
+    if request.args.get("log", "1") == "1":
+        logger = current_app.extensions["execlog"]
+        clock = time.perf_counter_ns
+        for record in batch["records"]:
+            started = clock()
+            logged = logger.log(**record)
+            timings.append(clock() - started)
+            if first_id is None:
+                first_id = logged.id
+    return {"accepted": len(batch["records"]), "first_id": first_id, "log_ns": timings}
+
+
+def create_bench_app() -> Flask:
+    os.environ.setdefault("DB_APPLICATION_NAME", "webapp-web")  # as wsgi.py
+    app = create_app()
+    app.register_blueprint(bp)
+    return app
+
+
+app = create_bench_app()

@@ -1,0 +1,103 @@
+"""What PostgreSQL itself takes: the same rows inserted with no app between.
+
+Three ways, each on one connection and on two in parallel (processes):
+a multi-row ``INSERT ... VALUES ... ON CONFLICT DO NOTHING`` (psycopg2's
+``execute_values``), a plain ``COPY`` into ``execution_logs``, and the
+worker's own path (:func:`webapp.execlog.store.store_rows`: COPY into a
+staging table, then one ``INSERT ... SELECT ... ON CONFLICT``). Batches of
+1,000 rows, one transaction each.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import time
+import uuid
+from concurrent.futures import ProcessPoolExecutor
+
+import psycopg2
+import sqlalchemy as sa
+from psycopg2.extras import execute_values
+
+from webapp.execlog.ids import MonotonicStamp
+from webapp.execlog.record import COLUMNS, LogRecord
+
+BATCH = 1000
+_VALUES_SQL = (
+    f"INSERT INTO execution_logs ({', '.join(COLUMNS)}) VALUES %s ON CONFLICT DO NOTHING"
+)
+_VALUES_TEMPLATE = (
+    "(%s, timestamptz 'epoch' + %s * interval '1 microsecond', %s, %s, %s, %s, %s, %s, %s, %s, "
+    "%s::jsonb, %s)"
+)
+
+
+def make_rows(count: int) -> list[list]:
+    """Wire rows shaped like the benchmark's records."""
+    stamp = MonotonicStamp()
+    trace = f"ceiling-{uuid.uuid4()}"
+    details = {"tool_name": "catalog.search", "query": "python basics", "hits": 3}
+    return [
+        LogRecord(*stamp.next(), trace, "info", "tool", f"catalog searched ({i})", "design",
+                  "curriculum", None, None, details).to_wire()
+        for i in range(count)
+    ]
+
+
+def _values(dsn: str, rows: list[list]) -> None:
+    with psycopg2.connect(dsn) as connection, connection.cursor() as cursor:
+        for start in range(0, len(rows), BATCH):
+            execute_values(cursor, _VALUES_SQL, rows[start:start + BATCH], template=_VALUES_TEMPLATE,
+                           page_size=BATCH)
+            connection.commit()
+
+
+def _copy(dsn: str, rows: list[list]) -> None:
+    with psycopg2.connect(dsn) as connection, connection.cursor() as cursor:
+        for start in range(0, len(rows), BATCH):
+            text = io.StringIO()
+            writer = csv.writer(text, lineterminator="\n")
+            for row in rows[start:start + BATCH]:
+                microseconds = row[1]
+                created = time.strftime("%Y-%m-%d %H:%M:%S", time.gmtime(microseconds // 1_000_000))
+                writer.writerow([row[0], f"{created}.{microseconds % 1_000_000:06d}+00", *row[2:]])
+            text.seek(0)
+            cursor.copy_expert(f"COPY execution_logs ({', '.join(COLUMNS)}) FROM STDIN WITH (FORMAT csv)",
+                               text)
+            connection.commit()
+
+
+def _worker_path(url: str, rows: list[list]) -> None:
+    from webapp.execlog.store import store_rows
+
+    engine = sa.create_engine(url, poolclass=sa.pool.NullPool)
+    try:
+        for start in range(0, len(rows), BATCH):
+            store_rows(engine, rows[start:start + BATCH])
+    finally:
+        engine.dispose()
+
+
+METHODS = {
+    "INSERT ... VALUES ... ON CONFLICT": _values,
+    "COPY": _copy,
+    "COPY + INSERT ... SELECT ... ON CONFLICT (the worker's)": _worker_path,
+}
+
+
+def measure(url: str, rows_per_run: int) -> list[dict]:
+    """Rows/s of each method on 1 and 2 connections."""
+    dsn = sa.make_url(url).set(drivername="postgresql").render_as_string(hide_password=False)
+    results = []
+    for name, method in METHODS.items():
+        target = url if method is _worker_path else dsn
+        for connections in (1, 2):
+            parts = [make_rows(rows_per_run // connections) for _ in range(connections)]
+            started = time.perf_counter()
+            with ProcessPoolExecutor(connections) as pool:
+                list(pool.map(method, [target] * connections, parts))
+            elapsed = time.perf_counter() - started
+            results.append({"method": name, "connections": connections,
+                            "rows": sum(map(len, parts)), "rows_per_s": sum(map(len, parts)) / elapsed})
+    return results

@@ -1,0 +1,401 @@
+"""``make bench``: the logging back ends side by side, in one run, on this machine.
+
+    .venv/bin/python bench/run.py [--tiny] [--out bench/results]
+
+For each back end (``direct``, the design being replaced; ``thread``, an
+in-process batch writer; ``celery`` with memory and with disk durability;
+and the same requests with logging disabled), the real app runs under the
+project's gunicorn config and a load generator on loopback sends a fixed
+number of requests, each logging K records (``bench/app.py``). Measured:
+requests/s and request latency; the cost of one ``log()`` inside the
+request; peak PostgreSQL backends of the web tier and in all; committed
+transactions per 1,000 records; end-to-end records/s until every record is
+in the table; the delay from ``log()`` to the row being visible; errors.
+Then: the roadmap workflow through Celery with each back end, a
+pool-exhaustion run (``direct`` against ``celery`` at high concurrency with
+the app's normal pool settings), and the raw ceiling of PostgreSQL itself.
+
+It creates (and drops at the start of the next run) its own database,
+``webapp_bench``, and uses Redis database 2. Results: a markdown report and
+a PNG chart in ``--out`` (``latest.md`` and ``latest.png`` too).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import shlex
+import subprocess
+import sys
+import time
+import uuid
+from dataclasses import dataclass, field
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Any
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+import psycopg2  # noqa: E402
+import redis  # noqa: E402
+import sqlalchemy as sa  # noqa: E402
+
+from bench import ceiling, report  # noqa: E402
+from bench.measure import BackendSampler, VisibilityWatcher, percentile  # noqa: E402
+from tests.support.processes import (  # noqa: E402
+    BIN, ManagedProcess, free_port, start_celery_worker, wait_for_port,
+)
+
+QUEUE_KEYS = ("logs", "workflows", "unacked", "unacked_index", "unacked_mutex")
+
+
+@dataclass(frozen=True)
+class Backend:
+    name: str
+    env: dict[str, str]
+    log: bool = True
+
+    @property
+    def slug(self) -> str:
+        return "".join(c if c.isalnum() else "-" for c in self.name).strip("-")
+
+
+BACKENDS = [
+    Backend("no logging", {"EXECLOG_BACKEND": "celery"}, log=False),
+    Backend("direct", {"EXECLOG_BACKEND": "direct"}),
+    Backend("thread", {"EXECLOG_BACKEND": "thread"}),
+    Backend("celery (memory)", {"EXECLOG_BACKEND": "celery"}),
+    Backend("celery (disk)", {"EXECLOG_BACKEND": "celery", "EXECLOG_DURABILITY": "disk"}),
+]
+
+
+@dataclass(frozen=True)
+class Sizes:
+    requests: int = 2000
+    concurrency: int = 16
+    records: int = 50
+    web_workers: int = 2
+    web_threads: int = 8
+    celery_concurrency: int = 2
+    workflows: int = 40
+    exhaustion_requests: int = 320
+    exhaustion_concurrency: int = 64
+    exhaustion_threads: int = 32
+    ceiling_rows: int = 100_000
+
+
+TINY = Sizes(requests=40, concurrency=4, records=10, workflows=2, exhaustion_requests=24,
+             exhaustion_concurrency=8, exhaustion_threads=4, ceiling_rows=2000)
+
+
+@dataclass
+class Bench:
+    sizes: Sizes
+    database_url: str
+    admin_dsn: str
+    redis_url: str
+    work_dir: Path
+    logs: list[str] = field(default_factory=list)
+
+    @property
+    def database(self) -> str:
+        return sa.make_url(self.database_url).database
+
+    @property
+    def dsn(self) -> str:
+        url = sa.make_url(self.database_url).set(drivername="postgresql")
+        return url.render_as_string(hide_password=False)
+
+    def env(self, backend: Backend, var: str, **extra: str) -> dict[str, str]:
+        env = {k: v for k, v in os.environ.items()
+               if not k.startswith(("EXECLOG_", "CELERY_", "GUNICORN_", "DATABASE_URL", "REDIS_URL"))}
+        env.update(DATABASE_URL=self.database_url, CELERY_BROKER_URL=self.redis_url,
+                   WEBAPP_VAR_DIR=str(self.work_dir / var), PYTHONUNBUFFERED="1")
+        env.update(backend.env)
+        env.update(extra)
+        return env
+
+    # -- services --------------------------------------------------------
+
+    def gunicorn(self, env: dict[str, str], name: str, threads: int) -> tuple[ManagedProcess, int]:
+        port = free_port()
+        env = {**env, "GUNICORN_BIND": f"127.0.0.1:{port}", "WEB_CONCURRENCY": str(self.sizes.web_workers),
+               "GUNICORN_THREADS": str(threads), "GUNICORN_LOGLEVEL": "warning"}
+        argv = [str(BIN / "gunicorn"), "-c", "docker/gunicorn.conf.py", "bench.app:app"]
+        process = ManagedProcess(f"gunicorn-{name}", argv, env, self.work_dir / f"{name}-web.log")
+        process.start()
+        wait_for_port(port, timeout=60)
+        return process, port
+
+    def worker(self, env: dict[str, str], name: str) -> ManagedProcess:
+        return start_celery_worker(env, self.work_dir / f"{name}-worker.log", name=f"bench-{name}",
+                                   concurrency=self.sizes.celery_concurrency)
+
+    def loadgen(self, port: int, path: str, run: str, requests: int, concurrency: int,
+                watcher: VisibilityWatcher | None) -> dict[str, Any]:
+        out = self.work_dir / f"{run}.json"
+        argv = [sys.executable, str(ROOT / "bench" / "loadgen.py"), "--port", str(port), "--path", path,
+                "--requests", str(requests), "--concurrency", str(concurrency),
+                "--records", str(self.sizes.records), "--run", run, "--out", str(out)]
+        with subprocess.Popen(argv, stdout=subprocess.PIPE, text=True, cwd=ROOT) as process:
+            assert process.stdout is not None
+            for line in process.stdout:
+                if watcher is not None and line.strip():
+                    watcher.watch(line.strip())
+        if process.returncode != 0:
+            raise RuntimeError(f"the load generator failed ({process.returncode})")
+        return json.loads(out.read_text())
+
+    # -- the scenarios ---------------------------------------------------
+
+    def http_run(self, backend: Backend, *, threads: int | None = None, requests: int | None = None,
+                 concurrency: int | None = None, label: str = "http") -> dict[str, Any]:
+        """The HTTP workload on one back end; its figures."""
+        sizes = self.sizes
+        threads = threads or sizes.web_threads
+        requests = requests or sizes.requests
+        concurrency = concurrency or sizes.concurrency
+        name = f"{label}-{backend.slug}"
+        env = self.env(backend, name)
+        path = f"/bench/work?log={int(backend.log)}"
+        worker = self.worker(env, name) if backend.env["EXECLOG_BACKEND"] == "celery" else None
+        web, port = self.gunicorn(env, name, threads)
+        sampler = BackendSampler(self.admin_dsn, self.database)
+        watcher = VisibilityWatcher(self.dsn)
+        try:
+            self.loadgen(port, "/bench/work?log=0", f"warmup-{uuid.uuid4().hex[:6]}",
+                         concurrency * 2, concurrency, None)
+            run = f"bench-{name}-{uuid.uuid4().hex[:8]}"
+            commits_before = sampler.commits()
+            sampler.start()
+            watcher.start()
+            started = time.time()
+            load = self.loadgen(port, path, run, requests, concurrency, watcher)
+            ok = load["statuses"].get("200", 0)
+            expected = ok * sizes.records if backend.log else 0
+            visible_at = self._wait_visible(watcher, run, expected)
+            watcher.finish(timeout=30)
+            peaks = sampler.stop()
+        finally:
+            web.stop(timeout=60)
+            if worker is not None:
+                worker.stop(timeout=60)
+        watcher.close()
+        sampler.wait_until_gone()
+        commits = sampler.commits() - commits_before - watcher.queries
+        sampler.close()
+        latencies = [s * 1000 for s in load["latencies"]]
+        records = expected
+        return {
+            "backend": backend.name,
+            "requests": requests,
+            "requests_per_s": len(load["latencies"]) / load["elapsed"],
+            "latency_p50_ms": percentile(latencies, 0.50),
+            "latency_p99_ms": percentile(latencies, 0.99),
+            "log_p50_us": percentile(load["log_ns"], 0.50) / 1000 if backend.log else None,
+            "log_p99_us": percentile(load["log_ns"], 0.99) / 1000 if backend.log else None,
+            "web_backends_peak": peaks.web,
+            "total_backends_peak": peaks.total,
+            "worker_backends_peak": peaks.workers,
+            "transactions_per_1000": commits / records * 1000 if records else None,
+            "end_to_end_records_per_s": records / (visible_at - started) if records else None,
+            "visible_p50_s": percentile(watcher.delays, 0.50) if backend.log else None,
+            "visible_p99_s": percentile(watcher.delays, 0.99) if backend.log else None,
+            "errors": requests - ok,
+            "records": records,
+            "statuses": load["statuses"],
+            "socket_errors": load["errors"][:5],
+        }
+
+    def _wait_visible(self, watcher: VisibilityWatcher, run: str, expected: int) -> float:
+        deadline = time.monotonic() + 600
+        while watcher.count(run) < expected:
+            if time.monotonic() > deadline:
+                raise RuntimeError(f"{run}: not every record arrived within 10 minutes")
+            time.sleep(0.1)
+        return time.time()
+
+    def workflow_run(self, backend: Backend) -> dict[str, Any]:
+        """Roadmap executions through Celery, the worker logging with ``backend``."""
+        from webapp import create_app
+        from webapp.config import config_from_env
+        from webapp.workflow.service import start_execution
+
+        name = f"workflow-{backend.slug}"
+        env = self.env(backend, name)
+        worker = self.worker(env, name)
+        app = create_app(config_from_env({"DATABASE_URL": self.database_url,
+                                          "CELERY_BROKER_URL": self.redis_url,
+                                          "WEBAPP_VAR_DIR": str(self.work_dir / f"{name}-client")}))
+        engine = sa.create_engine(self.database_url, poolclass=sa.pool.NullPool)
+        goal = "I want to learn Python for data analysis, 6 hours a week, in 3 months"
+        try:
+            started = time.time()
+            with app.app_context():
+                ids = [str(start_execution("roadmap", {"goal": goal}).id)
+                       for _ in range(self.sizes.workflows)]
+            done = self._wait_executions(engine, ids)
+            elapsed = time.time() - started
+        finally:
+            worker.stop(timeout=60)
+        with engine.connect() as connection:
+            statuses = dict(connection.execute(sa.text(
+                "SELECT status, count(*) FROM executions WHERE id::text = ANY(:ids) GROUP BY 1"),
+                {"ids": ids}).all())
+            records = connection.execute(sa.text(
+                "SELECT count(*) FROM execution_logs WHERE trace_id = ANY(:ids)"), {"ids": ids}).scalar_one()
+        engine.dispose()
+        app.extensions["execlog"].close()
+        return {"backend": backend.name, "executions": len(ids),
+                "succeeded": statuses.get("succeeded", 0), "seconds": elapsed,
+                "executions_per_s": done / elapsed if elapsed else None, "records": records}
+
+    def _wait_executions(self, engine: sa.engine.Engine, ids: list[str]) -> int:
+        deadline = time.monotonic() + 600
+        query = sa.text("SELECT count(*) FROM executions WHERE id::text = ANY(:ids) "
+                        "AND status IN ('succeeded', 'failed')")
+        while True:
+            with engine.connect() as connection:
+                finished = connection.execute(query, {"ids": ids}).scalar_one()
+            if finished == len(ids) or time.monotonic() > deadline:
+                return finished
+            time.sleep(0.2)
+
+
+def prepare_database(url: str, admin_dsn: str, work_dir: Path) -> None:
+    """Drop and create the bench database (ours), then migrate it."""
+    database = sa.make_url(url).database
+    connection = psycopg2.connect(admin_dsn)
+    connection.autocommit = True
+    with connection.cursor() as cursor:
+        cursor.execute(f'DROP DATABASE IF EXISTS "{database}" WITH (FORCE)')
+        cursor.execute(f'CREATE DATABASE "{database}"')
+    connection.close()
+    subprocess.run([str(BIN / "flask"), "--app", "wsgi", "db", "upgrade"], cwd=ROOT, check=True,
+                   capture_output=True, env={**os.environ, "DATABASE_URL": url,
+                                             "WEBAPP_VAR_DIR": str(work_dir / "migrate")})
+
+
+def clear_broker(url: str) -> None:
+    client = redis.Redis.from_url(url)
+    client.delete(*QUEUE_KEYS)
+    for key in client.scan_iter("_kombu.*"):
+        client.delete(key)
+
+
+def machine() -> str:
+    settings = {}
+    with psycopg2.connect("dbname=postgres user=postgres host=127.0.0.1") as connection:
+        with connection.cursor() as cursor:
+            for name in ("server_version", "fsync", "synchronous_commit", "max_connections"):
+                cursor.execute(f"SHOW {name}")
+                settings[name] = cursor.fetchone()[0]
+    return (f"{os.cpu_count()} CPUs ({platform.processor() or platform.machine()}), "
+            f"Python {platform.python_version()}, PostgreSQL {settings['server_version']} "
+            f"(fsync={settings['fsync']}, synchronous_commit={settings['synchronous_commit']}), "
+            f"Redis on loopback")
+
+
+def write_report(out: Path, command: str, sizes: Sizes, http: list[dict], workflows: list[dict],
+                 exhaustion: list[dict], ceiling_rows: list[dict]) -> Path:
+    baseline = next((row["web_backends_peak"] for row in http if row["backend"] == "no logging"), None)
+    for row in http:
+        if baseline is not None and row["backend"] != "no logging":
+            row["web_backends_for_logging"] = max(0, row["web_backends_peak"] - baseline)
+    stamp = datetime.now(timezone.utc).strftime("%Y-%m-%dT%H%M%SZ")
+    text = "\n".join([
+        f"# Benchmark {stamp}",
+        "",
+        f"Machine: {machine()}.",
+        f"Command: `{command}`",
+        f"Workload: gunicorn (`docker/gunicorn.conf.py`, {sizes.web_workers} workers x {sizes.web_threads} "
+        f"threads, gthread), {sizes.requests} requests from {sizes.concurrency} keep-alive connections on "
+        f"loopback, each logging {sizes.records} records (`bench/app.py`); "
+        f"Celery: {sizes.celery_concurrency} prefork processes on the same machine.",
+        "",
+        "## Back ends",
+        "",
+        report.table(http, report.COLUMNS),
+        "",
+        "\"Of them for logging\" is the web tier's peak above the same requests with logging disabled "
+        "(each request holds one connection of its own for its read). Transactions count commits in "
+        "the bench database, the benchmark's own queries taken out.",
+        "",
+        report.ratios(http),
+        "",
+        report.overhead(http),
+        "",
+        "![latency and connections](latest.png)",
+        "",
+        f"## The roadmap workflow through Celery ({sizes.workflows} executions)",
+        "",
+        report.table(workflows, [("backend", "worker logs with", "{}"), ("executions", "executions", "{}"),
+                                 ("succeeded", "succeeded", "{}"), ("seconds", "seconds", "{:.1f}"),
+                                 ("executions_per_s", "executions/s", "{:.1f}"),
+                                 ("records", "log records stored", "{:,}")]),
+        "",
+        f"## Pool exhaustion ({sizes.exhaustion_requests} requests, {sizes.exhaustion_concurrency} "
+        f"connections, {sizes.exhaustion_threads} threads per gunicorn worker, the app's pool settings)",
+        "",
+        report.table(exhaustion, [("backend", "back end", "{}"), ("requests_per_s", "req/s", "{:,.0f}"),
+                                  ("latency_p99_ms", "request p99 ms", "{:.0f}"),
+                                  ("errors", "failed requests", "{}"),
+                                  ("web_backends_peak", "web-tier backends (peak)", "{}")]),
+        "",
+        f"## PostgreSQL alone ({sizes.ceiling_rows:,} rows, batches of {ceiling.BATCH})",
+        "",
+        report.table(ceiling_rows, [("method", "method", "{}"), ("connections", "connections", "{}"),
+                                    ("rows_per_s", "rows/s", "{:,.0f}")]),
+        "",
+    ])
+    out.mkdir(parents=True, exist_ok=True)
+    path = out / f"{stamp}.md"
+    path.write_text(text)
+    (out / "latest.md").write_text(text)
+    report.chart(http, out / "latest.png")
+    report.chart(http, out / f"{stamp}.png")
+    (out / f"{stamp}.json").write_text(json.dumps({"http": http, "workflows": workflows,
+                                                   "exhaustion": exhaustion, "ceiling": ceiling_rows},
+                                                  indent=1, default=str))
+    return path
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--tiny", action="store_true", help="a few requests: checks the harness works")
+    parser.add_argument("--out", default=str(ROOT / "bench" / "results"))
+    parser.add_argument("--database-url", default=os.environ.get(
+        "BENCH_DATABASE_URL", "postgresql+psycopg2://postgres@127.0.0.1:5432/webapp_bench"))
+    parser.add_argument("--admin-dsn", default=os.environ.get(
+        "BENCH_ADMIN_DSN", "dbname=postgres user=postgres host=127.0.0.1"))
+    parser.add_argument("--redis-url",
+                        default=os.environ.get("BENCH_REDIS_URL", "redis://127.0.0.1:6379/2"))
+    parser.add_argument("--work-dir", default=None)
+    args = parser.parse_args()
+    sizes = TINY if args.tiny else Sizes()
+    work_dir = Path(args.work_dir or f"/tmp/webapp-bench-{uuid.uuid4().hex[:8]}")
+    work_dir.mkdir(parents=True, exist_ok=True)
+    prepare_database(args.database_url, args.admin_dsn, work_dir)
+    clear_broker(args.redis_url)
+    bench = Bench(sizes, args.database_url, args.admin_dsn, args.redis_url, work_dir)
+
+    http = [bench.http_run(backend) for backend in BACKENDS]
+    for row in http:
+        print(f"{row['backend']:16} {row['requests_per_s']:8.0f} req/s  "
+              f"p99 {row['latency_p99_ms']:7.1f} ms  errors {row['errors']}", flush=True)
+    workflows = [bench.workflow_run(backend) for backend in BACKENDS if backend.log]
+    exhaustion_sizes = dict(threads=sizes.exhaustion_threads, requests=sizes.exhaustion_requests,
+                            concurrency=sizes.exhaustion_concurrency, label="exhaustion")
+    exhaustion = [bench.http_run(backend, **exhaustion_sizes)
+                  for backend in (BACKENDS[1], BACKENDS[3])]
+    ceiling_rows = ceiling.measure(args.database_url, sizes.ceiling_rows)
+    command = "bench/run.py " + " ".join(shlex.quote(a) for a in sys.argv[1:])
+    path = write_report(Path(args.out), command.strip(), sizes, http, workflows, exhaustion, ceiling_rows)
+    print(path.read_text())
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,44 @@
+"""make bench works: the harness runs once on a tiny workload and reports
+every figure. A check that it completes, never of a speed."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+
+from ..conftest import TEST_DB_NAME
+from ..support.processes import ROOT
+
+FIGURES = ("requests_per_s", "latency_p50_ms", "latency_p99_ms", "log_p50_us", "log_p99_us",
+           "web_backends_peak", "total_backends_peak", "transactions_per_1000",
+           "end_to_end_records_per_s", "visible_p99_s", "errors")
+
+
+def test_the_benchmark_runs_and_reports_every_figure(tmp_path, redis_url):
+    bench_redis = redis_url.rsplit("/", 1)[0] + "/12"
+    done = subprocess.run(
+        [sys.executable, "bench/run.py", "--tiny", "--out", str(tmp_path / "results"),
+         "--work-dir", str(tmp_path / "work"),
+         "--database-url", f"postgresql+psycopg2://postgres@127.0.0.1:5432/{TEST_DB_NAME}_bench",
+         "--redis-url", bench_redis],
+        cwd=ROOT, capture_output=True, text=True, timeout=600,
+    )
+    assert done.returncode == 0, done.stderr[-4000:]
+    (result,) = (tmp_path / "results").glob("*.json")
+    figures = json.loads(result.read_text())
+    backends = {row["backend"]: row for row in figures["http"]}
+    assert set(backends) == {"no logging", "direct", "thread", "celery (memory)", "celery (disk)"}
+    for name, row in backends.items():
+        for figure in FIGURES:
+            if name == "no logging" and figure in ("log_p50_us", "log_p99_us", "transactions_per_1000",
+                                                   "end_to_end_records_per_s", "visible_p99_s"):
+                continue
+            assert row[figure] is not None, f"{name}: {figure}"
+        assert row["errors"] == 0, name
+    assert all(row["succeeded"] == row["executions"] for row in figures["workflows"])
+    assert {row["backend"] for row in figures["exhaustion"]} == {"direct", "celery (memory)"}
+    assert len(figures["ceiling"]) == 6 and all(row["rows_per_s"] > 0 for row in figures["ceiling"])
+    report = (tmp_path / "results" / "latest.md").read_text()
+    assert "| direct |" in report and "against **direct**" in report
+    assert (tmp_path / "results" / "latest.png").stat().st_size > 10_000
