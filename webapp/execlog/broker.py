@@ -27,6 +27,9 @@ import binascii
 import json
 import logging
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from functools import cached_property
 from queue import Empty
 from typing import Any
 
@@ -92,9 +95,23 @@ class QoS(kombu_redis.QoS):
 
 
 class Channel(kombu_redis.Channel):
-    """kombu's Redis channel, with each popped item checked first."""
+    """kombu's Redis channel, with each popped item checked first, and one
+    Redis client for its commands."""
 
     QoS = QoS
+
+    @contextmanager
+    def conn_or_acquire(self, client: Any = None) -> Iterator[Any]:
+        """kombu makes a new redis-py client for every command outside a
+        pipeline, every publish included, and redis-py builds its table of
+        response callbacks in each: 0.3 ms of CPU a publish, measured, half
+        of what a small publish costs the producer. One client per channel
+        (on the channel's connection pool) does the same work."""
+        yield client if client else self._commands_client
+
+    @cached_property
+    def _commands_client(self) -> Any:
+        return self._create_client()
 
     def _checked(self, item: bytes, queue: str) -> Any:
         message, reason = why_not_a_message(item)
