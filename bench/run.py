@@ -46,7 +46,7 @@ import sqlalchemy as sa  # noqa: E402
 from bench import ceiling, report  # noqa: E402
 from bench.measure import BackendSampler, VisibilityWatcher, percentile  # noqa: E402
 from tests.support.processes import (  # noqa: E402
-    BIN, ManagedProcess, free_port, start_celery_worker, wait_for_port,
+    BIN, ManagedProcess, children, free_port, start_celery_worker, wait_for_port,
 )
 
 QUEUE_KEYS = ("logs", "workflows", "unacked", "unacked_index", "unacked_mutex")
@@ -152,15 +152,16 @@ class Bench:
     # -- the scenarios ---------------------------------------------------
 
     def http_run(self, backend: Backend, *, threads: int | None = None, requests: int | None = None,
-                 concurrency: int | None = None, label: str = "http") -> dict[str, Any]:
-        """The HTTP workload on one back end; its figures."""
+                 concurrency: int | None = None, hold: bool = False, label: str = "http") -> dict[str, Any]:
+        """The HTTP workload on one back end; its figures. ``hold``: each
+        request also holds a connection of the app's pool (bench/app.py)."""
         sizes = self.sizes
         threads = threads or sizes.web_threads
         requests = requests or sizes.requests
         concurrency = concurrency or sizes.concurrency
         name = f"{label}-{backend.slug}"
         env = self.env(backend, name)
-        path = f"/bench/work?log={int(backend.log)}"
+        path = f"/bench/work?log={int(backend.log)}&hold={int(hold)}"
         worker = self.worker(env, name) if backend.env["EXECLOG_BACKEND"] == "celery" else None
         web, port = self.gunicorn(env, name, threads)
         sampler = BackendSampler(self.admin_dsn, self.database)
@@ -172,8 +173,10 @@ class Bench:
             commits_before = sampler.commits()
             sampler.start()
             watcher.start()
+            cpu_before = web_cpu_seconds(web)
             started = time.time()
             load = self.loadgen(port, path, run, requests, concurrency, watcher)
+            web_cpu = web_cpu_seconds(web) - cpu_before
             ok = load["statuses"].get("200", 0)
             expected = ok * sizes.records if backend.log else 0
             visible_at = self._wait_visible(watcher, run, expected)
@@ -197,6 +200,7 @@ class Bench:
             "latency_p99_ms": percentile(latencies, 0.99),
             "log_p50_us": percentile(load["log_ns"], 0.50) / 1000 if backend.log else None,
             "log_p99_us": percentile(load["log_ns"], 0.99) / 1000 if backend.log else None,
+            "web_cpu_ms_per_request": web_cpu / requests * 1000,
             "web_backends_peak": peaks.web,
             "total_backends_peak": peaks.total,
             "worker_backends_peak": peaks.workers,
@@ -265,6 +269,19 @@ class Bench:
             time.sleep(0.2)
 
 
+def web_cpu_seconds(master: ManagedProcess) -> float:
+    """CPU time (user and system) of the gunicorn worker processes so far."""
+    total = 0
+    for pid in children(master.pid):
+        try:
+            with open(f"/proc/{pid}/stat") as stream:
+                fields = stream.read().rsplit(")", 1)[1].split()
+        except OSError:
+            continue
+        total += int(fields[11]) + int(fields[12])  # utime, stime
+    return total / os.sysconf("SC_CLK_TCK")
+
+
 def prepare_database(url: str, admin_dsn: str, work_dir: Path) -> None:
     """Drop and create the bench database (ours), then migrate it."""
     database = sa.make_url(url).database
@@ -301,10 +318,11 @@ def machine() -> str:
 
 def write_report(out: Path, command: str, sizes: Sizes, http: list[dict], workflows: list[dict],
                  exhaustion: list[dict], ceiling_rows: list[dict]) -> Path:
-    baseline = next((row["web_backends_peak"] for row in http if row["backend"] == "no logging"), None)
+    baseline = next((row for row in http if row["backend"] == "no logging"), None)
     for row in http:
-        if baseline is not None and row["backend"] != "no logging":
-            row["web_backends_for_logging"] = max(0, row["web_backends_peak"] - baseline)
+        if baseline is not None and row["records"]:
+            extra_ms = row["web_cpu_ms_per_request"] - baseline["web_cpu_ms_per_request"]
+            row["logging_cpu_us_per_record"] = extra_ms * 1000 / sizes.records
     stamp = datetime.now(timezone.utc).strftime("%Y-%m-%dT%H%M%SZ")
     text = "\n".join([
         f"# Benchmark {stamp}",
@@ -320,9 +338,11 @@ def write_report(out: Path, command: str, sizes: Sizes, http: list[dict], workfl
         "",
         report.table(http, report.COLUMNS),
         "",
-        "\"Of them for logging\" is the web tier's peak above the same requests with logging disabled "
-        "(each request holds one connection of its own for its read). Transactions count commits in "
-        "the bench database, the benchmark's own queries taken out.",
+        "The requests touch the database only through logging, so the web tier's backends are "
+        "logging's. Web CPU: user and system time of the gunicorn worker processes; the logging "
+        "share per record is the difference with logging disabled, so it includes `log()`, the "
+        "flusher thread and publishing. Transactions count commits in the bench database, the "
+        "benchmark's own queries taken out.",
         "",
         report.ratios(http),
         "",
@@ -388,7 +408,7 @@ def main() -> None:
               f"p99 {row['latency_p99_ms']:7.1f} ms  errors {row['errors']}", flush=True)
     workflows = [bench.workflow_run(backend) for backend in BACKENDS if backend.log]
     exhaustion_sizes = dict(threads=sizes.exhaustion_threads, requests=sizes.exhaustion_requests,
-                            concurrency=sizes.exhaustion_concurrency, label="exhaustion")
+                            concurrency=sizes.exhaustion_concurrency, hold=True, label="exhaustion")
     exhaustion = [bench.http_run(backend, **exhaustion_sizes)
                   for backend in (BACKENDS[1], BACKENDS[3])]
     ceiling_rows = ceiling.measure(args.database_url, sizes.ceiling_rows)
