@@ -33,10 +33,10 @@ _VALUES_TEMPLATE = (
 )
 
 
-def make_rows(count: int) -> list[list]:
+def make_rows(count: int, trace: str | None = None) -> list[list]:
     """Wire rows shaped like the benchmark's records."""
     stamp = MonotonicStamp()
-    trace = f"ceiling-{uuid.uuid4()}"
+    trace = trace or f"ceiling-{uuid.uuid4()}"
     details = {"tool_name": "catalog.search", "query": "python basics", "hits": 3}
     return [
         LogRecord(*stamp.next(), trace, "info", "tool", f"catalog searched ({i})", "design",

@@ -269,6 +269,42 @@ class Bench:
             time.sleep(0.2)
 
 
+def drain_run(bench: Bench, rows: int, concurrency: int) -> dict[str, Any]:
+    """The worker tier alone: ``rows`` records queued in batches of 1,000
+    while no worker runs, then one worker with ``concurrency`` processes
+    drains them; rows/s from the first row stored to the last."""
+    from webapp import create_app
+    from webapp.config import config_from_env
+    from webapp.execlog.sinks import CelerySink
+
+    name = f"drain-{concurrency}"
+    trace = f"bench-{name}-{uuid.uuid4().hex[:8]}"
+    app = create_app(config_from_env({
+        "DATABASE_URL": bench.database_url, "CELERY_BROKER_URL": bench.redis_url,
+        "WEBAPP_VAR_DIR": str(bench.work_dir / f"{name}-client"),
+    }))
+    sink = CelerySink(app.extensions["celery"])
+    batch = ceiling.make_rows(rows, trace)
+    for start in range(0, rows, 1000):
+        sink.send(batch[start:start + 1000])
+    app.extensions["execlog"].close()
+    env = bench.env(BACKENDS[3], name)
+    watcher = VisibilityWatcher(bench.dsn)
+    worker = start_celery_worker(env, bench.work_dir / f"{name}-worker.log", name=f"bench-{name}",
+                                 concurrency=concurrency)
+    try:
+        while watcher.count(trace) == 0:
+            time.sleep(0.01)
+        first = time.time()
+        while (stored := watcher.count(trace)) < rows:
+            time.sleep(0.05)
+        elapsed = time.time() - first
+    finally:
+        worker.stop(timeout=60)
+        watcher.close()
+    return {"processes": concurrency, "rows": stored, "seconds": elapsed, "rows_per_s": stored / elapsed}
+
+
 def web_cpu_seconds(master: ManagedProcess) -> float:
     """CPU time (user and system) of the gunicorn worker processes so far."""
     total = 0
@@ -317,7 +353,7 @@ def machine() -> str:
 
 
 def write_report(out: Path, command: str, sizes: Sizes, http: list[dict], workflows: list[dict],
-                 exhaustion: list[dict], ceiling_rows: list[dict]) -> Path:
+                 exhaustion: list[dict], drains: list[dict], ceiling_rows: list[dict]) -> Path:
     baseline = next((row for row in http if row["backend"] == "no logging"), None)
     for row in http:
         if baseline is not None and row["records"]:
@@ -365,6 +401,14 @@ def write_report(out: Path, command: str, sizes: Sizes, http: list[dict], workfl
                                   ("errors", "failed requests", "{}"),
                                   ("web_backends_peak", "web-tier backends (peak)", "{}")]),
         "",
+        f"## The worker tier alone: a backlog of {sizes.ceiling_rows:,} records drained",
+        "",
+        "Queued in batches of 1,000 while no worker runs, then one Celery worker (prefork) stores them "
+        "through the real task; rows/s from the first row stored to the last.",
+        "",
+        report.table(drains, [("processes", "worker processes", "{}"), ("rows", "rows", "{:,}"),
+                              ("seconds", "seconds", "{:.2f}"), ("rows_per_s", "rows/s", "{:,.0f}")]),
+        "",
         f"## PostgreSQL alone ({sizes.ceiling_rows:,} rows, batches of {ceiling.BATCH})",
         "",
         report.table(ceiling_rows, [("method", "method", "{}"), ("connections", "connections", "{}"),
@@ -378,8 +422,8 @@ def write_report(out: Path, command: str, sizes: Sizes, http: list[dict], workfl
     report.chart(http, out / "latest.png")
     report.chart(http, out / f"{stamp}.png")
     (out / f"{stamp}.json").write_text(json.dumps({"http": http, "workflows": workflows,
-                                                   "exhaustion": exhaustion, "ceiling": ceiling_rows},
-                                                  indent=1, default=str))
+                                                   "exhaustion": exhaustion, "drains": drains,
+                                                   "ceiling": ceiling_rows}, indent=1, default=str))
     return path
 
 
@@ -411,9 +455,11 @@ def main() -> None:
                             concurrency=sizes.exhaustion_concurrency, hold=True, label="exhaustion")
     exhaustion = [bench.http_run(backend, **exhaustion_sizes)
                   for backend in (BACKENDS[1], BACKENDS[3])]
+    drains = [drain_run(bench, sizes.ceiling_rows, concurrency) for concurrency in (1, 2)]
     ceiling_rows = ceiling.measure(args.database_url, sizes.ceiling_rows)
     command = "bench/run.py " + " ".join(shlex.quote(a) for a in sys.argv[1:])
-    path = write_report(Path(args.out), command.strip(), sizes, http, workflows, exhaustion, ceiling_rows)
+    path = write_report(Path(args.out), command.strip(), sizes, http, workflows, exhaustion, drains,
+                        ceiling_rows)
     print(path.read_text())
 
 

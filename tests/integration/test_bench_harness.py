@@ -40,6 +40,9 @@ def test_the_benchmark_runs_and_reports_every_figure(tmp_path, redis_url):
     assert all(row["succeeded"] == row["executions"] for row in figures["workflows"])
     assert {row["backend"] for row in figures["exhaustion"]} == {"direct", "celery (memory)"}
     assert len(figures["ceiling"]) == 6 and all(row["rows_per_s"] > 0 for row in figures["ceiling"])
+    assert [row["processes"] for row in figures["drains"]] == [1, 2]
+    assert all(row["rows"] == row_count and row["rows_per_s"] > 0
+               for row, row_count in zip(figures["drains"], (2000, 2000)))
     report = (tmp_path / "results" / "latest.md").read_text()
     assert "| direct |" in report and "against **direct**" in report
     assert (tmp_path / "results" / "latest.png").stat().st_size > 10_000
