@@ -116,6 +116,7 @@ class ExecutionFeed:
         items += [(aware(r.created_at), "log", r) for r in self._new_logs()]
         items.sort(key=lambda item: item[0])
         messages = [self._message(kind, item) for _, kind, item in items]
+        self._forget_sent()
         final = self._held_final
         if final is not None and not self.behind and self.clock() >= self._settled_at(final):
             self._held_final, self.done = None, True
@@ -151,17 +152,15 @@ class ExecutionFeed:
             window_start = self.newest[0] - timedelta(seconds=self.log_delay)
             late = list(late_logs(self.trace_id, window_start, self.floor, self.newest,
                                   set(self._sent)))
-        if forward:
-            self.newest = (forward[-1].created_at, forward[-1].id)
         for record in forward + late:
             self._sent[record.id] = record.created_at
-        self._forget_before(None if self.newest is None else self.newest[0] - timedelta(seconds=self.log_delay))
         return forward + late
 
-    def _forget_before(self, moment: datetime | None) -> None:
+    def _forget_sent(self) -> None:
         """Ids older than the window are never read again: drop them."""
-        if moment is not None:
-            self._sent = {key: at for key, at in self._sent.items() if at >= moment}
+        if self.newest is not None:
+            window_start = self.newest[0] - timedelta(seconds=self.log_delay)
+            self._sent = {key: at for key, at in self._sent.items() if at >= window_start}
 
     # -- messages -----------------------------------------------------------
 
@@ -170,6 +169,9 @@ class ExecutionFeed:
             self.event_id = max(self.event_id, item["id"])
             data = {**item, "created_at": item["created_at"].isoformat()}
             return Message(item["type"], data, item["created_at"], self._cursor())
+        position = (item.created_at, item.id)
+        if self.newest is None or position > self.newest:
+            self.newest = position
         return Message("log", _log_schema.dump(item), aware(item.created_at), self._cursor())
 
     def _cursor(self) -> Cursor:
