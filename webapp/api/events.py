@@ -45,7 +45,7 @@ class StreamHeaders(Schema):
 
 @bp.get("/executions/<uuid:execution_id>/events")
 @bp.arguments(StreamHeaders, location="headers")
-@bp.response(200, content_type="text/event-stream", description=(
+@bp.response(200, {"type": "string"}, content_type="text/event-stream", description=(
     "Messages `event: <type>` with `data: <JSON>`: the progress events (execution_queued, "
     "execution_started, step_started, step_succeeded, step_failed, step_retrying, "
     "execution_resumed, execution_succeeded, execution_failed) and `log` (a log record); "

@@ -30,7 +30,7 @@ UNMATCHED = "<unmatched>"
 
 
 @bp.get("/metrics")
-@bp.response(200, content_type="text/plain; version=0.0.4",
+@bp.response(200, {"type": "string"}, content_type="text/plain; version=0.0.4",
              description="Prometheus text format: execlog_*, http_*, celery_queue_messages.")
 def prometheus_metrics() -> ResponseReturnValue:
     """Metrics of every process of this server, and the broker's queues."""
