@@ -108,4 +108,5 @@ def wait_for_status(client: Any, execution_id: str, statuses: tuple[str, ...] = 
         body = client.get(f"/api/v1/executions/{execution_id}").json
         return body if body["status"] in statuses else None
 
-    return wait_for(finished, timeout=timeout, interval=0.2, message=f"execution {execution_id} in {statuses}")
+    return wait_for(finished, timeout=timeout, interval=0.2,
+                    message=f"execution {execution_id} in {statuses}")

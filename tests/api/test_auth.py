@@ -38,7 +38,8 @@ def token_client(app_factory):
 def test_without_a_valid_token_every_api_request_gets_401(token_client, execution_id, headers, fragment,
                                                           challenge):
     for method, path in (("get", "/api/v1/executions"), ("get", f"/api/v1/executions/{execution_id}/events"),
-                         ("post", "/api/v1/logs"), ("get", "/api/v1/runners"), ("get", "/api/v1/nothing-here")):
+                         ("post", "/api/v1/logs"), ("get", "/api/v1/runners"),
+                         ("get", "/api/v1/nothing-here")):
         response = getattr(token_client, method)(path, headers=headers)
         assert_problem(response, 401, fragment)
         assert response.headers["WWW-Authenticate"] == challenge
@@ -46,7 +47,8 @@ def test_without_a_valid_token_every_api_request_gets_401(token_client, executio
 
 def test_a_configured_token_opens_the_api_and_health_stays_open(token_client):
     assert token_client.get("/api/v1/runners", headers=bearer(TOKEN)).status_code == 200
-    assert token_client.get("/api/v1/runners", headers={"Authorization": f"bearer  {TOKEN} "}).status_code == 200
+    spaced = {"Authorization": f"bearer  {TOKEN} "}
+    assert token_client.get("/api/v1/runners", headers=spaced).status_code == 200
     assert token_client.get("/healthz").status_code == 200
     assert token_client.get("/api/v1/openapi.json").status_code == 200
     assert token_client.get("/metrics").status_code == 200
@@ -73,8 +75,8 @@ def test_stored_tokens_are_made_by_the_cli_kept_hashed_and_revocable(app_factory
     with db_engine.connect() as connection:
         stored = connection.execute(sa.text("SELECT token_hash FROM api_tokens WHERE name = :n"),
                                     {"n": name}).scalar_one()
-        assert connection.execute(sa.text("SELECT count(*) FROM api_tokens WHERE token_hash = :t OR name = :t"),
-                                  {"t": token}).scalar_one() == 0
+        plain = sa.text("SELECT count(*) FROM api_tokens WHERE token_hash = :t OR name = :t")
+        assert connection.execute(plain, {"t": token}).scalar_one() == 0
     assert stored == hashlib.sha256(token.encode()).hexdigest()
     assert client.get("/api/v1/runners", headers=bearer(token)).status_code == 200
     assert name in cli.invoke(args=["tokens", "list"]).output

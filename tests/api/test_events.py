@@ -42,7 +42,8 @@ def fast_client(app_factory):
 
 @pytest.mark.usefixtures("celery_worker")
 def test_a_live_stream_sends_events_and_logs_and_ends_after_the_final_event(fast_client):
-    started = fast_client.post("/api/v1/executions", json={"workflow": "synthetic-emit", "input": {"records": 5}})
+    started = fast_client.post("/api/v1/executions",
+                               json={"workflow": "synthetic-emit", "input": {"records": 5}})
     execution_id = started.json["id"]
 
     stream = read_stream(fast_client, execution_id)

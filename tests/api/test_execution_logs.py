@@ -19,7 +19,8 @@ def messages(page: dict) -> list[str]:
 
 
 def test_logs_come_in_time_order_with_every_field(client, rows, execution_id):
-    rows.log(execution_id, "second", ago=1, step="intent", agent_name="analyst", level="debug", category="tool")
+    rows.log(execution_id, "second", ago=1, step="intent", agent_name="analyst", level="debug",
+             category="tool")
     rows.log(execution_id, "first", ago=2)
     rows.log(execution_id, "third", ago=0)
     rows.log(f"other-{execution_id}", "not this execution's")
@@ -36,7 +37,8 @@ def test_logs_come_in_time_order_with_every_field(client, rows, execution_id):
 
 def test_filters_by_minimum_level_category_step_agent_and_text(client, rows, execution_id):
     rows.log(execution_id, "a debug line", level="debug", category="tool", step="intent")
-    rows.log(execution_id, "an info line", level="info", category="agent", step="intent", agent_name="analyst")
+    rows.log(execution_id, "an info line", level="info", category="agent", step="intent",
+             agent_name="analyst")
     rows.log(execution_id, "a warning: 100% done_ok", level="warning", category="agent", step="schedule")
     rows.log(execution_id, "an error line", level="error", category="workflow", agent_name="analyst")
     rows.log(execution_id, "100 percent, done ok", level="info", category="retry")
@@ -73,8 +75,8 @@ def test_pages_neither_skip_nor_repeat_while_records_are_added(client, rows, exe
         after = page["next"]
         assert pages < 50
 
-    everything = [item["id"] for item in client.get(logs_url(execution_id), query_string={"limit": 1000}).json[
-        "items"]]
+    whole = client.get(logs_url(execution_id), query_string={"limit": 1000}).json
+    everything = [item["id"] for item in whole["items"]]
     assert len(seen) == len(set(seen)), "a record was served twice"
     assert seen == everything[:len(seen)], "pages are not in order, or skipped a record"
     assert len(everything) == 25 + pages and len(seen) == len(everything) - 1  # all but the last one added

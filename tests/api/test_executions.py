@@ -4,6 +4,7 @@ problem document naming what is wrong."""
 from __future__ import annotations
 
 import uuid
+from datetime import timedelta, timezone
 
 import pytest
 
@@ -130,6 +131,8 @@ def test_listing_filters_and_pages_newest_first(client, rows):
     assert [e["id"] for e in listed(status="failed")["items"]] == [ids[6], ids[3], ids[0]]
     window = listed(created_after=seconds_ago(99.5).isoformat(), created_before=seconds_ago(96.5).isoformat())
     assert [e["id"] for e in window["items"]] == [ids[3], ids[2], ids[1]]
+    far_east = seconds_ago(99.5).astimezone(timezone(timedelta(hours=20))).isoformat()  # beyond PostgreSQL's
+    assert [e["id"] for e in listed(created_after=far_east)["items"]][-1] == ids[1]
 
 
 @pytest.mark.parametrize(
@@ -142,6 +145,7 @@ def test_listing_filters_and_pages_newest_first(client, rows):
         ("created_after=yesterday", "created_after (query): Not a valid datetime."),
         ("created_after=2026-01-01T00:00:00", "created_after (query): Not a valid aware datetime."),
         ("workflow=Road Map", "workflow (query): Not a workflow name."),
+        ("created_after=0001-01-01T00:00:00%2B01:00", "created_after (query): Out of range."),
         ("stauts=failed", "stauts (query): Unknown field."),
         ("cursor=bm90IGEgY3Vyc29y", "cursor: 'bm90IGEgY3Vyc29y' is not a cursor of this listing"),
         ("cursor=%25%25", "cursor: '%%' is not a cursor of this listing"),
@@ -180,5 +184,5 @@ def test_a_failed_execution_is_retried_from_its_failed_step_and_others_get_409(c
 def test_a_wrong_method_gets_405_with_allow(client):
     body = assert_problem(client.delete("/api/v1/executions"), 405, "Method Not Allowed")
     assert body["type"] == "about:blank"
-    assert set(client.delete("/api/v1/executions").headers["Allow"].split(", ")) == {"GET", "HEAD", "OPTIONS",
-                                                                                      "POST"}
+    allowed = client.delete("/api/v1/executions").headers["Allow"]
+    assert set(allowed.split(", ")) == {"GET", "HEAD", "OPTIONS", "POST"}

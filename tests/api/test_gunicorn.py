@@ -98,7 +98,8 @@ def test_a_roadmap_started_over_http_is_followed_to_its_end(served, rows, db_eng
 
     status, text = client.request("GET", "/metrics")
     found = samples(text)
-    assert value(found, "http_requests_total", method="POST", endpoint="/api/v1/executions", status="202") == 1
+    started = value(found, "http_requests_total", method="POST", endpoint="/api/v1/executions", status="202")
+    assert started == 1
     assert value(found, "http_requests_total", method="GET", endpoint="/api/v1/runners", status="401") == 1
 
 

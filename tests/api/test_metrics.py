@@ -85,7 +85,8 @@ def test_a_worker_serves_the_metrics_of_its_children(app_factory, database_url, 
 
         def inserted() -> float:
             with urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=5) as answer:
-                return value(samples(answer.read().decode()), "execlog_worker_records_total", result="inserted")
+                found = samples(answer.read().decode())
+            return value(found, "execlog_worker_records_total", result="inserted")
 
         assert wait_for(lambda: inserted() >= 75, timeout=60, interval=0.2)
         assert inserted() == 75

@@ -27,10 +27,13 @@ key                      default         meaning
 
 from __future__ import annotations
 
+import http
+
 import flask_smorest
 from flask import Flask
+from flask_smorest.utils import prepare_response
 
-from .errors import ProblemSchema
+from .errors import PROBLEM_CONTENT_TYPE, ProblemSchema
 
 SPEC_SETTINGS = {
     "API_TITLE": "webapp",
@@ -57,6 +60,15 @@ class Api(flask_smorest.Api):
 
     def _register_error_handlers(self) -> None:
         pass
+
+    def _register_responses(self) -> None:
+        """The error responses flask-smorest documents by itself (e.g. 400
+        for a request that does not match its schema), as problem documents."""
+        errors = [(status.name, status.phrase) for status in http.HTTPStatus if status >= 400]
+        for name, description in [*errors, ("DEFAULT_ERROR", "Default error response")]:
+            response = {"description": description, "schema": self.ERROR_SCHEMA}
+            prepare_response(response, self.spec, PROBLEM_CONTENT_TYPE)
+            self.spec.components.response(name, response, lazy=True)
 
 
 def init_app(app: Flask) -> None:

@@ -19,7 +19,7 @@ from marshmallow import RAISE
 from webargs import core
 from webargs.flaskparser import FlaskParser, is_json_request
 
-from .errors import Problem
+from .errors import PROBLEM_CONTENT_TYPE, Problem, ProblemSchema
 
 
 class ApiParser(FlaskParser):
@@ -42,3 +42,8 @@ class ApiParser(FlaskParser):
 
 class Blueprint(flask_smorest.Blueprint):
     ARGUMENTS_PARSER = ApiParser()
+
+    def problem(self, status: int, description: str) -> Any:
+        """Document an error answer (a problem document)."""
+        return self.alt_response(status, schema=ProblemSchema, content_type=PROBLEM_CONTENT_TYPE,
+                                 description=description)

@@ -26,7 +26,6 @@ from marshmallow import Schema, fields
 
 from ..workflow import current_notifier
 from .blueprint import Blueprint
-from .errors import ProblemSchema
 from .feed import Cursor, ExecutionFeed, Wakeup, follow, frame
 from .pagination import bad_cursor
 from .reads import get_execution, log_position
@@ -50,8 +49,8 @@ class StreamHeaders(Schema):
     "execution_started, step_started, step_succeeded, step_failed, step_retrying, "
     "execution_resumed, execution_succeeded, execution_failed) and `log` (a log record); "
     "the stream ends after the final event."))
-@bp.alt_response(400, schema=ProblemSchema, description="Last-Event-ID is not a position of this stream.")
-@bp.alt_response(404, schema=ProblemSchema, description="No such execution.")
+@bp.problem(400, "Last-Event-ID is not a position of this stream.")
+@bp.problem(404, "No such execution.")
 def execution_events(headers: dict[str, Any], execution_id: uuid.UUID) -> ResponseReturnValue:
     """Follow an execution live (Server-Sent Events)."""
     cursor = _cursor(headers.get("last_event_id"))

@@ -19,7 +19,6 @@ from ..extensions import db
 from ..models import Execution
 from ..workflow import resume_execution, start_execution
 from .blueprint import Blueprint
-from .errors import ProblemSchema
 from .pagination import bad_cursor, decode_cursor, encode_cursor, page
 from .reads import LogFilter, get_execution, log_position, logs_after
 from .schemas import (
@@ -42,12 +41,11 @@ bp = Blueprint("executions", __name__, url_prefix="/api/v1",
 @bp.response(202, ExecutionOut, description="Queued: a worker will run it.")
 @bp.alt_response(200, schema=ExecutionOut, success=True,
                  description="The execution an earlier request with the same Idempotency-Key started.")
-@bp.alt_response(404, schema=ProblemSchema, description="No such workflow.")
-@bp.alt_response(409, schema=ProblemSchema,
-                 description="The workflow is broken or disabled, or the Idempotency-Key was used "
-                             "for another request.")
-@bp.alt_response(422, schema=ProblemSchema, description="The input does not fit the workflow.")
-@bp.alt_response(503, schema=ProblemSchema, description="The broker refused the task.")
+@bp.problem(404, "No such workflow.")
+@bp.problem(409, "The workflow is broken or disabled, or the Idempotency-Key was used for another "
+                 "request.")
+@bp.problem(422, "The input does not fit the workflow.")
+@bp.problem(503, "The broker refused the task.")
 def start(headers: dict[str, Any], body: dict[str, Any]) -> ResponseReturnValue:
     """Start a workflow.
 
@@ -88,7 +86,7 @@ def list_executions(args: dict[str, Any]) -> ResponseReturnValue:
 
 @bp.get("/executions/<uuid:execution_id>")
 @bp.response(200, ExecutionOut)
-@bp.alt_response(404, schema=ProblemSchema, description="No such execution.")
+@bp.problem(404, "No such execution.")
 def read_execution(execution_id: uuid.UUID) -> ResponseReturnValue:
     """An execution: status, current step, attempts, steps, result or error."""
     return get_execution(execution_id)
@@ -96,9 +94,9 @@ def read_execution(execution_id: uuid.UUID) -> ResponseReturnValue:
 
 @bp.post("/executions/<uuid:execution_id>/retry")
 @bp.response(202, ExecutionOut, description="Queued again, to run from its failed step.")
-@bp.alt_response(404, schema=ProblemSchema, description="No such execution.")
-@bp.alt_response(409, schema=ProblemSchema, description="The execution is not failed.")
-@bp.alt_response(503, schema=ProblemSchema, description="The broker refused the task.")
+@bp.problem(404, "No such execution.")
+@bp.problem(409, "The execution is not failed.")
+@bp.problem(503, "The broker refused the task.")
 def retry_execution(execution_id: uuid.UUID) -> ResponseReturnValue:
     """Resume a failed execution from its failed step (steps that succeeded
     are not run again)."""
@@ -108,7 +106,7 @@ def retry_execution(execution_id: uuid.UUID) -> ResponseReturnValue:
 @bp.get("/executions/<uuid:execution_id>/logs")
 @bp.arguments(LogListArgs, location="query")
 @bp.response(200, LogPage)
-@bp.alt_response(404, schema=ProblemSchema, description="No such execution.")
+@bp.problem(404, "No such execution.")
 def execution_logs(args: dict[str, Any], execution_id: uuid.UUID) -> ResponseReturnValue:
     """The execution's log records in time order, ``(created_at, id)``.
 

@@ -24,7 +24,7 @@ from marshmallow import Schema, fields
 from ..execlog.monitoring import queue_length, status
 from ..extensions import db
 from .blueprint import Blueprint
-from .errors import ProblemSchema, problem
+from .errors import problem
 
 bp = Blueprint("health", __name__, description="Probes for load balancers and orchestrators.")
 
@@ -51,7 +51,7 @@ def healthz() -> ResponseReturnValue:
 
 @bp.get("/readyz")
 @bp.response(200, ReadyOut)
-@bp.alt_response(503, schema=ProblemSchema, description="Not ready: `checks` says what is down.")
+@bp.problem(503, "Not ready: `checks` says what is down.")
 def readyz() -> ResponseReturnValue:
     """The database, the broker and a worker answer."""
     celery = current_app.extensions["celery"]

@@ -7,6 +7,7 @@ the API does.
 
 from __future__ import annotations
 
+from datetime import datetime, timezone
 from typing import Any
 
 from flask import current_app, url_for
@@ -20,6 +21,18 @@ from ..workflow.service import MAX_IDEMPOTENCY_KEY
 
 DEFAULT_LIMIT = 50
 _identifier = validate.Length(min=1, max=255)
+
+
+class UtcDateTime(fields.AwareDateTime):
+    """An ISO 8601 time with an offset, loaded as UTC (PostgreSQL takes
+    offsets up to 15:59 only; Python, and so a client, up to 23:59)."""
+
+    def _deserialize(self, value: Any, attr: str | None, data: Any, **kwargs: Any) -> datetime:
+        moment = super()._deserialize(value, attr, data, **kwargs)
+        try:
+            return moment.astimezone(timezone.utc)
+        except OverflowError:
+            raise ValidationError("Out of range.") from None
 
 
 def limit_in_range(value: int) -> None:
@@ -72,8 +85,8 @@ class IdempotencyHeader(Schema):
 class ExecutionListArgs(Schema):
     status = fields.String(validate=validate.OneOf(EXECUTION_STATUSES))
     workflow = fields.String(validate=validate.Regexp(NAME_PATTERN, error="Not a workflow name."))
-    created_after = fields.AwareDateTime(metadata={"description": "ISO 8601 with an offset; exclusive."})
-    created_before = fields.AwareDateTime(metadata={"description": "ISO 8601 with an offset; exclusive."})
+    created_after = UtcDateTime(metadata={"description": "ISO 8601 with an offset; exclusive."})
+    created_before = UtcDateTime(metadata={"description": "ISO 8601 with an offset; exclusive."})
     cursor = fields.String(validate=validate.Length(min=1, max=200),
                            metadata={"description": "The `next` of the previous page."})
     limit = _limit()
