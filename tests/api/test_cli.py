@@ -42,7 +42,8 @@ def test_start_follow_fails_when_the_execution_fails(app_factory):
                    '{"fail_times": 1, "failure": "invalid_input"}', "--follow")
     assert result.exit_code == 1
     assert "EVENT   step_failed" in result.output
-    assert re.search(r"Error: execution \S+ failed: failing try 1 on purpose \(invalid_input\)", result.output)
+    failed = r"Error: execution \S+ failed: failing try 1 on purpose \(invalid_input\)"
+    assert re.search(failed, result.output)
 
 
 def test_logs_filters_by_level_and_refuses_an_unknown_execution(app, rows, execution_id):

@@ -51,6 +51,7 @@ def test_no_request_makes_the_api_fail(api_schema, mode):
             continue  # takes no input, and is meant to answer 503 here: no worker reads this broker
         if mode is GenerationMode.NEGATIVE and not takes_input(operation):
             continue  # nothing to get wrong
+
         @given(case=operation.as_strategy(generation_mode=mode))
         @settings(max_examples=EXAMPLES, derandomize=True, deadline=None, database=None,
                   suppress_health_check=list(HealthCheck))
