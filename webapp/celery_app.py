@@ -94,6 +94,7 @@ def prepare_worker_metrics(environ: MutableMapping[str, str]) -> None:
     _host, port = _split_bind(bind)
     var_dir = Path(config_from_env(environ)["VAR_DIR"])
     environ.setdefault("PROMETHEUS_MULTIPROC_DIR", str(var_dir / "prometheus" / f"worker-{port}"))
+    Path(environ["PROMETHEUS_MULTIPROC_DIR"]).mkdir(parents=True, exist_ok=True)
     # prometheus_client picks its mode when it is imported, and the celery
     # command imports it before this module (Flower's command plugin does):
     # pick again, before the app's metrics are made.
