@@ -5,13 +5,18 @@ connection held while a stream waits."""
 from __future__ import annotations
 
 import json
+import threading
+import time
 import uuid
 from datetime import datetime, timedelta, timezone
 
 import pytest
+import redis
 import sqlalchemy as sa
 
 from webapp.api.feed import ExecutionFeed
+from webapp.workflow import current_notifier
+from webapp.workflow.notify import channel
 
 from ..support.waiting import wait_for
 from .conftest import response_lines, sse_messages, wait_for_status
@@ -74,7 +79,11 @@ def test_a_stream_resumes_after_its_last_event_id(fast_client):
     whole = read_stream(fast_client, execution_id)[1:]
     assert len(whole) > 10
 
-    for cut in (1, 6, len(whole) - 2):
+    # ... including right after a log record, before an event: that event's
+    # position must still name the record.
+    after_a_log = next(i for i in range(1, len(whole))
+                       if whole[i]["event"] != "log" and whole[i - 1]["event"] == "log")
+    for cut in (1, 6, after_a_log, len(whole) - 2):
         rest = read_stream(fast_client, execution_id, **{"Last-Event-ID": whole[cut - 1]["id"]})[1:]
         assert rest == whole[cut:], f"resumed after message {cut}"
 
@@ -99,6 +108,30 @@ def test_an_idle_stream_sends_heartbeats_between_framed_messages(fast_client, ro
     assert head[5:8] == ["", f"id: {event_id}:{record}", "event: log"]
     assert json.loads(head[8].removeprefix("data: "))["message"] == "line one"
     assert comment is True
+
+
+def test_on_redis_a_published_event_wakes_a_waiting_stream(app_factory, execution_id, redis_url):
+    app = app_factory(API_SSE_POLL_INTERVAL=60.0, API_SSE_HEARTBEAT=60.0)
+    response = app.test_client().get(events_url(execution_id), buffered=False)
+    lines = response_lines(response)
+    subscribers = redis.Redis.from_url(redis_url)
+
+    def publish_once_subscribed() -> None:
+        wait_for(lambda: subscribers.pubsub_numsub(channel(execution_id))[0][1] > 0, timeout=30)
+        with app.app_context():
+            current_notifier().publish(uuid.UUID(execution_id), "execution_started", {"run": 1})
+
+    publisher = threading.Thread(target=publish_once_subscribed)
+    try:
+        assert [next(lines), next(lines)] == ["retry: 2000", ""]
+        publisher.start()
+        started = time.monotonic()
+        assert next(lines).startswith("id: ")  # blocks until the stream polls again
+        assert next(lines) == "event: execution_started"
+        assert time.monotonic() - started < 30, "woken by the event, not by the 60 s poll"
+    finally:
+        publisher.join()
+        response.close()
 
 
 def test_a_waiting_stream_holds_no_database_connection(app_factory, rows, db_engine):

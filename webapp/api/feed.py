@@ -175,7 +175,10 @@ class ExecutionFeed:
         return Message("log", _log_schema.dump(item), aware(item.created_at), self._cursor())
 
     def _cursor(self) -> Cursor:
-        return Cursor(self.event_id, None if self.newest is None else self.newest[1])
+        """Where a client that got this far resumes: the newest record sent,
+        or the one this feed resumed after."""
+        latest = self.newest or self.floor
+        return Cursor(self.event_id, None if latest is None else latest[1])
 
 
 def aware(moment: datetime) -> datetime:
