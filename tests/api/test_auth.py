@@ -108,6 +108,20 @@ def test_api_auth_defaults_to_token_when_tokens_are_configured_and_refuses_unkno
 
 
 @pytest.mark.parametrize(
+    "setting, message",
+    [
+        ({"API_MAX_LIMIT": 0}, "API_MAX_LIMIT must be positive, got 0"),
+        ({"MAX_CONTENT_LENGTH": -1}, "API_MAX_BODY_BYTES must be positive, got -1"),
+        ({"API_SSE_HEARTBEAT": 0.0}, "API_SSE_HEARTBEAT must be positive, got 0.0"),
+        ({"API_SSE_LOG_DELAY": -1.0}, "API_SSE_LOG_DELAY must be 0 or more, got -1.0"),
+    ],
+)
+def test_a_bad_api_setting_stops_the_app_naming_it(app_factory, setting, message):
+    with pytest.raises(ValueError, match=message):
+        app_factory(**setting)
+
+
+@pytest.mark.parametrize(
     "mode, addresses, refused",
     [
         ("open", [("127.0.0.1", 8000)], False),

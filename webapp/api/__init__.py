@@ -28,6 +28,8 @@ key                      default         meaning
 from __future__ import annotations
 
 import http
+from collections.abc import Mapping
+from typing import Any
 
 import flask_smorest
 from flask import Flask
@@ -71,6 +73,19 @@ class Api(flask_smorest.Api):
             self.spec.components.response(name, response, lazy=True)
 
 
+POSITIVE_SETTINGS = ("MAX_CONTENT_LENGTH", "API_MAX_LIMIT", "API_SSE_POLL_INTERVAL", "API_SSE_HEARTBEAT")
+
+
+def check_settings(config: Mapping[str, Any]) -> None:
+    """A bad setting stops the app at start, naming it."""
+    for key in POSITIVE_SETTINGS:
+        if not config[key] > 0:
+            raise ValueError(f"{'API_MAX_BODY_BYTES' if key == 'MAX_CONTENT_LENGTH' else key} must be "
+                             f"positive, got {config[key]!r}")
+    if config["API_SSE_LOG_DELAY"] < 0:
+        raise ValueError(f"API_SSE_LOG_DELAY must be 0 or more, got {config['API_SSE_LOG_DELAY']!r}")
+
+
 def init_app(app: Flask) -> None:
     from . import auth, errors, metrics
     from .events import bp as events_bp
@@ -81,6 +96,7 @@ def init_app(app: Flask) -> None:
 
     for key, value in SPEC_SETTINGS.items():
         app.config.setdefault(key, value)
+    check_settings(app.config)
     errors.init_app(app)
     metrics.init_app(app)
     auth.init_app(app)
