@@ -5,6 +5,9 @@ standard ``WEB_CONCURRENCY`` for the worker count).
 """
 
 import os
+from pathlib import Path
+
+from webapp.config import config_from_env
 
 bind = os.environ.get("GUNICORN_BIND", "127.0.0.1:8000")
 workers = int(os.environ.get("WEB_CONCURRENCY", "2"))
@@ -27,6 +30,32 @@ if os.environ.get("GUNICORN_CONTROL_SOCKET"):
 accesslog = os.environ.get("GUNICORN_ACCESSLOG") or None
 errorlog = "-"
 loglevel = os.environ.get("GUNICORN_LOGLEVEL", "info")
+
+# Prometheus multiprocess mode: every worker writes its metrics to files in
+# this directory and GET /metrics reads them all. It must be set before the
+# app (and so prometheus_client) is imported, which this file precedes.
+os.environ.setdefault(
+    "PROMETHEUS_MULTIPROC_DIR", str(Path(config_from_env(os.environ)["VAR_DIR"]) / "prometheus" / "web")
+)
+os.makedirs(os.environ["PROMETHEUS_MULTIPROC_DIR"], exist_ok=True)
+
+
+def on_starting(server):
+    """Refuse to serve the API open on a public address; say how access is
+    controlled; forget the metrics of an earlier run."""
+    from webapp.api.auth import open_bind_problem
+    from webapp.metrics import clear_multiprocess_dir, multiprocess_dir
+
+    config = config_from_env(os.environ)
+    problem = open_bind_problem(config, server.cfg.address)
+    if problem:
+        raise RuntimeError(problem)
+    if config["API_AUTH"] == "open":
+        server.log.warning("API access is OPEN (API_AUTH=open): no token is asked; "
+                           "only clients on this host are served")
+    else:
+        server.log.info("API access: bearer tokens required (API_AUTH=token)")
+    clear_multiprocess_dir(multiprocess_dir(), keep_pid=os.getpid())
 
 
 def post_fork(server, worker):
@@ -62,6 +91,13 @@ def worker_exit(server, worker):
     from webapp.execlog import close_all
 
     close_all()
+
+
+def child_exit(server, worker):
+    """A worker is gone: its live gauges (records buffered) no longer count."""
+    from prometheus_client import multiprocess
+
+    multiprocess.mark_process_dead(worker.pid)
 
 
 def worker_abort(worker):

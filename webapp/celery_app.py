@@ -8,7 +8,10 @@ the one ``app.config["CELERY"]`` dict, ``set_default()``, and the instance in
 
 from __future__ import annotations
 
+import os
 import weakref
+from collections.abc import MutableMapping
+from pathlib import Path
 from typing import Any
 
 from celery import Celery, Task
@@ -63,6 +66,74 @@ def _connect_worker_signals(app: Flask) -> None:
 
         close_all()
 
+    signals.worker_init.connect(serve_worker_metrics, weak=False)
+    signals.worker_process_shutdown.connect(forget_child_gauges, weak=False)
     signals.worker_process_init.connect(prepare_child_process, weak=False)
     signals.worker_process_shutdown.connect(flush_execution_logs, weak=False)
     signals.worker_shutdown.connect(flush_execution_logs, weak=False)
+
+
+# -- the worker's Prometheus metrics ------------------------------------------
+#
+# The batches are stored by the prefork children, so their metrics are in
+# those processes. With CELERY_METRICS_BIND=host:port, each child writes them
+# to a directory of this worker (prometheus_client's multiprocess mode) and
+# the worker's main process serves them all on host:port.
+
+METRICS_BIND = "CELERY_METRICS_BIND"
+
+
+def prepare_worker_metrics(environ: MutableMapping[str, str]) -> None:
+    """Point prometheus_client at this worker's directory: call it before
+    the app is built (``celery_worker.py``), which imports prometheus_client."""
+    bind = environ.get("CELERY_METRICS_BIND")
+    if not bind:
+        return
+    from .config import config_from_env
+
+    _host, port = _split_bind(bind)
+    var_dir = Path(config_from_env(environ)["VAR_DIR"])
+    environ.setdefault("PROMETHEUS_MULTIPROC_DIR", str(var_dir / "prometheus" / f"worker-{port}"))
+    Path(environ["PROMETHEUS_MULTIPROC_DIR"]).mkdir(parents=True, exist_ok=True)
+    # prometheus_client picks its mode when it is imported, and the celery
+    # command imports it before this module (Flower's command plugin does):
+    # pick again, before the app's metrics are made.
+    from prometheus_client import values
+
+    values.ValueClass = values.get_value_class()
+
+
+def serve_worker_metrics(**_: Any) -> None:
+    """``worker_init`` (the main process, before the children start)."""
+    bind = os.environ.get("CELERY_METRICS_BIND")
+    if not bind:
+        return
+    from prometheus_client import CollectorRegistry, start_http_server
+    from prometheus_client.multiprocess import MultiProcessCollector
+
+    from .metrics import clear_multiprocess_dir, multiprocess_dir
+
+    path = multiprocess_dir()
+    if path is None:
+        raise RuntimeError(f"{METRICS_BIND} needs PROMETHEUS_MULTIPROC_DIR: start the worker with "
+                           "celery -A celery_worker")
+    clear_multiprocess_dir(path, keep_pid=os.getpid())
+    registry = CollectorRegistry()
+    MultiProcessCollector(registry, path=str(path))
+    host, port = _split_bind(bind)
+    start_http_server(port, addr=host, registry=registry)
+
+
+def forget_child_gauges(**_: Any) -> None:
+    """A child stops: its live gauges (records buffered) no longer count."""
+    if os.environ.get("CELERY_METRICS_BIND"):
+        from prometheus_client import multiprocess
+
+        multiprocess.mark_process_dead(os.getpid())
+
+
+def _split_bind(bind: str) -> tuple[str, int]:
+    host, _, port = bind.rpartition(":")
+    if not host or not port.isdigit():
+        raise ValueError(f"{METRICS_BIND} must be host:port, got {bind!r}")
+    return host, int(port)

@@ -59,8 +59,10 @@ def execlog_prune() -> None:
 
 
 def init_app(app: Flask) -> None:
+    from .api.tokens import tokens_cli
     from .workflow.cli import executions_cli, runners_cli
 
     app.cli.add_command(execlog_cli)
+    app.cli.add_command(tokens_cli)
     app.cli.add_command(runners_cli)
     app.cli.add_command(executions_cli)

@@ -8,7 +8,8 @@ PostgreSQL and Redis. Every variable is listed in ``.env.example``.
 ``EXECLOG_*`` variables are passed through as they are; the execution-log
 extension parses and checks them (``webapp.execlog.extension``). So are
 ``WORKFLOWS`` (JSON) and ``WEBAPP_DISABLED_PLUGINS``, which the workflow
-engine reads (``webapp.workflow.extension``).
+engine reads (``webapp.workflow.extension``). The HTTP API's settings
+(``API_*``) are parsed here; :mod:`webapp.api` documents them.
 """
 
 from __future__ import annotations
@@ -165,6 +166,21 @@ def celery_config(
     return config
 
 
+def api_config(environ: Mapping[str, str]) -> dict[str, Any]:
+    """The HTTP API's settings (see :mod:`webapp.api` for what each means)."""
+    tokens = [token.strip() for token in environ.get("API_TOKENS", "").split(",") if token.strip()]
+    return {
+        "API_AUTH": (environ.get("API_AUTH") or ("token" if tokens else "open")).strip().lower(),
+        "API_TOKENS": tokens,
+        "API_PROTECT_PROBES": environ.get("API_PROTECT_PROBES", "0").strip().lower() in ("1", "true", "yes"),
+        "MAX_CONTENT_LENGTH": _int(environ, "API_MAX_BODY_BYTES", 1024 * 1024),
+        "API_MAX_LIMIT": _int(environ, "API_MAX_LIMIT", 1000),
+        "API_SSE_POLL_INTERVAL": _float(environ, "API_SSE_POLL_INTERVAL", 1.0),
+        "API_SSE_HEARTBEAT": _float(environ, "API_SSE_HEARTBEAT", 15.0),
+        "API_SSE_LOG_DELAY": _float(environ, "API_SSE_LOG_DELAY", 5.0),
+    }
+
+
 def config_from_env(environ: Mapping[str, str] | None = None) -> dict[str, Any]:
     """The app's configuration from environment variables and defaults."""
     environ = os.environ if environ is None else environ
@@ -185,6 +201,7 @@ def config_from_env(environ: Mapping[str, str] | None = None) -> dict[str, Any]:
         "EXECLOG_SPOOL_DIR": str(var_dir / "spool"),
         "WORKFLOWS": _json_object(environ, "WORKFLOWS"),
         "WEBAPP_DISABLED_PLUGINS": environ.get("WEBAPP_DISABLED_PLUGINS", ""),
+        **api_config(environ),
     }
     for name, value in environ.items():
         if name.startswith("EXECLOG_"):

@@ -13,7 +13,7 @@ from typing import Any
 
 import sqlalchemy as sa
 from sqlalchemy.dialects import postgresql
-from sqlalchemy.orm import Mapped, mapped_column
+from sqlalchemy.orm import Mapped, mapped_column, relationship
 
 from .extensions import db
 
@@ -46,6 +46,10 @@ class Execution(db.Model):
     )
     started_at: Mapped[datetime | None] = mapped_column(sa.DateTime(timezone=True))
     finished_at: Mapped[datetime | None] = mapped_column(sa.DateTime(timezone=True))
+    #: Read-only (the engine writes steps itself); for the API's views.
+    steps: Mapped[list[ExecutionStep]] = relationship(
+        "ExecutionStep", viewonly=True, order_by="ExecutionStep.position"
+    )
 
     __table_args__ = (
         sa.CheckConstraint(
@@ -149,3 +153,16 @@ class ExecutionEvent(db.Model):
     created_at: Mapped[datetime] = mapped_column(sa.DateTime(timezone=True), default=utcnow)
 
     __table_args__ = (sa.Index("ix_execution_events_execution_id_id", "execution_id", "id"),)
+
+
+class ApiToken(db.Model):
+    """A bearer token of the HTTP API (``flask tokens create``): only its
+    SHA-256 is stored; the token itself is shown once, when it is made."""
+
+    __tablename__ = "api_tokens"
+
+    id: Mapped[int] = mapped_column(sa.BigInteger().with_variant(sa.Integer, "sqlite"), primary_key=True)
+    name: Mapped[str] = mapped_column(sa.String(100), unique=True)
+    token_hash: Mapped[str] = mapped_column(sa.String(64), unique=True)
+    created_at: Mapped[datetime] = mapped_column(sa.DateTime(timezone=True), default=utcnow)
+    revoked_at: Mapped[datetime | None] = mapped_column(sa.DateTime(timezone=True))

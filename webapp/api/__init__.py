@@ -1,15 +1,105 @@
-"""The HTTP API: blueprints and their schemas."""
+"""The HTTP API: blueprints, their marshmallow schemas, and the OpenAPI
+document made from them (flask-smorest), served at
+``/api/v1/openapi.json`` and rendered at ``/api/v1/docs``.
+
+Settings (environment variables of the same name, see ``.env.example``):
+
+=======================  ==============  =========================================
+key                      default         meaning
+=======================  ==============  =========================================
+``API_AUTH``             ``token`` if    ``token``: a bearer token is required
+                         API_TOKENS is   (:mod:`.auth`); ``open``: none, loopback
+                         set, else       clients only
+                         ``open``
+``API_TOKENS``           (none)          comma-separated tokens; more with
+                                         ``flask tokens create``
+``API_PROTECT_PROBES``   ``0``           ``1``: ``/readyz`` and ``/metrics`` need
+                                         a token too
+``API_MAX_BODY_BYTES``   ``1048576``     larger request bodies get 413
+                                         (Flask's ``MAX_CONTENT_LENGTH``)
+``API_MAX_LIMIT``        ``1000``        the largest ``limit`` of a listing
+``API_SSE_POLL_INTERVAL``  ``1.0``       seconds between an event stream's polls
+``API_SSE_HEARTBEAT``    ``15.0``        seconds of silence before a keepalive
+``API_SSE_LOG_DELAY``    ``5.0``         how late a log record may land and still
+                                         be streamed (:mod:`.feed`)
+=======================  ==============  =========================================
+"""
 
 from __future__ import annotations
 
+import http
+from collections.abc import Mapping
+from typing import Any
+
+import flask_smorest
 from flask import Flask
+from flask_smorest.utils import prepare_response
+
+from .errors import PROBLEM_CONTENT_TYPE, ProblemSchema
+
+SPEC_SETTINGS = {
+    "API_TITLE": "webapp",
+    "API_VERSION": "v1",
+    "OPENAPI_VERSION": "3.0.3",
+    "OPENAPI_URL_PREFIX": "/api/v1",
+    "OPENAPI_JSON_PATH": "openapi.json",
+    "OPENAPI_REDOC_PATH": "docs",
+    "OPENAPI_REDOC_URL": "https://cdn.jsdelivr.net/npm/redoc@2.1.5/bundles/redoc.standalone.js",
+    "API_SPEC_OPTIONS": {
+        "security": [{"bearerAuth": []}],
+        "components": {"securitySchemes": {"bearerAuth": {"type": "http", "scheme": "bearer"}}},
+        "info": {"description": "Start workflows, follow them live, read their execution logs. "
+                                "Errors are RFC 9457 problem details (application/problem+json)."},
+    },
+}
+
+
+class Api(flask_smorest.Api):
+    """flask-smorest's Api, documenting problem details as the error shape;
+    :mod:`.errors` handles every error itself."""
+
+    ERROR_SCHEMA = ProblemSchema
+
+    def _register_error_handlers(self) -> None:
+        pass
+
+    def _register_responses(self) -> None:
+        """The error responses flask-smorest documents by itself (e.g. 400
+        for a request that does not match its schema), as problem documents."""
+        errors = [(status.name, status.phrase) for status in http.HTTPStatus if status >= 400]
+        for name, description in [*errors, ("DEFAULT_ERROR", "Default error response")]:
+            response = {"description": description, "schema": self.ERROR_SCHEMA}
+            prepare_response(response, self.spec, PROBLEM_CONTENT_TYPE)
+            self.spec.components.response(name, response, lazy=True)
+
+
+POSITIVE_SETTINGS = ("MAX_CONTENT_LENGTH", "API_MAX_LIMIT", "API_SSE_POLL_INTERVAL", "API_SSE_HEARTBEAT")
+
+
+def check_settings(config: Mapping[str, Any]) -> None:
+    """A bad setting stops the app at start, naming it."""
+    for key in POSITIVE_SETTINGS:
+        if not config[key] > 0:
+            raise ValueError(f"{'API_MAX_BODY_BYTES' if key == 'MAX_CONTENT_LENGTH' else key} must be "
+                             f"positive, got {config[key]!r}")
+    if config["API_SSE_LOG_DELAY"] < 0:
+        raise ValueError(f"API_SSE_LOG_DELAY must be 0 or more, got {config['API_SSE_LOG_DELAY']!r}")
 
 
 def init_app(app: Flask) -> None:
-    from . import errors
+    from . import auth, errors, metrics
+    from .events import bp as events_bp
+    from .executions import bp as executions_bp
     from .health import bp as health_bp
     from .logs import bp as logs_bp
+    from .runners import bp as runners_bp
 
+    for key, value in SPEC_SETTINGS.items():
+        app.config.setdefault(key, value)
+    check_settings(app.config)
     errors.init_app(app)
-    app.register_blueprint(health_bp)
-    app.register_blueprint(logs_bp)
+    metrics.init_app(app)
+    auth.init_app(app)
+    api = Api(app)
+    for blueprint in (health_bp, metrics.bp, executions_bp, events_bp, logs_bp, runners_bp):
+        api.register_blueprint(blueprint)

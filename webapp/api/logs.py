@@ -8,14 +8,17 @@ are buffered.
 
 from __future__ import annotations
 
-from flask import Blueprint, current_app, request
+from typing import Any
+
+from flask import current_app
 from flask.typing import ResponseReturnValue
 from marshmallow import Schema, fields, validate
 
 from ..execlog import LogCategory, LogLevel
 from ..execlog.record import MAX_IDENTIFIER_CHARS
+from .blueprint import Blueprint
 
-bp = Blueprint("logs", __name__, url_prefix="/api/v1")
+bp = Blueprint("logs", __name__, url_prefix="/api/v1", description="Log records from outside the process.")
 
 MAX_RECORDS_PER_REQUEST = 1000
 _identifier = validate.Length(min=1, max=MAX_IDENTIFIER_CHARS)
@@ -47,9 +50,10 @@ class LogBatchOut(Schema):
 
 
 @bp.post("/logs")
-def post_logs() -> ResponseReturnValue:
-    """Buffer the records; 202 with their ids."""
-    batch = LogBatchIn().load(request.get_json(force=False, silent=False) or {})
+@bp.arguments(LogBatchIn)
+@bp.response(202, LogBatchOut)
+def post_logs(batch: dict[str, Any]) -> ResponseReturnValue:
+    """Log records through this process's logger; 202 with their ids."""
     logger = current_app.extensions["execlog"]
     ids = [logger.log(**record).id for record in batch["records"]]
-    return LogBatchOut().dump({"accepted": len(ids), "ids": ids}), 202
+    return {"accepted": len(ids), "ids": ids}

@@ -19,6 +19,7 @@ from collections import deque
 from collections.abc import Sequence
 from typing import Any, Protocol
 
+from .. import metrics
 from .forking import call_in_forked_children
 from .ids import MonotonicStamp
 from .record import Limits, LogRecord
@@ -261,6 +262,7 @@ class RecordBuffer:
             while True:
                 self._wait_for_work()
                 shipped = self._ship_once()
+                metrics.set_buffered(len(self._records))
                 if self._stopping and shipped is None and not self._records:
                     break
                 self._shipper.tick()

@@ -18,6 +18,7 @@ import time
 from collections.abc import Sequence
 from typing import Any
 
+from .. import metrics
 from .record import LogRecord
 from .sinks import Sink
 from .spool import Spool, SpoolJournal
@@ -37,6 +38,7 @@ class Stats:
     def add(self, field: str, amount: int = 1) -> None:
         with self._lock:
             self.counts[field] += amount
+        metrics.count_records(field, amount)
 
     def error(self, exc: BaseException) -> None:
         with self._lock:
@@ -173,6 +175,7 @@ class Delivery:
         now = time.monotonic()
         if self._primary_down_since is not None and now < self._next_probe:
             return self._send_fallback(rows)
+        started = time.perf_counter()
         try:
             self.primary.send(rows)
         except Exception as exc:  # noqa: BLE001 - any sink failure is handled alike
@@ -190,6 +193,7 @@ class Delivery:
             )
             self._primary_down_since = None
             self._next_replay = 0.0
+        metrics.observe_publish(len(rows), time.perf_counter() - started)
         self.counters.add("published", len(rows))
         self.counters.add("batches")
         return True

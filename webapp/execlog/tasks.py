@@ -17,6 +17,7 @@ from typing import Any
 from celery import shared_task
 from flask import current_app
 
+from .. import metrics
 from .extension import store_engine
 from .record import WIRE_VERSION
 from .sinks import INSERT_BATCH_TASK
@@ -75,6 +76,7 @@ def insert_batch(self: Any, *args: Any, **kwargs: Any) -> dict[str, int] | None:
         return None
     except TransientStoreError as exc:
         _retry(self, exc)
+    metrics.count_stored(result)
     return {"received": result.received, "inserted": result.inserted, "dead": result.dead}
 
 

@@ -1,15 +1,18 @@
-"""``flask runners list``, ``flask executions start`` and ``flask executions resume``."""
+"""``flask runners list``, ``flask executions start [--follow]``, ``flask
+executions resume`` and ``flask executions logs``."""
 
 from __future__ import annotations
 
 import json
+import uuid
 from typing import Any
 
 import click
+from flask import current_app
 from flask.cli import AppGroup
 
 from .errors import InvalidInput, WorkflowError
-from .extension import current_registry
+from .extension import current_notifier, current_registry
 from .retry import resume_execution
 from .service import start_execution
 
@@ -45,7 +48,9 @@ def _cell(item: dict[str, Any], column: str) -> str:
 @click.argument("workflow")
 @click.option("--input", "input_json", default="{}", show_default=True, help="The input, a JSON object.")
 @click.option("--idempotency-key", help="Starting twice with the same key starts once.")
-def start(workflow: str, input_json: str, idempotency_key: str | None) -> None:
+@click.option("--follow", is_flag=True, help="Then print its events and logs live until it ends "
+                                             "(exit status 1 if it fails).")
+def start(workflow: str, input_json: str, idempotency_key: str | None, follow: bool) -> None:
     """Queue a run of WORKFLOW; print the execution id and its status (by
     the time it is read, a worker may have started it)."""
     try:
@@ -59,6 +64,8 @@ def start(workflow: str, input_json: str, idempotency_key: str | None) -> None:
     except WorkflowError as exc:
         raise click.ClickException(str(exc)) from None
     click.echo(f"{execution.id} {execution.status}")
+    if follow:
+        _follow(execution.id)
 
 
 @executions_cli.command("resume")
@@ -70,6 +77,56 @@ def resume(execution_id: str) -> None:
     except WorkflowError as exc:
         raise click.ClickException(str(exc)) from None
     click.echo(f"{execution.id} {execution.status}")
+
+
+@executions_cli.command("logs")
+@click.argument("execution_id", type=click.UUID)
+@click.option("--level", type=click.Choice(["debug", "info", "warning", "error"]), help="Minimum level.")
+def logs(execution_id: uuid.UUID, level: str | None) -> None:
+    """Print the logs of an execution, in time order."""
+    from ..api.reads import LogFilter, get_execution, logs_after
+    from ..api.schemas import LogRecordOut
+
+    try:
+        trace_id = str(get_execution(execution_id).id)
+    except WorkflowError as exc:
+        raise click.ClickException(str(exc)) from None
+    after = None
+    while rows := logs_after(trace_id, after, 500, LogFilter(level=level)):
+        for row in rows:
+            click.echo(_log_line(LogRecordOut().dump(row)))
+        after = (rows[-1].created_at, rows[-1].id)
+
+
+def _follow(execution_id: uuid.UUID) -> None:
+    """Print the execution's feed until it ends; fail if the execution did."""
+    from ..api.feed import ExecutionFeed, Wakeup, follow
+
+    app = current_app._get_current_object()  # type: ignore[attr-defined]
+    feed = ExecutionFeed(execution_id, log_delay=app.config["API_SSE_LOG_DELAY"])
+    wakeup = Wakeup(current_notifier().client, execution_id)
+    final = None
+    for messages in follow(app, feed, wakeup, poll_interval=app.config["API_SSE_POLL_INTERVAL"],
+                           idle_every=float("inf")):
+        for message in messages:
+            click.echo(_log_line(message.data) if message.name == "log" else _event_line(message.data))
+            final = message
+    if final is not None and final.name == "execution_failed":
+        error = final.data["data"]["error"]
+        raise click.ClickException(f"execution {execution_id} failed: {error['message']}")
+
+
+def _log_line(record: dict[str, Any]) -> str:
+    """``<time>  INFO    agent     [step] agent: message``"""
+    step = f"[{record['step']}]" if record["step"] else None
+    where = " ".join(part for part in (step, record["agent_name"]) if part)
+    return (f"{record['created_at']}  {record['level'].upper():7} {record['category']:9} "
+            f"{where + ': ' if where else ''}{record['message']}")
+
+
+def _event_line(event: dict[str, Any]) -> str:
+    """``<time>  EVENT   step_started {"step": ...}``"""
+    return f"{event['created_at']}  EVENT   {event['type']} {json.dumps(event['data'], sort_keys=True)}"
 
 
 def _with_fields(exc: InvalidInput) -> str:

@@ -1,0 +1,112 @@
+"""Fixtures of the API tests: executions and log rows written straight into
+the test database, so that a test controls their times and contents."""
+
+from __future__ import annotations
+
+import json
+import uuid
+from collections.abc import Iterator
+from datetime import datetime, timedelta, timezone
+from typing import Any
+
+import pytest
+import sqlalchemy as sa
+
+from webapp.execlog.ids import MonotonicStamp
+from webapp.execlog.record import LogRecord
+from webapp.execlog.store import store_rows
+
+from ..support.waiting import wait_for
+
+
+class Rows:
+    """Writes executions, events and log records as the engine and the
+    worker would, on a connection of the test's own."""
+
+    def __init__(self, engine: sa.engine.Engine) -> None:
+        self.engine = engine
+        self.stamp = MonotonicStamp()
+
+    def execution(self, workflow: str = "roadmap", status: str = "queued",
+                  created_at: datetime | None = None, **columns: Any) -> str:
+        execution_id = str(uuid.uuid4())
+        now = created_at or datetime.now(timezone.utc)
+        values = {"id": execution_id, "workflow": workflow, "status": status, "input": json.dumps({}),
+                  "attempts": 0, "created_at": now, "updated_at": now, **columns}
+        with self.engine.begin() as connection:
+            connection.execute(sa.text(
+                f"INSERT INTO executions ({', '.join(values)}) VALUES ({', '.join(':' + k for k in values)})"
+            ), values)
+        return execution_id
+
+    def event(self, execution_id: str, type_: str, data: dict[str, Any] | None = None,
+              created_at: datetime | None = None) -> int:
+        with self.engine.begin() as connection:
+            return connection.execute(sa.text(
+                "INSERT INTO execution_events (execution_id, type, data, created_at) "
+                "VALUES (:e, :t, :d, :c) RETURNING id"
+            ), {"e": execution_id, "t": type_, "d": json.dumps(data or {}),
+                "c": created_at or datetime.now(timezone.utc)}).scalar_one()
+
+    def log(self, trace_id: str, message: str, *, level: str = "info", category: str = "agent",
+            step: str | None = None, agent_name: str | None = None, ago: float = 0.0) -> str:
+        """Store one record logged ``ago`` seconds ago; its id."""
+        created_ns, counter = self.stamp.next()
+        created_ns -= int(ago * 1e9)
+        record = LogRecord(created_ns, counter, trace_id, level, category, message, step, agent_name)
+        result = store_rows(self.engine, [record.to_wire()])
+        assert result.inserted == 1
+        return record.id
+
+    def logs(self, trace_id: str, count: int, prefix: str = "record") -> list[str]:
+        return [self.log(trace_id, f"{prefix} {i}") for i in range(count)]
+
+
+@pytest.fixture
+def rows(db_engine: sa.engine.Engine) -> Rows:
+    return Rows(db_engine)
+
+
+@pytest.fixture
+def execution_id(rows: Rows) -> str:
+    """A queued execution that nothing runs (it was never enqueued)."""
+    return rows.execution()
+
+
+def sse_messages(lines: Iterator[str]) -> Iterator[dict[str, Any]]:
+    """Parse text/event-stream lines: each message as {"id", "event",
+    "data"}, each comment as {"comment"}, and the retry field as {"retry"}."""
+    message: dict[str, Any] = {}
+    for line in lines:
+        if line == "":
+            if message:
+                yield message
+            message = {}
+        elif line.startswith(":"):
+            yield {"comment": line[1:].strip()}
+        else:
+            field, _, value = line.partition(": ")
+            message[field] = json.loads(value) if field == "data" else value
+
+
+def response_lines(response: Any) -> Iterator[str]:
+    """The lines of a streamed test-client response, as they come."""
+    pending = ""
+    for chunk in response.response:
+        pending += chunk.decode() if isinstance(chunk, bytes) else chunk
+        *complete, pending = pending.split("\n")
+        yield from complete
+
+
+def seconds_ago(seconds: float) -> datetime:
+    return datetime.now(timezone.utc) - timedelta(seconds=seconds)
+
+
+def wait_for_status(client: Any, execution_id: str, statuses: tuple[str, ...] = ("succeeded", "failed"),
+                    timeout: float = 60.0) -> dict[str, Any]:
+    def finished() -> dict[str, Any] | None:
+        body = client.get(f"/api/v1/executions/{execution_id}").json
+        return body if body["status"] in statuses else None
+
+    return wait_for(finished, timeout=timeout, interval=0.2,
+                    message=f"execution {execution_id} in {statuses}")

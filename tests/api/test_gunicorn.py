@@ -1,0 +1,125 @@
+"""The API under the real gunicorn (the project's config, two gthread
+workers) with the session's real Celery worker: a roadmap started over HTTP
+and followed on its event stream to the end."""
+
+from __future__ import annotations
+
+import http.client
+import json
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from ..conftest import service_env
+from ..support.processes import BIN, ManagedProcess, free_port, wait_for_port
+from ..support.waiting import wait_for
+from .conftest import sse_messages
+from .test_events import busy_connections
+from .test_metrics import samples, value
+
+TOKEN = "gunicorn-test-" + uuid.uuid4().hex
+
+
+def gunicorn(env: dict[str, str], log_path: Path) -> ManagedProcess:
+    return ManagedProcess("gunicorn", [str(BIN / "gunicorn"), "-c", "docker/gunicorn.conf.py", "wsgi:app"],
+                          env, log_path)
+
+
+class Client:
+    def __init__(self, port: int) -> None:
+        self.port = port
+
+    def request(self, method: str, path: str, body: dict | None = None,
+                headers: dict[str, str] | None = None) -> tuple[int, dict | str]:
+        connection = http.client.HTTPConnection("127.0.0.1", self.port, timeout=30)
+        try:
+            connection.request(method, path, body=None if body is None else json.dumps(body), headers={
+                "Authorization": f"Bearer {TOKEN}", "Content-Type": "application/json", **(headers or {})})
+            response = connection.getresponse()
+            text = response.read().decode()
+            is_json = "json" in (response.getheader("Content-Type") or "")
+            return response.status, json.loads(text) if is_json else text
+        finally:
+            connection.close()
+
+    def stream(self, path: str) -> tuple[http.client.HTTPConnection, Iterator[str]]:
+        connection = http.client.HTTPConnection("127.0.0.1", self.port, timeout=30)
+        connection.request("GET", path, headers={"Authorization": f"Bearer {TOKEN}"})
+        response = connection.getresponse()
+        assert response.status == 200 and response.getheader("Content-Type").startswith("text/event-stream")
+        return connection, (line.decode().rstrip("\n") for line in iter(response.readline, b""))
+
+
+@pytest.fixture
+def served(database_url, redis_url, tmp_path):
+    port = free_port()
+    name = f"web-{uuid.uuid4().hex[:8]}"
+    stale = tmp_path / "web" / "prometheus" / "web" / "counter_999999.db"
+    stale.parent.mkdir(parents=True)
+    stale.write_bytes(b"left by an earlier run")
+    env = service_env(database_url, redis_url, tmp_path / "web", GUNICORN_BIND=f"127.0.0.1:{port}",
+                      WEB_CONCURRENCY="2", API_TOKENS=TOKEN, DB_APPLICATION_NAME=name,
+                      API_SSE_POLL_INTERVAL="0.3", API_SSE_HEARTBEAT="1", API_SSE_LOG_DELAY="3")
+    server = gunicorn(env, tmp_path / "gunicorn.log").start()
+    try:
+        wait_for_port(port, timeout=60)
+        server.wait_for_output("API access: bearer tokens required (API_AUTH=token)")
+        assert not stale.exists(), "metrics of an earlier run are removed at start"
+        yield Client(port), name
+    finally:
+        server.stop()
+
+
+@pytest.mark.usefixtures("celery_worker")
+def test_a_roadmap_started_over_http_is_followed_to_its_end(served, rows, db_engine):
+    client, application_name = served
+    assert client.request("GET", "/api/v1/runners", headers={"Authorization": "Bearer nope"})[0] == 401
+
+    status, execution = client.request("POST", "/api/v1/executions", {
+        "workflow": "roadmap", "input": {"goal": "I am new to Python, 1 hour a day, ready in 4 months"}})
+    assert status == 202, execution
+    connection, lines = client.stream(execution["links"]["events"])
+    try:
+        messages = [m for m in sse_messages(lines) if "event" in m]
+    finally:
+        connection.close()
+
+    events = [m["event"] for m in messages if m["event"] != "log"]
+    assert events[0] == "execution_queued" and events[-1] == "execution_succeeded"
+    assert messages[-1]["event"] == "execution_succeeded"
+    assert [m["data"]["data"]["step"] for m in messages if m["event"] == "step_succeeded"] == [
+        "intent", "curriculum", "validate", "schedule"]
+    logged = [m["data"]["message"] for m in messages if m["event"] == "log"]
+    assert "workflow roadmap started" in logged and "workflow roadmap succeeded" in logged
+    status, done = client.request("GET", execution["links"]["self"])
+    assert (status, done["status"], done["result"]["topic"]) == (200, "succeeded", "python")
+
+    status, text = client.request("GET", "/metrics")
+    found = samples(text)
+    started = value(found, "http_requests_total", method="POST", endpoint="/api/v1/executions", status="202")
+    assert started == 1
+    assert value(found, "http_requests_total", method="GET", endpoint="/api/v1/runners", status="401") == 1
+
+
+@pytest.mark.usefixtures("celery_worker")
+def test_a_waiting_stream_under_gunicorn_holds_no_database_connection(served, rows, db_engine):
+    client, application_name = served
+    connection, lines = client.stream(f"/api/v1/executions/{rows.execution()}/events")
+    try:
+        for _ in range(3):
+            wait_for(lambda: next(lines).startswith(":") or None, timeout=15, interval=0)
+            assert busy_connections(db_engine, application_name) == 0
+    finally:
+        connection.close()
+
+
+def test_gunicorn_refuses_to_serve_open_beyond_loopback(database_url, redis_url, tmp_path):
+    env = service_env(database_url, redis_url, tmp_path / "web", GUNICORN_BIND=f"0.0.0.0:{free_port()}")
+    server = gunicorn(env, tmp_path / "gunicorn.log").start()
+    try:
+        assert server.process.wait(timeout=60) == 1
+        assert "refusing to serve the API open (API_AUTH=open, no token asked) on 0.0.0.0:" in server.output()
+    finally:
+        server.stop()

@@ -1,0 +1,90 @@
+"""GET /metrics in Prometheus text format: the logger's pipeline, HTTP
+requests by route, the queues; and a Celery worker's own metrics port."""
+
+from __future__ import annotations
+
+import urllib.request
+import uuid
+
+import pytest
+from prometheus_client.parser import text_string_to_metric_families
+
+from webapp.config import celery_config
+
+from ..conftest import SPARE_REDIS_URL, service_env
+from ..support.processes import free_port, start_celery_worker
+from ..support.waiting import wait_for
+
+
+def samples(text: str) -> dict[tuple[str, frozenset], float]:
+    return {
+        (sample.name, frozenset(sample.labels.items())): sample.value
+        for family in text_string_to_metric_families(text)
+        for sample in family.samples
+    }
+
+
+def value(found: dict, name: str, **labels: str) -> float:
+    return found.get((name, frozenset(labels.items())), 0.0)
+
+
+@pytest.mark.usefixtures("celery_worker")
+def test_metrics_count_the_pipeline_requests_by_route_and_the_queues(app, client, trace_id):
+    before = samples(client.get("/metrics").get_data(as_text=True))
+    logger = app.extensions["execlog"]
+    for i in range(120):
+        logger.info(trace_id, "agent", f"record {i}")
+    assert logger.flush(timeout=10)
+    for _ in range(3):
+        client.get(f"/api/v1/executions/{uuid.uuid4()}")
+
+    response = client.get("/metrics")
+    assert response.status_code == 200 and response.mimetype == "text/plain"
+    after = samples(response.get_data(as_text=True))
+
+    def grew(name: str, **labels: str) -> float:
+        return value(after, name, **labels) - value(before, name, **labels)
+
+    assert grew("execlog_records_total", outcome="published") == 120
+    assert grew("execlog_batches_total") >= 1
+    assert grew("execlog_batch_records_sum") == 120
+    assert grew("execlog_publish_seconds_count") == grew("execlog_batches_total")
+    assert ("execlog_buffered_records", frozenset()) in after
+    route = "/api/v1/executions/<uuid:execution_id>"
+    assert grew("http_requests_total", method="GET", endpoint=route, status="404") == 3
+    assert grew("http_request_duration_seconds_count", method="GET", endpoint=route) == 3
+    assert not any(str(uuid_part) in str(key) for key in after for uuid_part in [trace_id])
+    assert value(after, "celery_broker_up") == 1
+    assert value(after, "celery_queue_messages", queue="logs") >= 0
+    assert ("celery_queue_messages", frozenset({("queue", "workflows")})) in after
+
+
+def test_metrics_report_a_broker_that_is_down(app_factory, tmp_path):
+    dead = f"redis://127.0.0.1:{free_port()}/0"
+    client = app_factory(CELERY=celery_config(dead, tmp_path)).test_client()
+    found = samples(client.get("/metrics").get_data(as_text=True))
+    assert value(found, "celery_broker_up") == 0
+    assert not any(name == "celery_queue_messages" for name, _ in found)
+
+
+def test_a_worker_serves_the_metrics_of_its_children(app_factory, database_url, tmp_path, trace_id):
+    port = free_port()
+    env = service_env(database_url, SPARE_REDIS_URL, tmp_path / "worker-var",
+                      CELERY_METRICS_BIND=f"127.0.0.1:{port}")
+    worker = start_celery_worker(env, tmp_path / "worker.log", name=f"metrics-{uuid.uuid4().hex[:6]}")
+    try:
+        app = app_factory(CELERY=celery_config(SPARE_REDIS_URL, tmp_path))
+        logger = app.extensions["execlog"]
+        for i in range(75):
+            logger.info(trace_id, "agent", f"record {i}")
+        assert logger.flush(timeout=10)
+
+        def inserted() -> float:
+            with urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=5) as answer:
+                found = samples(answer.read().decode())
+            return value(found, "execlog_worker_records_total", result="inserted")
+
+        assert wait_for(lambda: inserted() >= 75, timeout=60, interval=0.2)
+        assert inserted() == 75
+    finally:
+        worker.stop()

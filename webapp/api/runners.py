@@ -1,0 +1,19 @@
+"""``GET /api/v1/runners``: the installed runners and workflows, usable or
+not (a broken plugin is listed with the reason)."""
+
+from __future__ import annotations
+
+from flask.typing import ResponseReturnValue
+
+from ..workflow import current_registry
+from .blueprint import Blueprint
+from .schemas import PluginPage
+
+bp = Blueprint("runners", __name__, url_prefix="/api/v1", description="Runner plugins and workflows.")
+
+
+@bp.get("/runners")
+@bp.response(200, PluginPage)
+def list_runners() -> ResponseReturnValue:
+    """Every runner and workflow: where it comes from and whether it works."""
+    return {"items": current_registry().describe(), "next": None}

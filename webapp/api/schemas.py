@@ -1,0 +1,210 @@
+"""Marshmallow schemas of the API's requests and responses.
+
+The same classes validate requests, serialise responses and make the OpenAPI
+document (flask-smorest reads them), so the document cannot drift from what
+the API does.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime, timezone
+from typing import Any
+
+from flask import current_app, url_for
+from marshmallow import Schema, ValidationError, fields, validate
+
+from ..execlog import LogCategory, LogLevel
+from ..models import EXECUTION_STATUSES, STEP_STATUSES
+from ..workflow.definition import NAME_PATTERN
+from ..workflow.notify import EVENT_TYPES
+from ..workflow.service import MAX_IDEMPOTENCY_KEY
+
+DEFAULT_LIMIT = 50
+_identifier = validate.Length(min=1, max=255)
+
+
+class UtcDateTime(fields.AwareDateTime):
+    """An ISO 8601 time with an offset, loaded as UTC (PostgreSQL takes
+    offsets up to 15:59 only; Python, and so a client, up to 23:59)."""
+
+    def _deserialize(self, value: Any, attr: str | None, data: Any, **kwargs: Any) -> datetime:
+        moment = super()._deserialize(value, attr, data, **kwargs)
+        try:
+            return moment.astimezone(timezone.utc)
+        except OverflowError:
+            raise ValidationError("Out of range.") from None
+
+
+def limit_in_range(value: int) -> None:
+    """``limit`` is 1 to ``API_MAX_LIMIT``; a bigger one is refused, not cut."""
+    highest = current_app.config["API_MAX_LIMIT"]
+    if not 1 <= value <= highest:
+        raise ValidationError(f"Must be between 1 and {highest} (API_MAX_LIMIT).")
+
+
+def _limit() -> fields.Integer:
+    return fields.Integer(
+        load_default=DEFAULT_LIMIT, validate=limit_in_range,
+        metadata={"minimum": 1, "description": "Items per page: 1 to API_MAX_LIMIT (1000 by default)."},
+    )
+
+
+def _page(item: type[Schema] | Schema, name: str) -> type[Schema]:
+    """``{"items": [...], "next": cursor or null}``: every listing's shape."""
+    return Schema.from_dict(
+        {
+            "items": fields.List(fields.Nested(item), required=True),
+            "next": fields.String(
+                required=True, allow_none=True,
+                metadata={"description": "Pass as the cursor of the next request; null at the end."},
+            ),
+        },
+        name=name,
+    )
+
+
+# -- executions ---------------------------------------------------------------
+
+
+class StartExecutionIn(Schema):
+    workflow = fields.String(required=True, validate=validate.Length(min=1, max=100),
+                             metadata={"example": "roadmap"})
+    input = fields.Dict(load_default=dict, metadata={
+        "description": "The workflow's input, a JSON object checked against its runners' schemas.",
+        "example": {"goal": "I am new to Python, 1 hour a day, ready in 4 months"},
+    })
+
+
+class IdempotencyHeader(Schema):
+    idempotency_key = fields.String(
+        data_key="Idempotency-Key", validate=validate.Length(min=1, max=MAX_IDEMPOTENCY_KEY),
+        metadata={"description": "Starting twice with the same key starts one execution."},
+    )
+
+
+class ExecutionListArgs(Schema):
+    status = fields.String(validate=validate.OneOf(EXECUTION_STATUSES))
+    workflow = fields.String(validate=validate.Regexp(NAME_PATTERN, error="Not a workflow name."))
+    created_after = UtcDateTime(metadata={"description": "ISO 8601 with an offset; exclusive."})
+    created_before = UtcDateTime(metadata={"description": "ISO 8601 with an offset; exclusive."})
+    cursor = fields.String(validate=validate.Length(min=1, max=200),
+                           metadata={"description": "The `next` of the previous page."})
+    limit = _limit()
+
+
+class StepOut(Schema):
+    position = fields.Integer()
+    name = fields.String()
+    runner = fields.String()
+    status = fields.String(metadata={"enum": list(STEP_STATUSES)})
+    attempts = fields.Integer()
+    output = fields.Raw(allow_none=True)
+    error = fields.Raw(allow_none=True)
+    started_at = fields.DateTime(allow_none=True)
+    finished_at = fields.DateTime(allow_none=True)
+    duration_ms = fields.Float(allow_none=True)
+
+
+class ExecutionLinks(Schema):
+    self = fields.String()
+    logs = fields.String()
+    events = fields.String()
+    retry = fields.String()
+
+
+class ExecutionSummaryOut(Schema):
+    """An execution as listed (without its steps)."""
+
+    id = fields.UUID()
+    workflow = fields.String()
+    status = fields.String(metadata={"enum": list(EXECUTION_STATUSES)})
+    input = fields.Raw()
+    result = fields.Raw(allow_none=True)
+    error = fields.Raw(allow_none=True)
+    current_step = fields.String(allow_none=True)
+    attempts = fields.Integer()
+    idempotency_key = fields.String(allow_none=True)
+    created_at = fields.DateTime()
+    updated_at = fields.DateTime()
+    started_at = fields.DateTime(allow_none=True)
+    finished_at = fields.DateTime(allow_none=True)
+    links = fields.Method("_links", dump_only=True, metadata={"type": "object"})
+
+    def _links(self, execution: Any) -> dict[str, str]:
+        return execution_links(execution.id)
+
+
+class ExecutionOut(ExecutionSummaryOut):
+    """An execution with its steps."""
+
+    steps = fields.List(fields.Nested(StepOut))
+
+
+def execution_links(execution_id: Any) -> dict[str, str]:
+    return {
+        "self": url_for("executions.read_execution", execution_id=execution_id),
+        "logs": url_for("executions.execution_logs", execution_id=execution_id),
+        "events": url_for("events.execution_events", execution_id=execution_id),
+        "retry": url_for("executions.retry_execution", execution_id=execution_id),
+    }
+
+
+ExecutionPage = _page(ExecutionSummaryOut, "ExecutionPage")
+
+
+# -- logs and events ----------------------------------------------------------
+
+
+class LogListArgs(Schema):
+    level = fields.String(validate=validate.OneOf([v.value for v in LogLevel]),
+                          metadata={"description": "Minimum level: this one and the more severe."})
+    category = fields.String(validate=validate.OneOf([v.value for v in LogCategory]))
+    step = fields.String(validate=_identifier)
+    agent_name = fields.String(validate=_identifier)
+    q = fields.String(validate=validate.Length(min=1, max=200),
+                      metadata={"description": "Text the message contains (case-insensitive)."})
+    after = fields.UUID(metadata={"description": "The id of the last record seen (the `next` of a page)."})
+    limit = _limit()
+
+
+class LogRecordOut(Schema):
+    id = fields.UUID()
+    trace_id = fields.String()
+    level = fields.String()
+    category = fields.String()
+    message = fields.String()
+    step = fields.String(allow_none=True)
+    agent_name = fields.String(allow_none=True)
+    roadmap_id = fields.String(allow_none=True)
+    concept_id = fields.String(allow_none=True)
+    details = fields.Raw(allow_none=True)
+    duration_ms = fields.Float(allow_none=True)
+    created_at = fields.DateTime()
+
+
+LogPage = _page(LogRecordOut, "LogPage")
+
+
+class EventOut(Schema):
+    id = fields.Integer()
+    execution_id = fields.UUID()
+    type = fields.String(metadata={"enum": list(EVENT_TYPES)})
+    data = fields.Raw()
+    created_at = fields.DateTime()
+
+
+# -- runners --------------------------------------------------------------------
+
+
+class PluginOut(Schema):
+    kind = fields.String(metadata={"enum": ["runner", "workflow"]})
+    name = fields.String()
+    source = fields.String()
+    distribution = fields.String(allow_none=True)
+    version = fields.String(allow_none=True)
+    status = fields.String(metadata={"enum": ["ok", "broken", "disabled"]})
+    reason = fields.String(allow_none=True)
+    steps = fields.List(fields.Raw(), metadata={"description": "A usable workflow's steps."})
+
+
+PluginPage = _page(PluginOut, "PluginPage")
