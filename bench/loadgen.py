@@ -7,8 +7,8 @@ Each connection sends its next request as soon as the previous answer is
 read. Every request carries ``--records`` records with a trace id of its own.
 While it runs it prints, one a line, the first record id of each answered
 request (the benchmark watches when those rows become visible); at the end
-it writes to ``--out``: latencies, statuses, errors, and the ``log_ns``
-timings the bench route returned. A separate process, so that its CPU does
+it writes to ``--out``: latencies, statuses, errors, and the ``log()``
+timings the bench route returned (wall and CPU). A separate process, so that its CPU does
 not share the server's interpreter.
 """
 
@@ -65,6 +65,7 @@ class Load:
         self.statuses: dict[int, int] = {}
         self.errors: list[str] = []
         self.log_ns: list[int] = []
+        self.log_cpu_ns: list[int] = []
 
     def take(self) -> int | None:
         if self.next >= self.args.requests:
@@ -94,6 +95,7 @@ class Load:
             if status == 200:
                 answer = json.loads(body)
                 self.log_ns.extend(answer["log_ns"])
+                self.log_cpu_ns.extend(answer["log_cpu_ns"])
                 if answer.get("first_id"):
                     print(answer["first_id"], flush=True)
         if writer is not None:
@@ -108,6 +110,7 @@ class Load:
             "statuses": self.statuses,
             "errors": self.errors,
             "log_ns": self.log_ns,
+            "log_cpu_ns": self.log_cpu_ns,
         }
 
 

@@ -200,6 +200,8 @@ class Bench:
             "latency_p99_ms": percentile(latencies, 0.99),
             "log_p50_us": percentile(load["log_ns"], 0.50) / 1000 if backend.log else None,
             "log_p99_us": percentile(load["log_ns"], 0.99) / 1000 if backend.log else None,
+            "log_cpu_p50_us": percentile(load["log_cpu_ns"], 0.50) / 1000 if backend.log else None,
+            "log_cpu_p99_us": percentile(load["log_cpu_ns"], 0.99) / 1000 if backend.log else None,
             "web_cpu_ms_per_request": web_cpu / requests * 1000,
             "web_backends_peak": peaks.web,
             "total_backends_peak": peaks.total,

@@ -2,9 +2,8 @@
 
 from __future__ import annotations
 
-import logging
-
-import psycopg2.extras
+import psycopg2
+import psycopg2.extensions
 import sqlalchemy as sa
 
 from webapp.execlog.store import store_rows
@@ -12,45 +11,70 @@ from webapp.execlog.store import store_rows
 from ..support.records import make_rows
 
 
-class StatementLog(logging.Handler):
-    def __init__(self) -> None:
-        super().__init__()
-        self.statements: list[str] = []
+class Recorder:
+    """psycopg2 connections that note what they send: statements, COPY, COMMIT."""
 
-    def emit(self, record: logging.LogRecord) -> None:
-        message = record.msg
-        self.statements.append(message.decode() if isinstance(message, bytes) else str(message))
+    def __init__(self, dsn: str) -> None:
+        self.dsn = dsn
+        self.sent: list[str] = []
+
+    def connect(self) -> psycopg2.extensions.connection:
+        sent = self.sent
+
+        class Cursor(psycopg2.extensions.cursor):
+            def execute(self, query, params=None):
+                sent.append(str(query))
+                return super().execute(query, params)
+
+            def copy_expert(self, sql, file, size=8192):
+                sent.append(sql)
+                return super().copy_expert(sql, file, size)
+
+        class Connection(psycopg2.extensions.connection):
+            def cursor(self, *args, **kwargs):
+                kwargs.setdefault("cursor_factory", Cursor)
+                return super().cursor(*args, **kwargs)
+
+            def commit(self):
+                sent.append("COMMIT")
+                return super().commit()
+
+            def rollback(self):
+                if self.status != psycopg2.extensions.STATUS_READY:  # something to roll back
+                    sent.append("ROLLBACK")
+                return super().rollback()
+
+        return psycopg2.connect(self.dsn, connection_factory=Connection)
+
+    def ours(self) -> list[str]:
+        """What concerned the logs, with the commits and rollbacks."""
+        kept = [s for s in self.sent if "execution_logs" in s or "execlog_stage" in s or s.isupper()]
+        self.sent.clear()
+        return [" ".join(s.split()[:3]) for s in kept]
 
 
-def test_a_batch_is_one_copy_and_one_insert_in_one_transaction(database_url, log_table, trace_id):
-    statements = StatementLog()
-    sql_logger = logging.getLogger(f"sql-{trace_id}")
-    sql_logger.addHandler(statements)
-    sql_logger.setLevel(logging.DEBUG)
-    sql_logger.propagate = False
-    dsn = sa.make_url(database_url).set(drivername="postgresql").render_as_string(hide_password=False)
-
-    def logging_connection():
-        connection = psycopg2.connect(dsn, connection_factory=psycopg2.extras.LoggingConnection)
-        connection.initialize(sql_logger)
-        return connection
-
-    engine = sa.create_engine("postgresql+psycopg2://", creator=logging_connection,
-                              poolclass=sa.pool.NullPool)
-
+def test_a_new_batch_is_one_copy_in_one_transaction_and_a_repeated_one_is_skipped(
+    database_url, log_table, trace_id
+):
+    recorder = Recorder(sa.make_url(database_url).set(drivername="postgresql")
+                        .render_as_string(hide_password=False))
+    engine = sa.create_engine("postgresql+psycopg2://", creator=recorder.connect, poolclass=sa.pool.NullPool)
     rows = make_rows(trace_id, 500)
     try:
-        result = store_rows(engine, rows)
+        store_rows(engine, rows[:1])  # the engine's first connection asks the server a few things
+        recorder.sent.clear()
+        first = store_rows(engine, rows[1:])
+        sent_first = recorder.ours()
         again = store_rows(engine, rows)
+        sent_again = recorder.ours()
     finally:
         engine.dispose()
 
-    inserts = [s for s in statements.statements if s.lstrip().upper().startswith("INSERT")]
-    assert len(inserts) == 2, "one INSERT per batch, not one per row"
-    assert "SELECT" in inserts[0] and "ON CONFLICT DO NOTHING" in inserts[0]
-    ours = [s for s in statements.statements if "execlog_stage" in s or "execution_logs" in s]
-    assert len(ours) == 4, "a CREATE TEMP TABLE IF NOT EXISTS and an INSERT per batch; COPY carries the rows"
-    assert (result.inserted, result.dead, again.inserted, again.duplicates) == (500, 0, 0, 500)
+    assert sent_first == ["COPY execution_logs (id,", "COMMIT"], "one COPY, one transaction"
+    assert sent_again[:2] == ["COPY execution_logs (id,", "ROLLBACK"], "a stored row fails the COPY"
+    assert sent_again[2:] == ["CREATE TEMPORARY TABLE", "COPY execlog_stage FROM",
+                              "INSERT INTO execution_logs", "COMMIT"], "then the staging table, skipping"
+    assert (first.inserted, first.dead, again.inserted, again.duplicates) == (499, 0, 0, 500)
     assert log_table.count(trace_id) == 500
 
 
