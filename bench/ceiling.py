@@ -3,8 +3,8 @@
 Three ways, each on one connection and on two in parallel (processes):
 a multi-row ``INSERT ... VALUES ... ON CONFLICT DO NOTHING`` (psycopg2's
 ``execute_values``), a plain ``COPY`` into ``execution_logs``, and the
-worker's own path (:func:`webapp.execlog.store.store_rows`: COPY into a
-staging table, then one ``INSERT ... SELECT ... ON CONFLICT``). Batches of
+worker's own function (:func:`webapp.execlog.store.store_rows`: checks,
+then a ``COPY``, the staging table only for repeated rows). Batches of
 1,000 rows, one transaction each.
 """
 
@@ -82,7 +82,7 @@ def _worker_path(url: str, rows: list[list]) -> None:
 METHODS = {
     "INSERT ... VALUES ... ON CONFLICT": _values,
     "COPY": _copy,
-    "COPY + INSERT ... SELECT ... ON CONFLICT (the worker's)": _worker_path,
+    "the worker's store_rows (COPY; staging and ON CONFLICT for repeats)": _worker_path,
 }
 
 

@@ -27,6 +27,7 @@ import json
 import os
 import platform
 import shlex
+import statistics
 import subprocess
 import sys
 import time
@@ -85,9 +86,10 @@ class Sizes:
     exhaustion_concurrency: int = 64
     exhaustion_threads: int = 32
     ceiling_rows: int = 100_000
+    repeats: int = 3
 
 
-TINY = Sizes(requests=40, concurrency=4, records=10, workflows=2, exhaustion_requests=24,
+TINY = Sizes(requests=40, concurrency=4, records=10, workflows=2, exhaustion_requests=24, repeats=1,
              exhaustion_concurrency=8, exhaustion_threads=4, ceiling_rows=2000)
 
 
@@ -271,6 +273,33 @@ class Bench:
             time.sleep(0.2)
 
 
+#: Figures of repeated runs that add up, or whose worst is the point.
+_SUMMED = ("requests", "records", "errors")
+_PEAKS = ("web_backends_peak", "total_backends_peak", "worker_backends_peak")
+
+
+def combine(runs: list[dict[str, Any]]) -> dict[str, Any]:
+    """One back end's figures over repeated runs: the median of each, the
+    peaks' maximum, the sums of counts."""
+    row: dict[str, Any] = {"backend": runs[0]["backend"], "runs": len(runs)}
+    for key, value in runs[0].items():
+        values = [run[key] for run in runs if run[key] is not None]
+        if key in row or not isinstance(value, (int, float)) or isinstance(value, bool):
+            continue
+        if key in _SUMMED:
+            row[key] = sum(values)
+        elif key in _PEAKS:
+            row[key] = max(values)
+        else:
+            row[key] = statistics.median(values) if values else None
+    row["statuses"] = {status: sum(run["statuses"].get(status, 0) for run in runs)
+                       for status in {s for run in runs for s in run["statuses"]}}
+    row["socket_errors"] = [error for run in runs for error in run["socket_errors"]][:5]
+    for key in runs[0]:
+        row.setdefault(key, None)  # a figure no run had
+    return row
+
+
 def drain_run(bench: Bench, rows: int, concurrency: int) -> dict[str, Any]:
     """The worker tier alone: ``rows`` records queued in batches of 1,000
     while no worker runs, then one worker with ``concurrency`` processes
@@ -367,6 +396,8 @@ def write_report(out: Path, command: str, sizes: Sizes, http: list[dict], workfl
         "",
         f"Machine: {machine()}.",
         f"Command: `{command}`",
+        f"Each figure of the back ends is the median of {sizes.repeats} runs (peaks: the highest; "
+        "errors: the total), the back ends taking turns.",
         f"Workload: gunicorn (`docker/gunicorn.conf.py`, {sizes.web_workers} workers x {sizes.web_threads} "
         f"threads, gthread), {sizes.requests} requests from {sizes.concurrency} keep-alive connections on "
         f"loopback, each logging {sizes.records} records (`bench/app.py`); "
@@ -448,7 +479,11 @@ def main() -> None:
     clear_broker(args.redis_url)
     bench = Bench(sizes, args.database_url, args.admin_dsn, args.redis_url, work_dir)
 
-    http = [bench.http_run(backend) for backend in BACKENDS]
+    runs: dict[str, list[dict[str, Any]]] = {backend.name: [] for backend in BACKENDS}
+    for _ in range(sizes.repeats):  # interleaved, so that a slow spell of the machine hits all
+        for backend in BACKENDS:
+            runs[backend.name].append(bench.http_run(backend))
+    http = [combine(runs[backend.name]) for backend in BACKENDS]
     for row in http:
         print(f"{row['backend']:16} {row['requests_per_s']:8.0f} req/s  "
               f"p99 {row['latency_p99_ms']:7.1f} ms  errors {row['errors']}", flush=True)

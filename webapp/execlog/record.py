@@ -464,6 +464,7 @@ class InvalidRow(ValueError):
 
 
 _MAX_CREATED_AT_US = 253_402_300_799_000_000  # 9999-12-31T23:59:59Z
+_HEX = re.compile("[0-9a-f]{32}")
 
 
 def _optional_identifier(value: Any, field: str) -> str | None:
@@ -474,6 +475,29 @@ def _optional_identifier(value: Any, field: str) -> str | None:
     return value
 
 
+def _identifier_or_none(value: Any) -> bool:
+    return value is None or (type(value) is str and 0 < len(value) <= MAX_IDENTIFIER_CHARS)
+
+
+def _as_stored(row: list[Any]) -> bool:
+    """Whether a row is exactly what producers send, so that it needs no
+    repair: the worker's common case, in one expression (about a third of
+    the time of the field-by-field checks below, which say what is wrong)."""
+    (id_hex, created_at_us, trace_id, level, category, message,
+     step, agent_name, roadmap_id, concept_id, details, duration_ms) = row
+    return (
+        type(id_hex) is str and len(id_hex) == 32 and _HEX.fullmatch(id_hex) is not None
+        and type(created_at_us) is int and 0 <= created_at_us <= _MAX_CREATED_AT_US
+        and type(trace_id) is str and 0 < len(trace_id) <= MAX_IDENTIFIER_CHARS
+        and level in _LEVELS and category in _CATEGORIES
+        and type(message) is str and message != ""
+        and _identifier_or_none(step) and _identifier_or_none(agent_name)
+        and _identifier_or_none(roadmap_id) and _identifier_or_none(concept_id)
+        and (details is None or (type(details) is str and details != ""))
+        and (duration_ms is None or (type(duration_ms) is float and math.isfinite(duration_ms)))
+    )
+
+
 def check_wire_row(row: Any) -> list[Any]:
     """Check one wire row; return it, in :data:`WIRE_FIELDS` order, ready to
     store (``duration_ms`` as a float, empty optional text as None).
@@ -481,6 +505,8 @@ def check_wire_row(row: Any) -> list[Any]:
     Raises :class:`InvalidRow` with the reason; the caller dead-letters it.
     ``details`` stays JSON text: the database parses it.
     """
+    if type(row) is list and len(row) == len(WIRE_FIELDS) and _as_stored(row):
+        return row
     if not isinstance(row, list) or len(row) != len(WIRE_FIELDS):
         raise InvalidRow(f"a row must be a list of {len(WIRE_FIELDS)} fields")
     (
