@@ -32,6 +32,9 @@ BATCH_RECORDS = Histogram("execlog_batch_records", "Records per published batch"
 PUBLISH_SECONDS = Histogram("execlog_publish_seconds", "Time to publish one batch (the flush's hand-off "
                             "to the broker)", buckets=(0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25,
                                                        0.5, 1, 2.5, 5, 10))
+FLUSHER_CPU = Counter("execlog_flusher_cpu_seconds", "CPU time the logger's flusher threads spent "
+                      "shipping (encoding, publishing, spooling): logging's cost to the process, "
+                      "besides the log() calls themselves")
 BUFFERED = Gauge("execlog_buffered_records", "Records waiting in memory to be shipped, in live processes",
                  multiprocess_mode="livesum")
 STORED = Counter("execlog_worker_records", "Records of batches a Celery worker stored: inserted, duplicate "
@@ -52,6 +55,10 @@ def count_records(outcome: str, amount: int) -> None:
 def observe_publish(records: int, seconds: float) -> None:
     BATCH_RECORDS.observe(records)
     PUBLISH_SECONDS.observe(seconds)
+
+
+def add_flusher_cpu(seconds: float) -> None:
+    FLUSHER_CPU.inc(seconds)
 
 
 def set_buffered(records: int) -> None:

@@ -116,6 +116,7 @@ class RecordBuffer:
         self._in_flight: list[LogRecord] = []
         self._thread: threading.Thread | None = None
         self._stopping = False
+        self._flusher_cpu = 0.0
 
     # -- producer side ---------------------------------------------------
 
@@ -183,6 +184,7 @@ class RecordBuffer:
         return {
             "buffered": len(self._records),
             "in_flight": len(self._in_flight),
+            "flusher_cpu_seconds": round(self._flusher_cpu, 6),
             **self._shipper.stats(),
         }
 
@@ -261,6 +263,7 @@ class RecordBuffer:
         try:
             while True:
                 self._wait_for_work()
+                started_cpu = time.thread_time()
                 shipped = self._ship_once()
                 metrics.set_buffered(len(self._records))
                 if self._stopping and shipped is None and not self._records:
@@ -268,10 +271,16 @@ class RecordBuffer:
                 self._shipper.tick()
                 if self._journal is not None:
                     self._journal.tick()
+                self._count_cpu(time.thread_time() - started_cpu)
         finally:
             with self._thread_lock:
                 if self._thread is threading.current_thread():
                     self._thread = None
+
+    def _count_cpu(self, seconds: float) -> None:
+        """The flusher thread's own CPU: what shipping costs this process."""
+        self._flusher_cpu += seconds
+        metrics.add_flusher_cpu(seconds)
 
     def _wait_for_work(self) -> None:
         """Return when a batch is due, a flush is wanted, or one tick passed

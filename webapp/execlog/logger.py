@@ -287,5 +287,6 @@ class ExecutionLogger:
 
     def stats(self) -> dict[str, Any]:
         """Counters: buffered, in_flight, published, spooled, replayed,
-        dropped, fallback, batches, last_error."""
+        dropped, fallback, batches, last_error, and flusher_cpu_seconds (the
+        CPU the flusher thread spent shipping)."""
         return self.backend.stats()
