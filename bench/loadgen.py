@@ -4,7 +4,9 @@
         --requests 2000 --concurrency 16 --records 50 --out result.json
 
 Each connection sends its next request as soon as the previous answer is
-read. Every request carries ``--records`` records with a trace id of its own.
+read (closed loop), or, with ``--rate``, at the time the schedule of ``--rate``
+requests per second gives it (open loop: the load does not slow down when
+the server does). Every request carries ``--records`` records with a trace id of its own.
 While it runs it prints, one a line, the first record id of each answered
 request (the benchmark watches when those rows become visible); at the end
 it writes to ``--out``: latencies, statuses, errors, and the ``log()``
@@ -73,11 +75,18 @@ class Load:
         self.next += 1
         return self.next - 1
 
+    async def wait_turn(self, n: int) -> None:
+        if self.args.rate:
+            delay = self.started + n / self.args.rate - time.perf_counter()
+            if delay > 0:
+                await asyncio.sleep(delay)
+
     async def connection(self) -> None:
         args = self.args
         reader = writer = None
         while (n := self.take()) is not None:
             payload = request_bytes(args.host, args.port, args.path, make_body(args.run, n, args.records))
+            await self.wait_turn(n)
             started = time.perf_counter()
             try:
                 if writer is None:
@@ -102,7 +111,7 @@ class Load:
             writer.close()
 
     async def run(self) -> dict[str, Any]:
-        started = time.perf_counter()
+        started = self.started = time.perf_counter()
         await asyncio.gather(*(self.connection() for _ in range(self.args.concurrency)))
         return {
             "elapsed": time.perf_counter() - started,
@@ -122,6 +131,7 @@ def main() -> None:
     parser.add_argument("--requests", type=int, default=1000)
     parser.add_argument("--concurrency", type=int, default=16)
     parser.add_argument("--records", type=int, default=50)
+    parser.add_argument("--rate", type=float, default=0, help="requests/s (open loop); 0: closed loop")
     parser.add_argument("--run", default=f"bench-{uuid.uuid4().hex[:8]}")
     parser.add_argument("--out", required=True)
     args = parser.parse_args()

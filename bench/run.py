@@ -74,6 +74,11 @@ BACKENDS = [
 ]
 
 
+#: The celery back end tuned for throughput: batches start at 500 records.
+BIG_BATCHES = Backend("celery (memory), batches of 500",
+                      {"EXECLOG_BACKEND": "celery", "EXECLOG_BATCH_SIZE": "500"})
+
+
 @dataclass(frozen=True)
 class Sizes:
     requests: int = 2000
@@ -88,9 +93,12 @@ class Sizes:
     exhaustion_threads: int = 32
     ceiling_rows: int = 100_000
     repeats: int = 3
+    steady_rate: float = 100
+    steady_requests: int = 1500
 
 
 TINY = Sizes(requests=40, concurrency=4, records=10, workflows=2, exhaustion_requests=24, repeats=1,
+             steady_rate=20, steady_requests=20,
              exhaustion_concurrency=8, exhaustion_threads=4, ceiling_rows=2000)
 
 
@@ -138,11 +146,12 @@ class Bench:
                                    concurrency=self.sizes.celery_concurrency)
 
     def loadgen(self, port: int, path: str, run: str, requests: int, concurrency: int,
-                watcher: VisibilityWatcher | None) -> dict[str, Any]:
+                watcher: VisibilityWatcher | None, rate: float = 0) -> dict[str, Any]:
         out = self.work_dir / f"{run}.json"
         argv = [sys.executable, str(ROOT / "bench" / "loadgen.py"), "--port", str(port), "--path", path,
                 "--requests", str(requests), "--concurrency", str(concurrency),
-                "--records", str(self.sizes.records), "--run", run, "--out", str(out)]
+                "--records", str(self.sizes.records), "--run", run, "--out", str(out),
+                "--rate", str(rate)]
         with subprocess.Popen(argv, stdout=subprocess.PIPE, text=True, cwd=ROOT) as process:
             assert process.stdout is not None
             for line in process.stdout:
@@ -155,9 +164,11 @@ class Bench:
     # -- the scenarios ---------------------------------------------------
 
     def http_run(self, backend: Backend, *, threads: int | None = None, requests: int | None = None,
-                 concurrency: int | None = None, hold: bool = False, label: str = "http") -> dict[str, Any]:
+                 concurrency: int | None = None, hold: bool = False, rate: float = 0,
+                 label: str = "http") -> dict[str, Any]:
         """The HTTP workload on one back end; its figures. ``hold``: each
-        request also holds a connection of the app's pool (bench/app.py)."""
+        request also holds a connection of the app's pool (bench/app.py);
+        ``rate``: requests per second, open loop (0: as fast as it goes)."""
         sizes = self.sizes
         threads = threads or sizes.web_threads
         requests = requests or sizes.requests
@@ -170,15 +181,18 @@ class Bench:
         sampler = BackendSampler(self.admin_dsn, self.database)
         watcher = VisibilityWatcher(self.dsn)
         try:
-            self.loadgen(port, "/bench/work?log=0", f"warmup-{uuid.uuid4().hex[:6]}",
-                         concurrency * 2, concurrency, None)
+            # Warm up the whole path (imports, connections, the flushers) with
+            # requests of the same kind; their records go to traces of their own.
+            warmup = f"warmup-{uuid.uuid4().hex[:6]}"
+            warm = self.loadgen(port, path, warmup, concurrency * 4, concurrency, None)
+            self._wait_visible(watcher, warmup, warm["statuses"].get("200", 0) * sizes.records * backend.log)
             run = f"bench-{name}-{uuid.uuid4().hex[:8]}"
             commits_before = sampler.commits()
             sampler.start()
             watcher.start()
             cpu_before, flusher_before = web_cpu_seconds(web), flusher_cpu_seconds(port)
             started = time.time()
-            load = self.loadgen(port, path, run, requests, concurrency, watcher)
+            load = self.loadgen(port, path, run, requests, concurrency, watcher, rate)
             web_cpu = web_cpu_seconds(web) - cpu_before
             flusher_cpu = flusher_cpu_seconds(port) - flusher_before
             ok = load["statuses"].get("200", 0)
@@ -396,8 +410,9 @@ def machine() -> str:
             f"Redis on loopback")
 
 
-def write_report(out: Path, command: str, sizes: Sizes, http: list[dict], workflows: list[dict],
-                 exhaustion: list[dict], drains: list[dict], ceiling_rows: list[dict]) -> Path:
+def write_report(out: Path, command: str, sizes: Sizes, http: list[dict], steady: list[dict],
+                 workflows: list[dict], exhaustion: list[dict], drains: list[dict],
+                 ceiling_rows: list[dict]) -> Path:
     for row in http:
         if row.get("log_cpu_mean_us") is not None and row.get("flusher_cpu_us_per_record") is not None:
             row["producer_cpu_us_per_record"] = row["log_cpu_mean_us"] + row["flusher_cpu_us_per_record"]
@@ -424,13 +439,33 @@ def write_report(out: Path, command: str, sizes: Sizes, http: list[dict], workfl
         "0.6 us itself). Producer CPU per record: the mean CPU of `log()` plus the flusher threads' "
         "CPU (encoding, publishing or inserting; `execlog_flusher_cpu_seconds_total`) per record; "
         "web CPU: the gunicorn worker processes' user and system time. Transactions count commits "
-        "in the bench database, the benchmark's own queries taken out.",
+        "in the bench database, the benchmark's own queries taken out (PostgreSQL may report some "
+        "of the warm-up's late: well under 1 per 1,000 records). Each run starts with a warm-up of "
+        "the same requests, not counted.",
         "",
         report.ratios(http),
         "",
         report.overhead(http),
         "",
         "![latency and connections](latest.png)",
+        "",
+        f"## At a steady {sizes.steady_rate:.0f} requests/s ({sizes.steady_rate * sizes.records:,.0f} "
+        "records/s), open loop",
+        "",
+        "The runs above send requests as fast as the server answers, so every tier on this machine "
+        "is saturated and a queue builds between them; here the same requests arrive on a schedule "
+        "the back ends can keep up with.",
+        "",
+        report.table(steady, [("backend", "back end", "{}"), ("requests_per_s", "req/s", "{:,.0f}"),
+                              ("latency_p50_ms", "request p50 ms", "{:.1f}"),
+                              ("latency_p99_ms", "request p99 ms", "{:.1f}"),
+                              ("log_cpu_p50_us", "log() CPU p50 us", "{:.1f}"),
+                              ("log_cpu_p99_us", "log() CPU p99 us", "{:.1f}"),
+                              ("flusher_cpu_us_per_record", "flusher CPU us / record", "{:.1f}"),
+                              ("visible_p50_s", "log()->visible p50 s", "{:.2f}"),
+                              ("visible_p99_s", "log()->visible p99 s", "{:.2f}"),
+                              ("transactions_per_1000", "transactions / 1,000 records", "{:,.1f}"),
+                              ("errors", "errors", "{}")]),
         "",
         f"## The roadmap workflow through Celery ({sizes.workflows} executions)",
         "",
@@ -467,7 +502,7 @@ def write_report(out: Path, command: str, sizes: Sizes, http: list[dict], workfl
     (out / "latest.md").write_text(text)
     report.chart(http, out / "latest.png")
     report.chart(http, out / f"{stamp}.png")
-    (out / f"{stamp}.json").write_text(json.dumps({"http": http, "workflows": workflows,
+    (out / f"{stamp}.json").write_text(json.dumps({"http": http, "steady": steady, "workflows": workflows,
                                                    "exhaustion": exhaustion, "drains": drains,
                                                    "ceiling": ceiling_rows}, indent=1, default=str))
     return path
@@ -500,6 +535,9 @@ def main() -> None:
     for row in http:
         print(f"{row['backend']:16} {row['requests_per_s']:8.0f} req/s  "
               f"p99 {row['latency_p99_ms']:7.1f} ms  errors {row['errors']}", flush=True)
+    steady = [bench.http_run(backend, requests=sizes.steady_requests, rate=sizes.steady_rate,
+                             label="steady")
+              for backend in [BACKENDS[0], *BACKENDS[2:], BIG_BATCHES]]
     workflows = [bench.workflow_run(backend) for backend in BACKENDS if backend.log]
     exhaustion_sizes = dict(threads=sizes.exhaustion_threads, requests=sizes.exhaustion_requests,
                             concurrency=sizes.exhaustion_concurrency, hold=True, label="exhaustion")
@@ -508,8 +546,8 @@ def main() -> None:
     drains = [drain_run(bench, sizes.ceiling_rows, concurrency) for concurrency in (1, 2)]
     ceiling_rows = ceiling.measure(args.database_url, sizes.ceiling_rows)
     command = "bench/run.py " + " ".join(shlex.quote(a) for a in sys.argv[1:])
-    path = write_report(Path(args.out), command.strip(), sizes, http, workflows, exhaustion, drains,
-                        ceiling_rows)
+    path = write_report(Path(args.out), command.strip(), sizes, http, steady, workflows, exhaustion,
+                        drains, ceiling_rows)
     print(path.read_text())
 
 

@@ -8,6 +8,7 @@ the one ``app.config["CELERY"]`` dict, ``set_default()``, and the instance in
 
 from __future__ import annotations
 
+import gc
 import os
 import weakref
 from collections.abc import MutableMapping
@@ -40,9 +41,15 @@ def _connect_worker_signals(app: Flask) -> None:
     from the parent, and starts its log flusher (which also adopts spool
     segments of dead processes); every process flushes its execution logs
     when it stops (the flusher thread would otherwise die with buffered
-    records).
+    records). The objects made while loading are frozen out of the garbage
+    collector's scans, in the main process before it forks its pool and in
+    each child (full collections over them paused a process for about
+    120 ms; see docker/gunicorn.conf.py).
     """
     app_ref = weakref.ref(app)
+
+    def freeze_loaded_objects(**_: Any) -> None:
+        gc.freeze()
 
     def prepare_child_process(**_: Any) -> None:
         flask_app = app_ref()
@@ -60,12 +67,14 @@ def _connect_worker_signals(app: Flask) -> None:
         from .execlog import start_all
 
         start_all()
+        gc.freeze()
 
     def flush_execution_logs(**_: Any) -> None:
         from .execlog import close_all
 
         close_all()
 
+    signals.worker_init.connect(freeze_loaded_objects, weak=False)
     signals.worker_init.connect(serve_worker_metrics, weak=False)
     signals.worker_process_shutdown.connect(forget_child_gauges, weak=False)
     signals.worker_process_init.connect(prepare_child_process, weak=False)

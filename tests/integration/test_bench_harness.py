@@ -41,6 +41,10 @@ def test_the_benchmark_runs_and_reports_every_figure(tmp_path, redis_url):
             assert row[figure] is not None, f"{name}: {figure}"
         assert row["errors"] == 0, name
     assert all(row["succeeded"] == row["executions"] for row in figures["workflows"])
+    assert [row["backend"] for row in figures["steady"]] == [
+        "no logging", "thread", "celery (memory)", "celery (disk)", "celery (memory), batches of 500"]
+    assert all(row["errors"] == 0 for row in figures["steady"])
+    assert all(row["visible_p99_s"] is not None for row in figures["steady"][1:])
     assert {row["backend"] for row in figures["exhaustion"]} == {"direct", "celery (memory)"}
     assert len(figures["ceiling"]) == 6 and all(row["rows_per_s"] > 0 for row in figures["ceiling"])
     assert [row["processes"] for row in figures["drains"]] == [1, 2]
