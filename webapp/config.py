@@ -31,6 +31,9 @@ WORKFLOWS_QUEUE = "workflows"
 #: (:mod:`webapp.execlog.retention`); an ``execlog.*`` task, so it runs on
 #: the ``logs`` queue.
 RETENTION_TASK = "execlog.maintain_partitions"
+#: The beat task that fails executions whose worker is gone
+#: (:mod:`webapp.workflow.heartbeat`).
+FAIL_STALLED_TASK = "workflow.fail_stalled"
 
 
 def _number(environ: Mapping[str, str], name: str, default: Any, kind: type) -> Any:
@@ -132,6 +135,9 @@ def celery_config(
         # lock race, costs at most an hour; partitions are made a week ahead.
         "beat_schedule": {
             "execlog-retention": {"task": RETENTION_TASK, "schedule": crontab(minute="7")},
+            # Every minute: an execution whose worker died is failed
+            # (worker_lost) within WORKFLOW_STALE_SECONDS plus a minute.
+            "workflow-fail-stalled": {"task": FAIL_STALLED_TASK, "schedule": 60.0},
         },
         "broker_transport_options": {},
     }
@@ -201,6 +207,8 @@ def config_from_env(environ: Mapping[str, str] | None = None) -> dict[str, Any]:
         "EXECLOG_SPOOL_DIR": str(var_dir / "spool"),
         "WORKFLOWS": _json_object(environ, "WORKFLOWS"),
         "WEBAPP_DISABLED_PLUGINS": environ.get("WEBAPP_DISABLED_PLUGINS", ""),
+        "WORKFLOW_HEARTBEAT_SECONDS": _float(environ, "WORKFLOW_HEARTBEAT_SECONDS", 10.0),
+        "WORKFLOW_STALE_SECONDS": _float(environ, "WORKFLOW_STALE_SECONDS", 60.0),
         **api_config(environ),
     }
     for name, value in environ.items():

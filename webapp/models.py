@@ -46,6 +46,9 @@ class Execution(db.Model):
     )
     started_at: Mapped[datetime | None] = mapped_column(sa.DateTime(timezone=True))
     finished_at: Mapped[datetime | None] = mapped_column(sa.DateTime(timezone=True))
+    #: Stamped by the worker while it runs the execution
+    #: (:mod:`webapp.workflow.heartbeat`); a stale one means the worker is gone.
+    heartbeat_at: Mapped[datetime | None] = mapped_column(sa.DateTime(timezone=True))
     #: Read-only (the engine writes steps itself); for the API's views.
     steps: Mapped[list[ExecutionStep]] = relationship(
         "ExecutionStep", viewonly=True, order_by="ExecutionStep.position"

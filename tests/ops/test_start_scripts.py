@@ -66,16 +66,17 @@ def test_flower_serves_behind_basic_auth_with_an_open_health_check(tmp_path, spa
         assert flower.stop() == 0, flower.output()[-3000:]
 
 
-def test_beat_loads_the_hourly_retention_schedule(tmp_path, spare_broker):
+def test_beat_loads_the_retention_and_stalled_execution_schedules(tmp_path, spare_broker):
     env = script_env(tmp_path, spare_broker, CELERY_LOGLEVEL="debug")
     beat = ManagedProcess("beat", [str(SCRIPTS / "start_celery_beat.sh")], env, tmp_path / "beat.log")
     beat.start()
     try:
         beat.wait_for_output("beat: Waking up in", timeout=60)
         schedule = beat.output().split("Current schedule:", 1)[1].split("[", 1)[0]
-        assert schedule.strip().splitlines() == [
+        assert sorted(schedule.strip().splitlines()) == [
             "<ScheduleEntry: execlog-retention execlog.maintain_partitions() "
-            "<crontab: 7 * * * * (m/h/dM/MY/d)>"
+            "<crontab: 7 * * * * (m/h/dM/MY/d)>",
+            "<ScheduleEntry: workflow-fail-stalled workflow.fail_stalled() <freq: 1.00 minute>",
         ]
         assert list((tmp_path / "var").glob("celerybeat-schedule*"))
     finally:

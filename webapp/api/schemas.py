@@ -128,6 +128,8 @@ class ExecutionSummaryOut(Schema):
     updated_at = fields.DateTime()
     started_at = fields.DateTime(allow_none=True)
     finished_at = fields.DateTime(allow_none=True)
+    heartbeat_at = fields.DateTime(allow_none=True, metadata={
+        "description": "the last sign of life of the worker running it"})
     links = fields.Method("_links", dump_only=True, metadata={"type": "object"})
 
     def _links(self, execution: Any) -> dict[str, str]:

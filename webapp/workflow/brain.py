@@ -13,6 +13,11 @@ ErrorHandler. Runners hold only their own logic.
 No database connection is held while a runner runs: the state changes before
 and after it are committed (``NotificationService.publish`` commits), and the
 runner's input is read before.
+
+While the run lasts, a :class:`~.heartbeat.Heartbeat` stamps the execution,
+so that one whose worker died is found and failed (``worker_lost``); if that
+sweep failed this very run (its stamps could not be written), the run stops
+before the next step and writes nothing more.
 """
 
 from __future__ import annotations
@@ -27,6 +32,7 @@ from types import MappingProxyType
 from typing import Any
 
 import sqlalchemy as sa
+from flask import current_app
 
 from webapp.execlog import ExecutionLogger, LogCategory
 from webapp.execlog import execution_logger as _default_logger
@@ -37,6 +43,7 @@ from .definition import Step
 from .error_handler import ErrorHandler, Failure
 from .errors import INTERNAL_ERROR, WORKFLOW_UNAVAILABLE, UnknownWorkflow, WorkflowUnavailable
 from .extension import current_notifier, current_registry
+from .heartbeat import HEARTBEAT_SECONDS, ExecutionLost, Heartbeat
 from .notify import NotificationService
 from .registry import Registry
 from .retry import RetryService, StepFailed
@@ -45,6 +52,8 @@ from .steplog import StepLogger
 
 #: What ``run`` returns when the execution was not queued (nothing done).
 NOT_CLAIMED = "not_claimed"
+#: What ``run`` returns when the run was taken away from this process.
+LOST = "lost"
 
 
 @dataclass
@@ -69,8 +78,10 @@ class WorkflowBrain:
         errors: ErrorHandler | None = None,
         retries: RetryService | None = None,
         logger: ExecutionLogger | None = None,
+        heartbeat_seconds: float = HEARTBEAT_SECONDS,
     ) -> None:
         self.registry = registry
+        self.heartbeat_seconds = heartbeat_seconds
         self.notifier = notifier
         self.logger = _default_logger if logger is None else logger
         self.errors = errors or ErrorHandler(self.logger)
@@ -78,32 +89,48 @@ class WorkflowBrain:
 
     @classmethod
     def for_current_app(cls) -> WorkflowBrain:
-        return cls(current_registry(), current_notifier())
+        return cls(current_registry(), current_notifier(),
+                   heartbeat_seconds=current_app.config["WORKFLOW_HEARTBEAT_SECONDS"])
 
     def run(self, execution_id: uuid.UUID) -> str:
-        """Run a queued execution to its end; its final status, or
-        ``NOT_CLAIMED`` when it was not queued."""
+        """Run a queued execution to its end; its final status,
+        ``NOT_CLAIMED`` when it was not queued, or ``LOST`` when it was failed
+        as ``worker_lost`` while it ran."""
         execution = self._claim(execution_id)
         if execution is None:
             return NOT_CLAIMED
+        with Heartbeat(db.engine, execution_id, self.heartbeat_seconds) as heartbeat:
+            try:
+                return self._run_claimed(execution, heartbeat)
+            except ExecutionLost as exc:
+                db.session.rollback()
+                self.logger.warning(str(execution_id), LogCategory.WORKFLOW, f"run stopped: {exc}")
+                return LOST
+
+    def _run_claimed(self, execution: Execution, heartbeat: Heartbeat) -> str:
+        execution_id = execution.id
         started = time.perf_counter()
         rows = list(db.session.scalars(
             sa.select(ExecutionStep).where(ExecutionStep.execution_id == execution_id)
             .order_by(ExecutionStep.position)
         ))
         try:
-            result = self._run_steps(execution, self._plan(execution.workflow, rows))
+            result = self._run_steps(execution, self._plan(execution.workflow, rows), heartbeat)
         except (UnknownWorkflow, WorkflowUnavailable) as exc:
             failure = Failure(WORKFLOW_UNAVAILABLE, str(exc))
         except StepFailed as failed:
             failure = failed.failure
         else:
+            heartbeat.check()
             self._succeed(execution, result, started)
             return "succeeded"
+        heartbeat.check()
         self._fail(execution, rows, failure, started)
         return "failed"
 
-    def _run_steps(self, execution: Execution, plan: list[tuple[Step, ExecutionStep]]) -> Any:
+    def _run_steps(
+        self, execution: Execution, plan: list[tuple[Step, ExecutionStep]], heartbeat: Heartbeat
+    ) -> Any:
         """Run the steps that have not succeeded yet, reusing the outputs of
         those that have; the last step's output. ``StepFailed`` when a step
         fails for good."""
@@ -119,16 +146,21 @@ class WorkflowBrain:
                 outputs[step.name] = row.output
                 continue
             runner = self.registry.runner(step.runner)
-            attempt = partial(self._attempt, execution, row, runner, workflow_input, outputs)
+            attempt = partial(self._attempt, execution, row, runner, workflow_input, outputs, heartbeat)
             outputs[step.name] = self.retries.run(execution.id, step, attempt)
         return outputs[plan[-1][0].name]
 
     @contextmanager
-    def node_execution(self, step: ExecutionStep, execution: Execution) -> Iterator[Node]:
+    def node_execution(
+        self, step: ExecutionStep, execution: Execution, heartbeat: Heartbeat | None = None
+    ) -> Iterator[Node]:
         """One try of ``step``: mark it running, log and publish its start;
         on success record the output the body set, log and publish; on an
         exception record the classified failure, publish it and raise
-        ``StepFailed``."""
+        ``StepFailed``. With a ``heartbeat`` that has found the execution
+        taken away, raise ``ExecutionLost`` instead of writing anything."""
+        if heartbeat is not None:
+            heartbeat.check()
         execution_id, name, position = execution.id, step.name, step.position
         trace_id, attempt = str(execution_id), step.attempts + 1
         step.status, step.attempts, step.started_at = "running", attempt, utcnow()
@@ -147,11 +179,15 @@ class WorkflowBrain:
         except Exception as exc:
             duration_ms = (time.perf_counter() - started) * 1000.0
             db.session.rollback()  # whatever the runner left in the session
+            if heartbeat is not None:
+                heartbeat.check()
             failure = self.errors.step_failed(exc, step, attempt, duration_ms)
             self.notifier.publish(execution_id, "step_failed",
                                   {**where, "duration_ms": duration_ms, "error": failure.to_json()})
             raise StepFailed(failure) from exc
         duration_ms = (time.perf_counter() - started) * 1000.0
+        if heartbeat is not None:
+            heartbeat.check()
         step.status, step.output = "succeeded", node.output
         step.finished_at, step.duration_ms = utcnow(), duration_ms
         node.logger.log_workflow_complete(
@@ -180,7 +216,7 @@ class WorkflowBrain:
             .where(Execution.id == execution_id, Execution.status == "queued")
             .values(status="running", attempts=Execution.attempts + 1, error=sa.null(),
                     started_at=sa.func.coalesce(Execution.started_at, now), finished_at=None,
-                    updated_at=now)
+                    updated_at=now, heartbeat_at=now)
             .execution_options(synchronize_session=False)
         ).rowcount
         if not claimed:
@@ -219,8 +255,9 @@ class WorkflowBrain:
         runner: type[Runner],
         workflow_input: Mapping[str, Any],
         outputs: Mapping[str, Any],
+        heartbeat: Heartbeat,
     ) -> dict[str, Any]:
-        with self.node_execution(row, execution) as node:
+        with self.node_execution(row, execution, heartbeat) as node:
             context = StepContext(
                 execution_id=node.execution_id,
                 workflow=node.workflow,

@@ -1,5 +1,6 @@
 """``flask runners list``, ``flask executions start [--follow]``, ``flask
-executions resume`` and ``flask executions logs``."""
+executions resume``, ``flask executions logs`` and ``flask executions
+fail-stalled``."""
 
 from __future__ import annotations
 
@@ -13,6 +14,7 @@ from flask.cli import AppGroup
 
 from .errors import InvalidInput, WorkflowError
 from .extension import current_notifier, current_registry
+from .heartbeat import fail_stalled as fail_stalled_executions
 from .retry import resume_execution
 from .service import start_execution
 
@@ -77,6 +79,19 @@ def resume(execution_id: str) -> None:
     except WorkflowError as exc:
         raise click.ClickException(str(exc)) from None
     click.echo(f"{execution.id} {execution.status}")
+
+
+@executions_cli.command("fail-stalled")
+@click.option("--stale-after", type=click.FloatRange(min=0), default=None,
+              help="Seconds without a heartbeat [default: WORKFLOW_STALE_SECONDS].")
+def fail_stalled(stale_after: float | None) -> None:
+    """Fail the running executions whose worker stopped giving signs of life
+    (worker_lost), as the beat task does every minute; print their ids."""
+    stale = current_app.config["WORKFLOW_STALE_SECONDS"] if stale_after is None else stale_after
+    failed = fail_stalled_executions(current_notifier(), stale)
+    for execution_id in failed:
+        click.echo(f"{execution_id} failed (worker_lost)")
+    click.echo(f"{len(failed)} execution(s) failed as worker_lost (no heartbeat for {stale:g} s)")
 
 
 @executions_cli.command("logs")

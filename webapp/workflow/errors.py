@@ -22,6 +22,7 @@ STEP_ERROR_KINDS = (INVALID_INPUT, TRANSIENT, RUNNER_BUG)
 WORKFLOW_UNAVAILABLE = "workflow_unavailable"
 ENQUEUE_FAILED = "enqueue_failed"
 INTERNAL_ERROR = "internal_error"
+WORKER_LOST = "worker_lost"
 
 
 class WorkflowError(Exception):

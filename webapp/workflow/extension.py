@@ -18,6 +18,11 @@ key                           default    meaning
 ``WEBAPP_DISABLED_PLUGINS``   ``""``     names of runners, workflows or
                                          distributions not to load,
                                          comma-separated
+``WORKFLOW_HEARTBEAT_SECONDS`` ``10``    how often the worker running an
+                                         execution stamps ``heartbeat_at``
+``WORKFLOW_STALE_SECONDS``    ``60``     a ``running`` execution not stamped
+                                         for this long lost its worker and
+                                         is failed (``worker_lost``)
 ============================  =========  ====================================
 """
 
@@ -25,6 +30,7 @@ from __future__ import annotations
 
 from flask import Flask, current_app
 
+from .heartbeat import HEARTBEAT_SECONDS, STALE_SECONDS
 from .notify import NotificationService
 from .registry import DENY_LIST_KEY, Registry, discover, parse_deny_list
 
@@ -37,12 +43,26 @@ def init_app(app: Flask) -> None:
         raise RuntimeError("the workflow engine is already set up on this app")
     app.config.setdefault("WORKFLOWS", {})
     app.config.setdefault(DENY_LIST_KEY, "")
+    check_heartbeat(app.config)
     app.extensions[REGISTRY_KEY] = discover(
         disabled=parse_deny_list(app.config[DENY_LIST_KEY]),
         config_workflows=app.config["WORKFLOWS"],
     )
     app.extensions[NOTIFIER_KEY] = NotificationService.from_broker_url(app.config["CELERY"]["broker_url"])
     from . import tasks  # noqa: F401 - registers the workflow.run task
+
+
+def check_heartbeat(config: dict) -> None:
+    """Default the heartbeat settings; ``ValueError`` unless the stale limit
+    leaves room for at least two missed stamps."""
+    beat = float(config.setdefault("WORKFLOW_HEARTBEAT_SECONDS", HEARTBEAT_SECONDS))
+    stale = float(config.setdefault("WORKFLOW_STALE_SECONDS", STALE_SECONDS))
+    if beat <= 0 or stale < 2 * beat:
+        raise ValueError(
+            f"WORKFLOW_STALE_SECONDS ({stale:g}) must be at least twice WORKFLOW_HEARTBEAT_SECONDS "
+            f"({beat:g}), which must be positive: a live worker would be taken for a dead one"
+        )
+    config["WORKFLOW_HEARTBEAT_SECONDS"], config["WORKFLOW_STALE_SECONDS"] = beat, stale
 
 
 def current_registry() -> Registry:

@@ -5,8 +5,9 @@ task: a workflow may run longer than the Redis visibility timeout, and a late
 ack would then have Redis hand the same message to a second worker while the
 first still runs. The claim in ``WorkflowBrain.run`` (an UPDATE from
 ``queued``) makes any second delivery a no-op anyway. A worker killed in the
-middle of an execution leaves it ``running``; any other failure of the engine
-marks it failed (``internal_error``), ready to be resumed.
+middle of an execution stops stamping its heartbeat, and ``fail_stalled``
+(run by beat every minute) fails it as ``worker_lost``; any other failure of
+the engine marks it failed (``internal_error``). Either way it can be resumed.
 """
 
 from __future__ import annotations
@@ -15,11 +16,14 @@ import logging
 import uuid
 
 from celery import shared_task
+from flask import current_app
 
 from webapp.execlog import execution_logger
 
 from .brain import WorkflowBrain
 from .enqueue import RUN_TASK
+from .extension import current_notifier
+from .heartbeat import fail_stalled as fail_stalled_executions
 
 log = logging.getLogger(__name__)
 
@@ -47,3 +51,12 @@ def run_execution(execution_id: str) -> str | None:
         return "failed"
     finally:
         execution_logger.flush(timeout=LOG_FLUSH_TIMEOUT)
+
+
+@shared_task(name="workflow.fail_stalled", ignore_result=True)
+def fail_stalled() -> int:
+    """Fail the executions whose worker stopped stamping them; how many."""
+    failed = fail_stalled_executions(current_notifier(), current_app.config["WORKFLOW_STALE_SECONDS"])
+    for execution_id in failed:
+        log.warning("workflow.fail_stalled: execution %s lost its worker; failed (worker_lost)", execution_id)
+    return len(failed)
