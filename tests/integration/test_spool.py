@@ -21,12 +21,12 @@ from ..support.waiting import wait_for
 
 HOLD_A_SEGMENT = textwrap.dedent(
     """
-    import sys, time
+    import sys
     from webapp.execlog.spool import Spool
     segment = Spool(sys.argv[1]).new_segment()
     segment.try_append(b'["held"]\\n')
     print("holding", flush=True)
-    time.sleep(120)
+    sys.stdin.read()  # until the test kills this process
     """
 )
 
@@ -34,7 +34,7 @@ HOLD_A_SEGMENT = textwrap.dedent(
 def test_a_segment_is_claimable_only_once_its_writer_is_dead(tmp_path):
     spool = Spool(tmp_path / "spool")
     holder = subprocess.Popen([sys.executable, "-c", HOLD_A_SEGMENT, str(spool.directory)], cwd=ROOT,
-                              stdout=subprocess.PIPE)
+                              stdin=subprocess.PIPE, stdout=subprocess.PIPE)
     try:
         assert holder.stdout.readline() == b"holding\n"
         assert len(spool.segment_paths()) == 1
@@ -42,6 +42,7 @@ def test_a_segment_is_claimable_only_once_its_writer_is_dead(tmp_path):
     finally:
         holder.kill()
         holder.wait()
+        holder.stdin.close()
         holder.stdout.close()
 
     (claimed,) = list(spool.claimable())

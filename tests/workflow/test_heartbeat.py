@@ -13,11 +13,11 @@ import sqlalchemy as sa
 
 from webapp.workflow import resume_execution
 from webapp.workflow.brain import LOST, WorkflowBrain
-from webapp.workflow.extension import check_heartbeat, current_notifier
-from webapp.workflow.heartbeat import Heartbeat, fail_stalled
+from webapp.workflow.extension import check_heartbeat
+from webapp.workflow.heartbeat import Heartbeat
 
 from ..support.waiting import wait_for
-from .conftest import start
+from .conftest import start, sweep
 
 FAST = {"WORKFLOW_HEARTBEAT_SECONDS": 0.05, "WORKFLOW_STALE_SECONDS": 1.0}
 
@@ -40,12 +40,6 @@ def as_running(engine, execution_id: str, seconds_ago: float, step: str = "befor
                 started_at=stamp, heartbeat_at=stamp, current_step=step)
     set_columns(engine, "execution_steps", f"execution_id = '{execution_id}' AND name = '{step}'",
                 status="running", attempts=1, started_at=stamp)
-
-
-def sweep(app, stale_seconds: float = 1.0) -> list[str]:
-    """The executions failed; other tests' stalled ones may be among them."""
-    with app.app_context():
-        return [str(i) for i in fail_stalled(current_notifier(), stale_seconds)]
 
 
 def test_a_running_execution_without_a_recent_heartbeat_is_failed_as_worker_lost(

@@ -24,18 +24,17 @@ from __future__ import annotations
 import logging
 import threading
 import uuid
-from datetime import timedelta
+from datetime import datetime, timedelta
 from types import TracebackType
 
 import sqlalchemy as sa
 from sqlalchemy.exc import SQLAlchemyError
 
-from webapp.execlog import ExecutionLogger, LogCategory
-from webapp.execlog import execution_logger as _default_logger
+from webapp.execlog import ExecutionLogger
 
 from ..extensions import db
 from ..models import Execution, ExecutionStep, utcnow
-from .error_handler import Failure
+from .error_handler import ErrorHandler, Failure
 from .errors import WORKER_LOST
 from .notify import NotificationService
 
@@ -103,7 +102,7 @@ def fail_stalled(
 ) -> list[uuid.UUID]:
     """Fail every ``running`` execution not stamped for ``stale_seconds``
     (``worker_lost``); the ids failed, oldest stamp first."""
-    logger = _default_logger if logger is None else logger
+    errors = ErrorHandler(logger)
     cutoff = utcnow() - timedelta(seconds=stale_seconds)
     last_sign = sa.func.coalesce(Execution.heartbeat_at, Execution.started_at, Execution.updated_at)
     stalled = db.session.execute(
@@ -113,49 +112,39 @@ def fail_stalled(
     db.session.rollback()
     failed = []
     for execution_id, seen in stalled:
-        if _fail_lost(execution_id, last_sign, cutoff, seen, notifier, logger):
-            failed.append(execution_id)
+        # Taken in one UPDATE, so that a stamp or a second sweep in between wins.
+        taken = db.session.execute(
+            sa.update(Execution)
+            .where(Execution.id == execution_id, Execution.status == "running", last_sign < cutoff)
+            .values(status="failed", updated_at=utcnow())
+            .execution_options(synchronize_session=False)
+        ).rowcount
+        if not taken:
+            db.session.rollback()
+            continue
+        _record_worker_lost(execution_id, seen, errors, notifier)
+        failed.append(execution_id)
     return failed
 
 
-def _fail_lost(
-    execution_id: uuid.UUID, last_sign: sa.ColumnElement, cutoff: object, seen: object,
-    notifier: NotificationService, logger: ExecutionLogger,
-) -> bool:
-    """Fail one stalled execution, unless it moved on since it was read."""
-    step = db.session.scalar(
-        sa.select(ExecutionStep).where(ExecutionStep.execution_id == execution_id,
-                                       ExecutionStep.status == "running")
-    )
-    name = step.name if step is not None else None
-    attempt = step.attempts if step is not None else None
+def _record_worker_lost(
+    execution_id: uuid.UUID, seen: datetime, errors: ErrorHandler, notifier: NotificationService
+) -> None:
+    """Record on a just-taken execution, its steps and its logs why it failed."""
+    execution = db.session.get(Execution, execution_id, populate_existing=True)
+    assert execution is not None
+    steps = db.session.scalars(
+        sa.select(ExecutionStep).where(ExecutionStep.execution_id == execution_id)
+    ).all()
+    cut = next((step for step in steps if step.status == "running"), None)
     failure = Failure(WORKER_LOST, f"the worker running the execution stopped giving signs of life "
-                                   f"(last heartbeat {seen:%Y-%m-%dT%H:%M:%SZ})", name, attempt,
-                      details={"last_heartbeat": seen.isoformat()})  # type: ignore[attr-defined]
-    now = utcnow()
-    taken = db.session.execute(
-        sa.update(Execution)
-        .where(Execution.id == execution_id, Execution.status == "running", last_sign < cutoff)
-        .values(status="failed", error=failure.to_json(), finished_at=now, current_step=name, updated_at=now)
-        .execution_options(synchronize_session=False)
-    ).rowcount
-    if not taken:
-        db.session.rollback()
-        return False
-    db.session.execute(
-        sa.update(ExecutionStep)
-        .where(ExecutionStep.execution_id == execution_id, ExecutionStep.status == "running")
-        .values(status="failed", error=failure.to_json(), finished_at=now)
-        .execution_options(synchronize_session=False)
-    )
-    db.session.execute(
-        sa.update(ExecutionStep)
-        .where(ExecutionStep.execution_id == execution_id, ExecutionStep.status == "pending")
-        .values(status="skipped")
-        .execution_options(synchronize_session=False)
-    )
-    logger.error(str(execution_id), LogCategory.WORKFLOW,
-                 f"execution failed{f' at step {name}' if name else ''} ({WORKER_LOST}): {failure.message}",
-                 step=name, details=failure.to_json())
+                                   f"(last heartbeat {seen:%Y-%m-%dT%H:%M:%SZ})",
+                      cut.name if cut else None, cut.attempts if cut else None,
+                      details={"last_heartbeat": seen.isoformat()})
+    for step in steps:
+        if step is cut:
+            step.status, step.error, step.finished_at = "failed", failure.to_json(), utcnow()
+        elif step.status == "pending":
+            step.status = "skipped"
+    errors.execution_failed(execution, failure)
     notifier.publish(execution_id, "execution_failed", {"error": failure.to_json()})
-    return True
