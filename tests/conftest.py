@@ -8,7 +8,8 @@ server); and a Celery worker process started once per session, consuming the
 PostgreSQL and Redis first when they are stopped.
 
 Two suites can run at once on one machine when each has its own
-``TEST_DB_NAME``, ``TEST_REDIS_URL`` and ``TEST_SPARE_REDIS_URL``.
+``TEST_DB_NAME``, ``TEST_REDIS_URL``, ``TEST_SPARE_REDIS_URL`` and
+``TEST_BENCH_REDIS_URL``.
 """
 
 from __future__ import annotations
@@ -36,6 +37,8 @@ TEST_DB_NAME = os.environ.get("TEST_DB_NAME", "webapp_test")
 REDIS_URL = os.environ.get("TEST_REDIS_URL", "redis://127.0.0.1:6379/11")
 #: A second Redis database, for tests that need a broker no other worker reads.
 SPARE_REDIS_URL = os.environ.get("TEST_SPARE_REDIS_URL", "redis://127.0.0.1:6379/10")
+#: The Redis database of the benchmark harness's test (bench/run.py --tiny).
+BENCH_REDIS_URL = os.environ.get("TEST_BENCH_REDIS_URL", "redis://127.0.0.1:6379/12")
 #: Keys our Celery queues use in the test Redis database.
 QUEUE_KEYS = ("logs", "workflows", "unacked", "unacked_index", "unacked_mutex")
 
