@@ -16,12 +16,15 @@ import time
 import uuid
 from concurrent.futures import ProcessPoolExecutor
 
+import orjson
 import psycopg2
 import sqlalchemy as sa
 from psycopg2.extras import execute_values
 
+from webapp.execlog.fields import COLUMNS
 from webapp.execlog.ids import MonotonicStamp
-from webapp.execlog.record import COLUMNS, LogRecord
+
+from tests.support.records import make_record
 
 BATCH = 1000
 _VALUES_SQL = (
@@ -29,8 +32,9 @@ _VALUES_SQL = (
 )
 _VALUES_TEMPLATE = (
     "(%s, timestamptz 'epoch' + %s * interval '1 microsecond', %s, %s, %s, %s, %s, %s, %s, %s, "
-    "%s::jsonb, %s)"
+    "%s::jsonb, %s, %s)"
 )
+_COPY_SQL = f"COPY execution_logs ({', '.join(COLUMNS)}) FROM STDIN WITH (FORMAT csv)"
 
 
 def make_rows(count: int, trace: str | None = None) -> list[list]:
@@ -39,32 +43,39 @@ def make_rows(count: int, trace: str | None = None) -> list[list]:
     trace = trace or f"ceiling-{uuid.uuid4()}"
     details = {"tool_name": "catalog.search", "query": "python basics", "hits": 3}
     return [
-        LogRecord(*stamp.next(), trace, "info", "tool", f"catalog searched ({i})", "design",
-                  "curriculum", None, None, details).to_wire()
+        make_record(trace, "info", "tool", f"catalog searched ({i})", stamp=stamp, step="design",
+                    agent_name="curriculum", details=details).to_wire()
         for i in range(count)
     ]
+
+
+def _with_json_details(row: list) -> list:
+    return [*row[:10], orjson.dumps(row[10]).decode(), *row[11:]]
 
 
 def _values(dsn: str, rows: list[list]) -> None:
     with psycopg2.connect(dsn) as connection, connection.cursor() as cursor:
         for start in range(0, len(rows), BATCH):
-            execute_values(cursor, _VALUES_SQL, rows[start:start + BATCH], template=_VALUES_TEMPLATE,
-                           page_size=BATCH)
+            execute_values(cursor, _VALUES_SQL, [_with_json_details(r) for r in rows[start:start + BATCH]],
+                           template=_VALUES_TEMPLATE, page_size=BATCH)
             connection.commit()
 
 
 def _copy(dsn: str, rows: list[list]) -> None:
+    """The rows as CSV, the least a client can do for them, then COPY."""
+    seconds_text: dict[int, str] = {}
     with psycopg2.connect(dsn) as connection, connection.cursor() as cursor:
         for start in range(0, len(rows), BATCH):
             text = io.StringIO()
             writer = csv.writer(text, lineterminator="\n")
             for row in rows[start:start + BATCH]:
-                microseconds = row[1]
-                created = time.strftime("%Y-%m-%d %H:%M:%S", time.gmtime(microseconds // 1_000_000))
-                writer.writerow([row[0], f"{created}.{microseconds % 1_000_000:06d}+00", *row[2:]])
-            text.seek(0)
-            cursor.copy_expert(f"COPY execution_logs ({', '.join(COLUMNS)}) FROM STDIN WITH (FORMAT csv)",
-                               text)
+                seconds, micro = divmod(row[1], 1_000_000)
+                prefix = seconds_text.get(seconds)
+                if prefix is None:
+                    prefix = seconds_text[seconds] = time.strftime("%Y-%m-%d %H:%M:%S", time.gmtime(seconds))
+                writer.writerow([row[0], f"{prefix}.{micro:06d}+00", *row[2:10],
+                                 orjson.dumps(row[10]).decode(), *row[11:]])
+            cursor.copy_expert(_COPY_SQL, io.BytesIO(text.getvalue().encode()))
             connection.commit()
 
 

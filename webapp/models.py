@@ -15,6 +15,7 @@ import sqlalchemy as sa
 from sqlalchemy.dialects import postgresql
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
+from .execlog.constants import LogCategory, LogLevel
 from .extensions import db
 
 JSONType = sa.JSON().with_variant(postgresql.JSONB(), "postgresql")
@@ -63,6 +64,28 @@ class Execution(db.Model):
     )
 
 
+def _log_checks() -> tuple[sa.CheckConstraint, ...]:
+    def one_of(values: Any) -> str:
+        return ", ".join(f"'{v.value}'" for v in values)
+
+    optional = ("step", "agent_name", "roadmap_id", "concept_id")
+    return (
+        sa.CheckConstraint(f"level IN ({one_of(LogLevel)})", name="level_known"),
+        sa.CheckConstraint(f"category IN ({one_of(LogCategory)})", name="category_known"),
+        sa.CheckConstraint("length(trace_id) BETWEEN 1 AND 255", name="trace_id_length"),
+        sa.CheckConstraint("length(message) >= 1", name="message_not_empty"),
+        sa.CheckConstraint(" AND ".join(f"length({c}) <= 255" for c in optional),
+                           name="identifiers_length"),
+        # NaN and the infinities lie outside (PostgreSQL orders NaN above all).
+        sa.CheckConstraint("duration_ms BETWEEN -1.7976931348623157e308 AND 1.7976931348623157e308",
+                           name="duration_finite"),
+        sa.CheckConstraint("attempt >= 0", name="attempt_not_negative"),
+    )
+
+
+LOG_CHECKS = _log_checks()
+
+
 class ExecutionLog(db.Model):
     """One structured log record of an execution step.
 
@@ -87,11 +110,18 @@ class ExecutionLog(db.Model):
     details: Mapped[Any | None] = mapped_column(JSONType)
     duration_ms: Mapped[float | None] = mapped_column(sa.Float)
     created_at: Mapped[datetime] = mapped_column(sa.DateTime(timezone=True), primary_key=True)
+    #: The run of the execution that logged it (``executions.attempts`` at
+    #: the time); NULL for records from elsewhere (``POST /logs``, requests).
+    attempt: Mapped[int | None] = mapped_column(sa.Integer)
 
     __table_args__ = (
         # "the logs of one trace in time order": the API's main read.
         sa.Index("ix_execution_logs_trace_id_created_at_id", "trace_id", "created_at", "id"),
         sa.Index("ix_execution_logs_created_at", "created_at"),
+        # The worker checks the types of a row; these check its values while
+        # COPY stores it (webapp.execlog.wire), so that a refused row is
+        # dead-lettered on its own (migration 0006).
+        *LOG_CHECKS,
     )
 
 
@@ -105,6 +135,12 @@ class DeadLetter(db.Model):
     source: Mapped[str] = mapped_column(sa.String(32))
     reason: Mapped[str] = mapped_column(sa.Text)
     payload: Mapped[str] = mapped_column(sa.Text)
+    #: The trace and attempt the refused row names, when it names them: a
+    #: record lost for good to an execution's log (migration 0006).
+    trace_id: Mapped[str | None] = mapped_column(sa.String(255))
+    attempt: Mapped[int | None] = mapped_column(sa.Integer)
+
+    __table_args__ = (sa.Index("ix_execution_log_dead_letters_trace_id", "trace_id"),)
 
 
 STEP_STATUSES = ("pending", "running", "succeeded", "failed", "skipped")

@@ -13,9 +13,9 @@ import pytest
 import sqlalchemy as sa
 
 from webapp.execlog.ids import MonotonicStamp
-from webapp.execlog.record import LogRecord
 from webapp.execlog.store import store_rows
 
+from ..support.records import make_record
 from ..support.waiting import wait_for
 
 
@@ -53,7 +53,8 @@ class Rows:
         """Store one record logged ``ago`` seconds ago; its id."""
         created_ns, counter = self.stamp.next()
         created_ns -= int(ago * 1e9)
-        record = LogRecord(created_ns, counter, trace_id, level, category, message, step, agent_name)
+        record = make_record(trace_id, level, category, message, created_ns=created_ns, counter=counter,
+                             step=step, agent_name=agent_name)
         result = store_rows(self.engine, [record.to_wire()])
         assert result.inserted == 1
         return record.id

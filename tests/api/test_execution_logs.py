@@ -32,7 +32,7 @@ def test_logs_come_in_time_order_with_every_field(client, rows, execution_id):
         "trace_id": execution_id, "level": "debug", "category": "tool", "step": "intent",
         "agent_name": "analyst"}
     assert set(second) == {"id", "trace_id", "level", "category", "message", "step", "agent_name",
-                           "roadmap_id", "concept_id", "details", "duration_ms", "created_at"}
+                           "roadmap_id", "concept_id", "details", "duration_ms", "attempt", "created_at"}
 
 
 def test_filters_by_minimum_level_category_step_agent_and_text(client, rows, execution_id):

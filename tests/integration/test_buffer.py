@@ -115,7 +115,7 @@ def test_records_from_many_threads_are_shipped_once_each_in_order(make_app, queu
     assert len({row[0] for row in rows}) == 4000
     assert [row[0] for row in rows] == sorted(row[0] for row in rows), "ids follow shipping order"
     for trace in traces:
-        seqs = [json.loads(row[10])["seq"] for row in rows if row[2] == trace]
+        seqs = [row[10]["seq"] for row in rows if row[2] == trace]
         assert seqs == list(range(500))
 
 

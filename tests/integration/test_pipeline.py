@@ -3,6 +3,7 @@ the worker -> PostgreSQL."""
 
 from __future__ import annotations
 
+import json
 import threading
 import uuid
 
@@ -10,9 +11,10 @@ import pytest
 import sqlalchemy as sa
 
 from webapp.execlog import LogCategory, LogLevel
-from webapp.execlog.record import WIRE_VERSION
 from webapp.execlog.sinks import INSERT_BATCH_TASK, CelerySink
+from webapp.execlog.wire import WIRE_VERSION
 
+from ..support.records import make_rows
 from ..support.waiting import wait_for
 
 pytestmark = pytest.mark.usefixtures("celery_worker")
@@ -50,7 +52,7 @@ def test_8_threads_x_2000_records_land_exactly_once_in_time_order(app, log_table
 
 def test_a_batch_delivered_twice_is_stored_once(app, log_table, trace_id):
     logger = app.extensions["execlog"]
-    rows = [logger.info(trace_id, "workflow", f"twice {i}").to_wire() for i in range(20)]
+    rows = [logger.info(trace_id, "workflow", f"twice {i}").wire_bytes() for i in range(20)]
     logger.flush()  # the logger ships them once ...
     sink = CelerySink(app.extensions["celery"])
     sink.send(rows)  # ... and the same batch goes again, as after a redelivery
@@ -73,28 +75,49 @@ def test_one_bad_record_does_not_take_its_batch_down(app, log_table, trace_id):
     logger.flush()
     marker = uuid.uuid4().hex
     not_a_record = ["not", "a", "record", marker]
-    refused_by_postgres = list(good[0])
-    refused_by_postgres[0] = uuid.uuid4().hex
-    refused_by_postgres[5] = f"bad json {marker}"
-    refused_by_postgres[10] = "{this is not json"
-    too_deep_for_postgres = list(good[0])
-    too_deep_for_postgres[0] = uuid.uuid4().hex
-    too_deep_for_postgres[5] = f"too deep {marker}"
-    too_deep_for_postgres[10] = '{"d":' * 20_000 + "1" + "}" * 20_000
+    # Rows of the right types whose values PostgreSQL refuses while it copies.
+    bad_id = [f"not-a-uuid-{marker}", *good[0][1:5], f"bad id {marker}", *good[0][6:]]
+    bad_level = [uuid.uuid4().hex, *good[0][1:3], "loud", good[0][4], f"loud {marker}", *good[0][6:]]
+    lone_surrogate = [uuid.uuid4().hex, *good[0][1:5], "half \ud800 a pair", *good[0][6:]]
     more_good = [logger.info(trace_id, "agent", f"more {i}").to_wire() for i in range(5)]
-    batch = (good[:5] + [not_a_record] + more_good[:3] + [refused_by_postgres]
-             + more_good[3:] + [too_deep_for_postgres])
-    # Bypass the logger (which never produces such rows) to test the worker.
-    CelerySink(app.extensions["celery"]).send(batch)
+    batch = (good[:5] + [not_a_record] + more_good[:3] + [bad_id] + [lone_surrogate]
+             + more_good[3:] + [bad_level])
+    # Bypass the logger (which never produces such rows) to test the worker;
+    # the standard library writes the lone surrogate as "\\ud800", as a
+    # producer of another language might.
+    CelerySink(app.extensions["celery"]).send([json.dumps(row).encode() for row in batch])
 
-    rows = log_table.wait_for_count(trace_id, 15)
+    rows = log_table.wait_for_count(trace_id, 16)
     assert sorted(row["message"] for row in rows) == sorted(
-        [f"good {i}" for i in range(10)] + [f"more {i}" for i in range(5)]
+        [f"good {i}" for i in range(10)] + [f"more {i}" for i in range(5)] + ["half \ufffd a pair"]
     )
     dead = wait_for(lambda: len(log_table.dead_letters(marker)) == 3 and log_table.dead_letters(marker),
                     timeout=30, message="three dead letters")
     reasons = sorted(d["reason"] for d in dead)
-    assert "a row must be a list of 12 fields" in reasons
+    assert "a row must be a list of 13 fields" in reasons
+    assert any("invalid input syntax for type uuid" in reason for reason in reasons)
+    assert any("ck_execution_logs_level_known" in reason for reason in reasons)
+    assert {d["trace_id"] for d in dead if d["reason"] != "a row must be a list of 13 fields"} == {trace_id}
+
+
+def test_a_version_1_batch_is_stored_and_its_bad_rows_dead_lettered(app, log_table, trace_id):
+    """Batches of the layout before ``attempt`` may wait in queues and spools."""
+    marker = uuid.uuid4().hex
+    v1 = [row[:10] + ['{"n":%d}' % i, None] for i, row in enumerate(make_rows(trace_id, 4, "old"))]
+    too_deep_for_postgres = v1[0][:5] + [f"too deep {marker}"] + v1[0][6:10] + [
+        '{"d":' * 20_000 + "1" + "}" * 20_000, None]
+    too_deep_for_postgres[0] = uuid.uuid4().hex
+    not_json = v1[0][:5] + [f"not json {marker}"] + v1[0][6:10] + ["{this is not json", None]
+    not_json[0] = uuid.uuid4().hex
+    app.extensions["celery"].send_task(INSERT_BATCH_TASK, args=(1, v1 + [too_deep_for_postgres, not_json]),
+                                       queue="logs")
+
+    rows = log_table.wait_for_count(trace_id, 4)
+    assert [row["details"] for row in rows] == [{"n": i} for i in range(4)]
+    assert all(row["attempt"] is None for row in rows)
+    dead = wait_for(lambda: len(log_table.dead_letters(marker)) == 2 and log_table.dead_letters(marker),
+                    timeout=30, message="two dead letters")
+    reasons = sorted(d["reason"] for d in dead)
     assert any("invalid input syntax for type json" in reason for reason in reasons)
     assert any("stack depth limit exceeded" in reason for reason in reasons)
 

@@ -9,6 +9,7 @@ import textwrap
 import uuid
 from pathlib import Path
 
+import orjson
 import pytest
 
 from webapp.config import celery_config
@@ -17,6 +18,10 @@ from webapp.execlog.spool import Spool
 from ..support.processes import ROOT, free_port
 from ..support.records import make_rows
 from ..support.waiting import wait_for
+
+
+def encoded(rows: list[list]) -> list[bytes]:
+    return [orjson.dumps(row) for row in rows]
 
 
 HOLD_A_SEGMENT = textwrap.dedent(
@@ -46,14 +51,14 @@ def test_a_segment_is_claimable_only_once_its_writer_is_dead(tmp_path):
         holder.stdout.close()
 
     (claimed,) = list(spool.claimable())
-    assert claimed.read_rows() == ([["held"]], [])
+    assert claimed.read_rows() == ([b'["held"]'], [])
     claimed.delete()
     assert spool.segment_paths() == []
 
 
 def test_a_claimed_segment_is_not_claimed_twice(tmp_path):
     spool = Spool(tmp_path / "spool")
-    spool.write_rows([["a"]])
+    spool.write_rows([b'["a"]'])
     (first,) = list(spool.claimable())
     assert list(spool.claimable()) == []
     first.delete()
@@ -66,7 +71,7 @@ def test_lines_cut_short_by_a_crash_are_set_aside_not_lost(tmp_path):
     (spool.directory / "00000000000000000001-1-ab.seg").write_bytes(b'["ok", 1]\n["cut sho')
     (claimed,) = list(spool.claimable())
     rows, bad = claimed.read_rows()
-    assert rows == [["ok", 1]] and bad == [b'["cut sho']
+    assert rows == [b'["ok", 1]'] and bad == [b'["cut sho']
     kept = spool.keep_bad_lines(claimed.path, bad)
     assert kept.read_bytes() == b'["cut sho\n'
 
@@ -78,8 +83,8 @@ class TestReplay:
     ):
         rows = make_rows(trace_id, 30)
         spool_dir = tmp_path / "shared-spool"
-        Spool(spool_dir).write_rows(rows[:10])
-        Spool(spool_dir).write_rows(rows[10:])
+        Spool(spool_dir).write_rows(encoded(rows[:10]))
+        Spool(spool_dir).write_rows(encoded(rows[10:]))
 
         app = app_factory(EXECLOG_SPOOL_DIR=str(spool_dir), EXECLOG_FLUSH_INTERVAL=0.2)
         logger = app.extensions["execlog"]
@@ -95,7 +100,7 @@ class TestReplay:
         rows = make_rows(trace_id, 12)
         spool_dir = tmp_path / "spool-for-cli"
         for start in range(0, 12, 4):
-            Spool(spool_dir).write_rows(rows[start:start + 4])
+            Spool(spool_dir).write_rows(encoded(rows[start:start + 4]))
 
         app = app_factory(EXECLOG_SPOOL_DIR=str(spool_dir), EXECLOG_FLUSH_INTERVAL=600)
         result = app.test_cli_runner().invoke(args=["execlog", "replay"])
@@ -107,7 +112,7 @@ class TestReplay:
                                                                          tmp_path):
         rows = make_rows(trace_id, 3)
         spool_dir = tmp_path / "spool-broker-down"
-        Spool(spool_dir).write_rows(rows)
+        Spool(spool_dir).write_rows(encoded(rows))
         app = app_factory(EXECLOG_SPOOL_DIR=str(spool_dir),
                           CELERY=celery_config(f"redis://127.0.0.1:{free_port()}/0", tmp_path))
         result = app.test_cli_runner().invoke(args=["execlog", "replay"])
@@ -119,7 +124,7 @@ class TestReplay:
 
 def test_flask_execlog_status_reports_counters_queue_and_spool(app_factory, tmp_path):
     app = app_factory(EXECLOG_FLUSH_INTERVAL=600)
-    Spool(Path(app.config["EXECLOG_SPOOL_DIR"])).write_rows([["x"]])
+    Spool(Path(app.config["EXECLOG_SPOOL_DIR"])).write_rows([b'["x"]'])
     app.extensions["execlog"].info(f"status-{uuid.uuid4()}", "api", "one")
 
     result = app.test_cli_runner().invoke(args=["execlog", "status", "--json"])

@@ -16,12 +16,13 @@ from flask_migrate import downgrade, upgrade
 
 from webapp import create_app
 from webapp.config import config_from_env
-from webapp.execlog.record import EPOCH, LogRecord
+from webapp.execlog.fields import EPOCH
 from webapp.extensions import db
 
 from ..conftest import (
     PG_ADMIN_URL, QUEUE_KEYS, SPARE_REDIS_URL, TEST_DB_NAME, _database_url, _recreate_database,
 )
+from ..support.records import make_record
 
 _counter = itertools.count(1)
 
@@ -84,10 +85,9 @@ def at(day: date, hour: int = 0, minute: int = 0, second: int = 0, microsecond: 
 def rows_at(trace_id: str, *moments: datetime) -> list[list[Any]]:
     """Wire rows created at the given moments, as the logger would make them."""
     return [
-        LogRecord(
-            (moment - EPOCH) // timedelta(microseconds=1) * 1000,
-            next(_counter), trace_id, "info", "workflow", f"at {moment.isoformat()}",
-        ).to_wire()
+        make_record(trace_id, "info", "workflow", f"at {moment.isoformat()}",
+                    created_ns=(moment - EPOCH) // timedelta(microseconds=1) * 1000,
+                    counter=next(_counter)).to_wire()
         for moment in moments
     ]
 

@@ -3,12 +3,13 @@ partitions, SQLite the same primary key; both keep every row, both ways."""
 
 from __future__ import annotations
 
+import uuid
 from datetime import date, datetime, timedelta, timezone
 
 import sqlalchemy as sa
 
+from webapp.execlog.fields import COLUMNS, created_at_of
 from webapp.execlog.retention import DAYS_AHEAD, partition_name
-from webapp.execlog.store import store_rows
 from webapp.models import ExecutionLog
 
 from ..conftest import TEST_DB_NAME
@@ -16,6 +17,26 @@ from .conftest import at, create_database, drop_database, migrate, rows_at, wher
 
 DAY = timedelta(days=1)
 MODEL_KEY = [column.name for column in ExecutionLog.__table__.primary_key.columns]
+
+
+#: The columns of execution_logs before migration 0006 added ``attempt``.
+_BEFORE_0006 = sa.table(
+    "execution_logs",
+    *(sa.column(name, {"id": sa.Uuid(), "created_at": sa.DateTime(timezone=True), "details": sa.JSON()}
+                .get(name)) for name in COLUMNS if name != "attempt"),
+)
+
+
+def store_rows(engine: sa.engine.Engine, rows: list[list]) -> None:
+    """Store wire rows in a table of the schema before migration 0006."""
+    values = []
+    for row in rows:
+        value = {name: row[i] for i, name in enumerate(COLUMNS) if name != "attempt"}
+        value["id"] = uuid.UUID(value["id"])
+        value["created_at"] = created_at_of(value["created_at"])
+        values.append(value)
+    with engine.begin() as connection:
+        connection.execute(_BEFORE_0006.insert(), values)
 
 
 def primary_key(engine: sa.engine.Engine) -> list[str]:

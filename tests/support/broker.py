@@ -19,16 +19,20 @@ class QueueReader:
     def __len__(self) -> int:
         return int(self.client.llen(self.queue))
 
+    def envelopes(self) -> list[dict[str, Any]]:
+        """Oldest first: the messages as Redis holds them."""
+        return [json.loads(raw) for raw in reversed(self.client.lrange(self.queue, 0, -1))]
+
     def messages(self) -> list[dict[str, Any]]:
-        """Oldest first: each with ``task``, ``args`` and ``kwargs``."""
+        """Oldest first: each with ``task``, ``args``, ``kwargs`` and ``headers``."""
         found = []
-        for raw in reversed(self.client.lrange(self.queue, 0, -1)):
-            envelope = json.loads(raw)
+        for envelope in self.envelopes():
             body = envelope["body"]
             if envelope["properties"].get("body_encoding") == "base64":
                 body = base64.b64decode(body)
             args, kwargs, _embed = json.loads(body)
-            found.append({"task": envelope["headers"]["task"], "args": args, "kwargs": kwargs})
+            found.append({"task": envelope["headers"]["task"], "args": args, "kwargs": kwargs,
+                          "headers": envelope["headers"]})
         return found
 
     def batches(self) -> list[list[list[Any]]]:

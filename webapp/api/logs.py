@@ -15,7 +15,7 @@ from flask.typing import ResponseReturnValue
 from marshmallow import Schema, fields, validate
 
 from ..execlog import LogCategory, LogLevel
-from ..execlog.record import MAX_IDENTIFIER_CHARS
+from ..execlog.fields import MAX_IDENTIFIER_CHARS
 from .blueprint import Blueprint
 
 bp = Blueprint("logs", __name__, url_prefix="/api/v1", description="Log records from outside the process.")

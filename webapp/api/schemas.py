@@ -181,6 +181,9 @@ class LogRecordOut(Schema):
     concept_id = fields.String(allow_none=True)
     details = fields.Raw(allow_none=True)
     duration_ms = fields.Float(allow_none=True)
+    attempt = fields.Integer(allow_none=True, metadata={
+        "description": "The run of the execution that logged it; null for records from elsewhere "
+                       "(POST /logs, web requests)."})
     created_at = fields.DateTime()
 
 

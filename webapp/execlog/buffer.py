@@ -1,9 +1,15 @@
 """The in-process buffer behind ``log()`` and the flusher thread that empties it.
 
-``append()`` is all a caller pays for: it stamps the record's time and id under
-one lock and puts the record in a bounded deque. A daemon flusher thread ships
-what is buffered when there are ``batch_size`` records, when the oldest is
-``flush_interval`` seconds old, on ``flush()`` and on ``close()``.
+``append()`` is all a caller pays for: under one lock it stamps the record's
+id and time and puts it in a deque. A daemon flusher thread ships what is
+buffered when there are ``batch_size`` records, when the oldest is
+``flush_interval`` seconds old, on ``flush()`` and on ``close()``. When it is
+behind (records came in while it was shipping), it ships everything that
+waits, up to ``max_batch_size`` records a message, so that the fixed cost of
+a message is shared by more records as the load rises.
+
+``flush()`` puts a marker in the deque and waits for the flusher to reach it:
+everything appended before the marker has then been shipped.
 
 Fork safety: a forked child (gunicorn after ``--preload``, Celery prefork)
 inherits neither the thread nor a usable lock. An ``os.register_at_fork`` hook
@@ -20,17 +26,26 @@ from collections.abc import Sequence
 from typing import Any, Protocol
 
 from .. import metrics
+from .fields import CREATED_AT_US, ID
 from .forking import call_in_forked_children
 from .ids import MonotonicStamp
-from .record import Limits, LogRecord
+from .record import LogRecord
+
+#: How many recent batches the flusher's percentiles are taken over.
+STRETCH_WINDOW = 1024
 
 
 class Shipper(Protocol):
     """Where the flusher hands records (implemented in :mod:`.delivery`)."""
 
     def ship(self, records: Sequence[LogRecord], *, journaled: bool) -> bool:
-        """Publish ``records``; True if published. Keeps them safe otherwise
-        (spool) unless ``journaled`` says they are already on disk."""
+        """Encode and publish ``records``; True if published. Keeps them safe
+        otherwise (spool) unless ``journaled`` says they are on disk already.
+        """
+
+    #: The longest stretch of CPU (seconds) the last ``ship()`` took between
+    #: two waits on the network: a bound on how long it held the GIL.
+    last_stretch: float
 
     def keep(self, records: Sequence[LogRecord]) -> None:
         """Keep records that will not be published now (spool), or count
@@ -43,10 +58,13 @@ class Shipper(Protocol):
         """Drop what belongs to the parent process."""
 
     def close(self) -> None:
-        """Finish what is open (spool segments)."""
+        """Finish what is open (spool segments, the broker connection)."""
 
     def stats(self) -> dict[str, Any]:
         """Counters of what was shipped, spooled, dropped."""
+
+    def dropped_for(self, trace_id: str, attempt: int | None) -> int:
+        """Records of this trace and attempt dropped for good."""
 
 
 class Journal(Protocol):
@@ -66,6 +84,18 @@ class Journal(Protocol):
     def after_fork(self) -> None: ...
 
 
+class FlushMarker:
+    """Put in the deque by ``flush()``; the flusher settles it once it has
+    shipped everything before it."""
+
+    __slots__ = ("unpublished_before", "published", "done")
+
+    def __init__(self, unpublished_before: int) -> None:
+        self.unpublished_before = unpublished_before
+        self.published = False
+        self.done = threading.Event()
+
+
 class RecordBuffer:
     """Thread-safe bounded buffer of log records with its flusher thread."""
 
@@ -77,7 +107,6 @@ class RecordBuffer:
         flush_interval: float = 2.0,
         max_batch_size: int = 1000,
         max_records: int = 100_000,
-        limits: Limits | None = None,
         journal: Journal | None = None,
         tick_interval: float = 1.0,
     ) -> None:
@@ -92,7 +121,6 @@ class RecordBuffer:
         self.max_batch_size = max_batch_size
         self.max_records = max_records
         self.tick_interval = tick_interval
-        self.limits = limits or Limits()
         self._shipper = shipper
         self._journal = journal
         self._reset()
@@ -102,67 +130,46 @@ class RecordBuffer:
         self._lock = threading.Lock()
         self._thread_lock = threading.Lock()
         self._wake = threading.Event()
-        self._done = threading.Condition(threading.Lock())
-        self._records: deque[LogRecord] = deque()
-        self._stamp = MonotonicStamp()
+        #: Records and flush markers, oldest first; only the flusher pops.
+        self._queue: deque[LogRecord | FlushMarker] = deque()
+        self._buffered = 0
+        #: When the oldest buffered record came (monotonic; None: none).
         self._oldest_at: float | None = None
-        # Sequence numbers: records appended, records whose shipping ended
-        # (published or kept safe), the last of those not published, and the
-        # highest sequence a flush() waits for.
-        self._appended = 0
-        self._completed = 0
-        self._last_unpublished = 0
+        self._stamp = MonotonicStamp()
+        #: Chunks that could not be published (they went to the spool):
+        #: a flush is True only if none was added while it waited.
+        self._unpublished = 0
         self._flush_wanted = 0
-        self._in_flight: list[LogRecord] = []
+        #: What the flusher took and has not shipped yet (records, markers).
+        self._in_flight: deque[LogRecord | FlushMarker] = deque()
+        self._in_flight_count = 0
+        #: The chunk the shipper has now.
+        self._shipping: list[LogRecord] = []
         self._thread: threading.Thread | None = None
         self._stopping = False
         self._flusher_cpu = 0.0
+        self._stretches: deque[float] = deque(maxlen=STRETCH_WINDOW)
+        self._batch_sizes: deque[int] = deque(maxlen=STRETCH_WINDOW)
 
     # -- producer side ---------------------------------------------------
 
-    def append(
-        self,
-        trace_id: str,
-        level: str,
-        category: str,
-        message: Any,
-        step: str | None,
-        agent_name: str | None,
-        roadmap_id: str | None,
-        concept_id: str | None,
-        details: Any,
-        duration_ms: float | None,
-    ) -> LogRecord:
+    def append(self, record: LogRecord) -> LogRecord:
         """Stamp a record and buffer it; never waits on the network."""
         journal = self._journal
         with self._lock:
-            created_ns, counter = self._stamp.next()
-            record = LogRecord(
-                created_ns,
-                counter,
-                trace_id,
-                level,
-                category,
-                message,
-                step,
-                agent_name,
-                roadmap_id,
-                concept_id,
-                details,
-                duration_ms,
-                self.limits,
-            )
-            records = self._records
-            in_memory = len(records) < self.max_records
+            created_ns, record[ID] = self._stamp.next_id()
+            record[CREATED_AT_US] = created_ns // 1000
+            in_memory = self._buffered + self._in_flight_count < self.max_records
             if in_memory:
-                records.append(record)
-                self._appended += 1
-                if len(records) == 1:
+                self._queue.append(record)
+                self._buffered += 1
+                if self._buffered == 1:
                     self._oldest_at = time.monotonic()
-                if len(records) == self.batch_size:
-                    self._wake.set()
             if journal is not None:
                 journal.write(record, in_memory=in_memory)
+            due = self._buffered == self.batch_size
+        if due:
+            self._wake.set()
         if self._thread is None:
             self._ensure_thread()
         if not in_memory and journal is None:
@@ -170,7 +177,7 @@ class RecordBuffer:
         return record
 
     def __len__(self) -> int:
-        return len(self._records)
+        return self._buffered
 
     @property
     def shipper(self) -> Shipper:
@@ -178,15 +185,20 @@ class RecordBuffer:
 
     @property
     def in_flight(self) -> int:
-        return len(self._in_flight)
+        return self._in_flight_count
 
     def stats(self) -> dict[str, Any]:
         return {
-            "buffered": len(self._records),
-            "in_flight": len(self._in_flight),
+            "buffered": self._buffered,
+            "in_flight": self._in_flight_count,
             "flusher_cpu_seconds": round(self._flusher_cpu, 6),
+            "flusher_batch_cpu_p99_us": _p99_us(self._stretches),
+            "batch_records_p50": _p50(self._batch_sizes),
             **self._shipper.stats(),
         }
+
+    def dropped_for(self, trace_id: str, attempt: int | None) -> int:
+        return self._shipper.dropped_for(trace_id, attempt)
 
     def flush(self, timeout: float | None = None) -> bool:
         """Ship everything buffered before this call and wait for it.
@@ -199,17 +211,14 @@ class RecordBuffer:
         if threading.current_thread() is self._thread:
             return False
         with self._lock:
-            target = self._appended
-        with self._done:
-            start = self._completed
-            if target <= start:
+            if not self._buffered and not self._in_flight_count:
                 return True
-            self._flush_wanted = max(self._flush_wanted, target)
+            marker = FlushMarker(self._unpublished)
+            self._queue.append(marker)
+            self._flush_wanted += 1
         self._ensure_thread()
         self._wake.set()
-        with self._done:
-            finished = self._done.wait_for(lambda: self._completed >= target, timeout)
-            return finished and self._last_unpublished <= start
+        return marker.done.wait(timeout) and marker.published
 
     def close(self, timeout: float | None = 10.0) -> bool:
         """Flush, stop the flusher thread and wait for it up to ``timeout``.
@@ -248,9 +257,7 @@ class RecordBuffer:
             if self._thread is not None and self._thread.is_alive():
                 return
             self._stopping = False
-            thread = threading.Thread(
-                target=self._run, name="execlog-flusher", daemon=True
-            )
+            thread = threading.Thread(target=self._run, name="execlog-flusher", daemon=True)
             try:
                 thread.start()
             except RuntimeError:  # interpreter shutting down: no new threads
@@ -264,9 +271,9 @@ class RecordBuffer:
             while True:
                 self._wait_for_work()
                 started_cpu = time.thread_time()
-                shipped = self._ship_once()
-                metrics.set_buffered(len(self._records))
-                if self._stopping and shipped is None and not self._records:
+                shipped = self._ship_once() if self._due() else None
+                metrics.set_buffered(self._buffered)
+                if self._stopping and shipped is None and not self._queue:
                     break
                 self._shipper.tick()
                 if self._journal is not None:
@@ -283,76 +290,109 @@ class RecordBuffer:
         metrics.add_flusher_cpu(seconds)
 
     def _wait_for_work(self) -> None:
-        """Return when a batch is due, a flush is wanted, or one tick passed
-        (at most ``tick_interval`` s: ticks replay the spool)."""
+        """Return when shipping is due, or one tick passed (at most
+        ``tick_interval`` s: ticks replay the spool)."""
         deadline = time.monotonic() + min(self.flush_interval, self.tick_interval)
         while True:
             self._wake.clear()
-            with self._lock:
-                count = len(self._records)
-                oldest_at = self._oldest_at
-            if self._stopping or count >= self.batch_size:
-                return
-            if count and self._flush_wanted > self._completed:
+            if self._due():
                 return
             now = time.monotonic()
-            if count and oldest_at is not None:
-                due = oldest_at + self.flush_interval
-                if due <= now:
-                    return
-                deadline = min(deadline, due)
-            elif now >= deadline:
+            age = self._oldest_age()
+            if age is not None:
+                deadline = min(deadline, now + self.flush_interval - age)
+            if now >= deadline:
                 return
             self._wake.wait(max(0.0, deadline - now))
 
-    def _take(self) -> list[LogRecord]:
-        with self._lock:
-            records = list(self._records)
-            self._records.clear()
-            self._oldest_at = None
-            self._in_flight = records
-        return records
+    def _due(self) -> bool:
+        """A stop or a flush waits, a batch is full, or the oldest record is
+        ``flush_interval`` old."""
+        if self._stopping:
+            return True
+        if self._flush_wanted or self._buffered >= self.batch_size:
+            return bool(self._queue)
+        age = self._oldest_age()
+        return age is not None and age >= self.flush_interval
 
-    def _ship_once(self) -> bool | None:
-        """Ship what is buffered: None if nothing was, else whether published."""
-        records = self._take()
-        if not records:
-            return None
-        published = True
-        journaled = self._journal is not None
-        for start in range(0, len(records), self.max_batch_size):
-            chunk = records[start : start + self.max_batch_size]
-            if not self._shipper.ship(chunk, journaled=journaled):
-                published = False
-                rest = records[start + self.max_batch_size :]
-                if rest and not journaled:
-                    self._shipper.keep(rest)
+    def _oldest_age(self) -> float | None:
+        oldest_at = self._oldest_at
+        return None if oldest_at is None else time.monotonic() - oldest_at
+
+    def _take(self) -> deque[LogRecord | FlushMarker]:
+        """Everything buffered, in one swap under the lock (the appenders
+        never wait behind the flusher for more than that)."""
+        with self._lock:
+            taken, self._queue = self._queue, deque()
+            self._in_flight_count += self._buffered
+            self._buffered = 0
+            self._flush_wanted = 0
+            self._oldest_at = None
+            self._in_flight = taken
+        return taken
+
+    def _ship_once(self, everything: bool = False) -> bool | None:
+        """Ship what is due (or ``everything``): all that waits, in messages
+        of up to ``max_batch_size`` records, so that the batches grow when the
+        flusher is behind. None if there was nothing, else whether every
+        record was published."""
+        all_published: bool | None = None
+        while True:
+            taken = self._take()
+            if not taken:
+                return all_published
+            while taken:
+                records, markers = self._next_chunk(taken)
+                published = self._ship_chunk(records) if records else True
+                all_published = published and all_published is not False
+                for marker in markers:
+                    marker.published = self._unpublished == marker.unpublished_before
+                    marker.done.set()
+            if not everything and not self._due():
+                return all_published
+
+    def _next_chunk(self, taken: deque[LogRecord | FlushMarker]) -> tuple[list[LogRecord], list[FlushMarker]]:
+        """The next message's records, up to ``max_batch_size`` and no further
+        than the next flush marker (settled once they are shipped)."""
+        records: list[LogRecord] = []
+        markers: list[FlushMarker] = []
+        pop = taken.popleft
+        limit = self.max_batch_size
+        while taken and len(records) < limit:
+            item = pop()
+            if item.__class__ is FlushMarker:
+                markers.append(item)  # type: ignore[arg-type]
                 break
+            records.append(item)  # type: ignore[arg-type]
+        return records, markers
+
+    def _ship_chunk(self, records: list[LogRecord]) -> bool:
+        self._shipping = records
+        published = self._shipper.ship(records, journaled=self._journal is not None)
+        self._batch_sizes.append(len(records))
+        self._stretches.append(self._shipper.last_stretch)
         if self._journal is not None:
             self._journal.settle(records, published)
-        self._complete(len(records), published)
-        return published
-
-    def _complete(self, count: int, published: bool) -> None:
-        with self._done:
-            self._in_flight = []
-            self._completed += count
+        with self._lock:  # with the in-flight count, so that flush() sees one or the other
             if not published:
-                self._last_unpublished = self._completed
-            self._done.notify_all()
+                self._unpublished += 1
+            self._in_flight_count -= len(records)
+            self._shipping = []
+        return published
 
     def _drain_here(self) -> bool:
         """Ship everything from the calling thread (no flusher available)."""
-        all_published = True
-        while (published := self._ship_once()) is not None:
-            all_published = all_published and published
-        return all_published
+        return self._ship_once(everything=True) is not False
 
     def _rescue_after_timeout(self) -> None:
         """The flusher is stuck in a sink: keep what it holds on disk."""
         with self._lock:
-            pending = list(self._in_flight) + list(self._records)
-            self._records.clear()
+            queued = (*self._shipping, *self._in_flight, *self._queue)
+            pending = [r for r in queued if r.__class__ is not FlushMarker]
+            self._in_flight = deque()
+            self._queue = deque()
+            self._buffered = self._in_flight_count = 0
+            self._oldest_at = None
         if pending and self._journal is None:
             self._shipper.keep(pending)
 
@@ -361,3 +401,17 @@ class RecordBuffer:
         self._shipper.after_fork()
         if self._journal is not None:
             self._journal.after_fork()
+
+
+def _p99_us(values: deque[float]) -> float | None:
+    if not values:
+        return None
+    ordered = sorted(values)
+    return round(ordered[min(len(ordered) - 1, int(0.99 * len(ordered)))] * 1e6, 1)
+
+
+def _p50(values: deque[int]) -> float | None:
+    if not values:
+        return None
+    ordered = sorted(values)
+    return float(ordered[len(ordered) // 2])

@@ -18,12 +18,19 @@ import time
 from collections.abc import Sequence
 from typing import Any
 
+import orjson
+
 from .. import metrics
+from .fields import ATTEMPT, TRACE_ID
 from .record import LogRecord
 from .sinks import Sink
 from .spool import Spool, SpoolJournal
 
 log = logging.getLogger(__name__)
+
+
+#: How many (trace, attempt) pairs the count of dropped records is kept for.
+DROPPED_TRACES_KEPT = 10_000
 
 
 class Stats:
@@ -40,6 +47,20 @@ class Stats:
             self.counts[field] += amount
         metrics.count_records(field, amount)
 
+    def add_dropped(self, traces: list[tuple[Any, Any]]) -> None:
+        """Count records dropped for good, by the (trace, attempt) they name."""
+        with self._lock:
+            self.counts["dropped"] += len(traces)
+            for key in traces:
+                self.dropped_by_trace[key] = self.dropped_by_trace.pop(key, 0) + 1
+            while len(self.dropped_by_trace) > DROPPED_TRACES_KEPT:
+                self.dropped_by_trace.pop(next(iter(self.dropped_by_trace)))
+        metrics.count_records("dropped", len(traces))
+
+    def dropped_for(self, trace_id: str, attempt: int | None) -> int:
+        with self._lock:
+            return self.dropped_by_trace.get((trace_id, attempt), 0)
+
     def error(self, exc: BaseException) -> None:
         with self._lock:
             self.last_error = f"{type(exc).__name__}: {exc}"[:500]
@@ -55,6 +76,8 @@ class Stats:
 
     def reset(self) -> None:
         self.counts = dict.fromkeys(self.FIELDS, 0)
+        #: (trace_id, attempt) -> records dropped, oldest pair first.
+        self.dropped_by_trace: dict[tuple[Any, Any], int] = {}
         self.last_error: str | None = None
         self.last_error_at: float | None = None
 
@@ -82,8 +105,8 @@ class RateLimitedWarning:
         log.warning(message, *args)
 
 
-def _wire_rows(records: Sequence[LogRecord]) -> list[list[Any]]:
-    return [record.to_wire() for record in records]
+def _trace_of(row: Any) -> tuple[Any, Any]:
+    return row[TRACE_ID], row[ATTEMPT]
 
 
 class Delivery:
@@ -114,29 +137,39 @@ class Delivery:
         self._primary_down_since: float | None = None
         self._next_probe = 0.0
         self._next_replay = 0.0
+        self.last_stretch = 0.0
 
     # -- Shipper ---------------------------------------------------------
 
     def stats(self) -> dict[str, Any]:
         return self.counters.snapshot()
 
+    def dropped_for(self, trace_id: str, attempt: int | None) -> int:
+        return self.counters.dropped_for(trace_id, attempt)
+
     def ship(self, records: Sequence[LogRecord], *, journaled: bool) -> bool:
-        rows = _wire_rows(records)
-        if self._send(rows):
-            return True
-        if not journaled:
+        """Encode (what the disk journal has not encoded yet) and publish.
+
+        ``last_stretch`` is the CPU the whole of it took: an upper bound on
+        the longest time it held the GIL (it lets go inside system calls).
+        """
+        started = time.thread_time()
+        rows = [record.wire_bytes() for record in records]
+        published = self._send(rows)
+        if not published and not journaled:
             self._spool_rows(rows)
-        return False
+        self.last_stretch = time.thread_time() - started
+        return published
 
     def keep(self, records: Sequence[LogRecord]) -> None:
         if self.overflow is None:
-            self._drop(len(records), "no spool is configured")
+            self._drop([_trace_of(r) for r in records], "no spool is configured")
             return
         for record in records:
             if self.overflow.write(record, in_memory=False):
                 self.counters.add("spooled")
             else:
-                self._drop(1, "the spool cannot be written")
+                self._drop([_trace_of(record)], "the spool cannot be written")
 
     def tick(self) -> None:
         if self.overflow is not None:
@@ -147,6 +180,9 @@ class Delivery:
     def close(self) -> None:
         if self.overflow is not None:
             self.overflow.close()
+        self.primary.close()
+        if self.fallback is not None:
+            self.fallback.close()
 
     def after_fork(self) -> None:
         self.primary.after_fork()
@@ -168,7 +204,7 @@ class Delivery:
     def primary_down(self) -> bool:
         return self._primary_down_since is not None
 
-    def _send(self, rows: list[list[Any]]) -> bool:
+    def _send(self, rows: list[bytes]) -> bool:
         """Primary sink, else fallback. While the primary is down it is tried
         again only every ``retry_interval`` s, so that an outage costs each
         batch a spool write, not a publish timeout."""
@@ -198,7 +234,7 @@ class Delivery:
         self.counters.add("batches")
         return True
 
-    def _send_fallback(self, rows: list[list[Any]]) -> bool:
+    def _send_fallback(self, rows: list[bytes]) -> bool:
         if self.fallback is None:
             return False
         try:
@@ -210,24 +246,24 @@ class Delivery:
         self.counters.add("fallback", len(rows))
         return True
 
-    def _spool_rows(self, rows: list[list[Any]]) -> None:
+    def _spool_rows(self, rows: list[bytes]) -> None:
         if self.spool is None:
-            self._drop(len(rows), "no spool is configured")
+            self._drop([_trace_of(orjson.loads(row)) for row in rows], "no spool is configured")
             return
         try:
             self.spool.write_rows(rows)
         except OSError as exc:
             self._spool_failed(exc)
-            self._drop(len(rows), "the spool cannot be written")
+            self._drop([_trace_of(orjson.loads(row)) for row in rows], "the spool cannot be written")
             return
         self.counters.add("spooled", len(rows))
 
     def _spool_failed(self, exc: BaseException) -> None:
         self.counters.error(exc)
 
-    def _drop(self, count: int, reason: str) -> None:
-        self.counters.add("dropped", count)
-        self.warn("execlog: dropped %d log record(s): %s", count, reason)
+    def _drop(self, traces: list[tuple[Any, Any]], reason: str) -> None:
+        self.counters.add_dropped(traces)
+        self.warn("execlog: dropped %d log record(s): %s", len(traces), reason)
 
     # -- replay ----------------------------------------------------------
 
@@ -272,7 +308,7 @@ class Delivery:
             total_segments += segments
             total_rows += rows
 
-    def _send_all(self, rows: list[list[Any]]) -> bool:
+    def _send_all(self, rows: list[bytes]) -> bool:
         for start in range(0, len(rows), self.max_batch_size):
             if not self._send(rows[start : start + self.max_batch_size]):
                 return False

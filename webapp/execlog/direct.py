@@ -12,24 +12,23 @@ is nothing to flush.
 from __future__ import annotations
 
 import threading
+from collections.abc import Callable
 from typing import Any
 
 from sqlalchemy.engine import Engine
 
+from .fields import CREATED_AT_US, ID
 from .forking import call_in_forked_children
-from .ids import MonotonicStamp
-from .record import Limits, LogRecord
+from .ids import MonotonicStamp, uuid7_hex
+from .record import LogRecord
 
 
 class DirectWriter:
     """A logger back end that writes each record at once (see module doc)."""
 
-    def __init__(self, engine: Engine, *, limits: Limits | None = None) -> None:
-        from .store import store_rows  # the models import the extensions, which import us
-
+    def __init__(self, engine: Engine, store_rows: Callable[[Engine, list[Any]], Any]) -> None:
         self._store_rows = store_rows
         self.engine = engine
-        self.limits = limits or Limits()
         self._reset()
         call_in_forked_children(self, DirectWriter._reset)
 
@@ -38,23 +37,11 @@ class DirectWriter:
         self._stamp = MonotonicStamp()
         self._written = 0
 
-    def append(
-        self,
-        trace_id: str,
-        level: str,
-        category: str,
-        message: Any,
-        step: str | None,
-        agent_name: str | None,
-        roadmap_id: str | None,
-        concept_id: str | None,
-        details: Any,
-        duration_ms: float | None,
-    ) -> LogRecord:
+    def append(self, record: LogRecord) -> LogRecord:
         with self._lock:
             created_ns, counter = self._stamp.next()
-        record = LogRecord(created_ns, counter, trace_id, level, category, message, step, agent_name,
-                           roadmap_id, concept_id, details, duration_ms, self.limits)
+        record[ID] = uuid7_hex(created_ns, counter)
+        record[CREATED_AT_US] = created_ns // 1000
         self._store_rows(self.engine, [record.to_wire()])
         with self._lock:
             self._written += 1
@@ -71,3 +58,7 @@ class DirectWriter:
 
     def stats(self) -> dict[str, Any]:
         return {"buffered": 0, "in_flight": 0, "published": self._written}
+
+    def dropped_for(self, trace_id: str, attempt: int | None) -> int:
+        """Nothing is dropped: a failure raises into the caller."""
+        return 0

@@ -60,7 +60,7 @@ from .buffer import RecordBuffer
 from .delivery import Delivery
 from .direct import DirectWriter
 from .logger import Backend, ExecutionLogger
-from .record import Limits
+from .fields import Limits
 from .sinks import CelerySink, DatabaseSink, Sink
 from .spool import Spool, SpoolJournal
 
@@ -154,9 +154,10 @@ def _parse(key: str, value: Any, kind: type) -> Any:
 
 def build_backend(app: Flask, settings: ExecLogSettings) -> Backend:
     """The buffer and delivery chain that ``settings`` describe."""
-    limits = Limits(settings.max_message_chars, settings.max_details_chars)
+    from .store import store_rows  # the models import the extensions, which import us
+
     if settings.backend == "direct":
-        return DirectWriter(app_engine(app), limits=limits)
+        return DirectWriter(app_engine(app), store_rows)
     spool = Spool(Path(settings.spool_dir))
     primary: Sink
     if settings.backend == "celery":
@@ -165,10 +166,10 @@ def build_backend(app: Flask, settings: ExecLogSettings) -> Backend:
             raise RuntimeError("EXECLOG_BACKEND=celery needs the app's Celery (celery_init_app) first")
         primary = CelerySink(celery, queue=settings.queue)
     else:
-        primary = DatabaseSink(own_engine(app, "execlog-thread"))
+        primary = DatabaseSink(own_engine(app, "execlog-thread"), store_rows)
     fallback = None
     if settings.fallback == "database" and settings.backend != "thread":
-        fallback = DatabaseSink(own_engine(app, "execlog-fallback"))
+        fallback = DatabaseSink(own_engine(app, "execlog-fallback"), store_rows)
     delivery = Delivery(
         primary,
         spool=spool,
@@ -184,7 +185,6 @@ def build_backend(app: Flask, settings: ExecLogSettings) -> Backend:
         flush_interval=settings.flush_interval,
         max_batch_size=settings.max_batch_size,
         max_records=settings.max_buffer,
-        limits=limits,
         journal=journal,
     )
 
@@ -292,6 +292,7 @@ class ExecLog:
             build_backend(app, settings),
             shutdown_timeout=settings.shutdown_timeout,
             settings=settings,
+            limits=Limits(settings.max_message_chars, settings.max_details_chars),
         )
         app.extensions[EXTENSION_KEY] = logger
         with _registry_lock:

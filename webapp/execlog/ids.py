@@ -5,8 +5,8 @@ across processes and hosts and, within one process, increase in the order
 records were logged, so that records stamped in the same instant still sort
 in that order.
 
-``log()`` only takes a stamp, ``(time_ns, counter)``, under the buffer's lock;
-the 128-bit id is assembled later, off the caller's path, by :func:`uuid7_int`:
+The buffer takes a stamp, ``(time_ns, counter)``, under its lock and stores
+the id as 32 hex digits (:func:`uuid7_hex`):
 
     48 bits Unix milliseconds | 4 bits version (7) | 12 bits sub-millisecond
     fraction (RFC 9562 "method 3") | 2 bits variant (0b10) | 62 bits counter
@@ -54,6 +54,19 @@ class MonotonicStamp:
         self._counter += 1
         return now, self._counter
 
+    def next_id(self) -> tuple[int, str]:
+        """The next stamp's time and its UUIDv7 as 32 hex digits: the same as
+        ``next()`` and :func:`uuid7_hex`, in one call (``log()`` pays it)."""
+        now = time.time_ns()
+        if now < self._last_ns:
+            now = self._last_ns
+        self._last_ns = now
+        counter = self._counter = self._counter + 1
+        ms, sub_ns = divmod(now, 1_000_000)
+        return now, "%032x" % (
+            (((ms << 16) | _VERSION | ((sub_ns * 4096) // 1_000_000)) << 64) | _VARIANT | counter
+        )
+
 
 def uuid7_int(time_ns: int, counter: int) -> int:
     """The UUIDv7 of a stamp, as a 128-bit integer."""
@@ -62,10 +75,19 @@ def uuid7_int(time_ns: int, counter: int) -> int:
     return (high << 64) | _VARIANT | counter
 
 
+def uuid7_hex(time_ns: int, counter: int) -> str:
+    """The UUIDv7 of a stamp, as the 32 hex digits records carry."""
+    return "%032x" % uuid7_int(time_ns, counter)
+
+
+def format_hex_uuid(h: str) -> str:
+    """The canonical 8-4-4-4-12 form of 32 hex digits."""
+    return f"{h[:8]}-{h[8:12]}-{h[12:16]}-{h[16:20]}-{h[20:]}"
+
+
 def format_uuid(value: int) -> str:
     """The canonical 8-4-4-4-12 form of a 128-bit integer."""
-    h = "%032x" % value
-    return f"{h[:8]}-{h[8:12]}-{h[12:16]}-{h[16:20]}-{h[20:]}"
+    return format_hex_uuid("%032x" % value)
 
 
 def uuid7_time_ms(value: str | uuid.UUID) -> int:

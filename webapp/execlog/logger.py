@@ -15,32 +15,24 @@ from contextlib import contextmanager
 from typing import Any, Protocol
 
 from .constants import LogCategory, LogLevel
-from .record import (
-    LogRecord,
+from .fields import DEFAULT_LIMITS, Limits
+from .normalise import (
     check_identifier,
-    check_message,
+    copy_details,
+    normalise_attempt,
     normalise_category,
     normalise_duration,
     normalise_level,
+    normalise_message,
 )
+from .record import LogRecord, new_record
 
 
 class Backend(Protocol):
-    """What the logger hands a checked record to (a buffer, or a writer)."""
+    """What the logger hands a record to (a buffer, or a writer): it stamps
+    the record's id and time and keeps it."""
 
-    def append(
-        self,
-        trace_id: str,
-        level: str,
-        category: str,
-        message: Any,
-        step: str | None,
-        agent_name: str | None,
-        roadmap_id: str | None,
-        concept_id: str | None,
-        details: Any,
-        duration_ms: float | None,
-    ) -> LogRecord: ...
+    def append(self, record: LogRecord) -> LogRecord: ...
 
     def start(self) -> None: ...
 
@@ -49,6 +41,8 @@ class Backend(Protocol):
     def close(self, timeout: float | None = 10.0) -> bool: ...
 
     def stats(self) -> dict[str, Any]: ...
+
+    def dropped_for(self, trace_id: str, attempt: int | None) -> int: ...
 
 
 def _trace(trace_id: Any, task_id: Any) -> Any:
@@ -85,12 +79,14 @@ class ExecutionLogger:
     """Structured execution logs, buffered and shipped in batches."""
 
     def __init__(
-        self, backend: Backend, *, shutdown_timeout: float = 10.0, settings: Any = None
+        self, backend: Backend, *, shutdown_timeout: float = 10.0, settings: Any = None,
+        limits: Limits = DEFAULT_LIMITS,
     ) -> None:
         self.backend = backend
         self.shutdown_timeout = shutdown_timeout
         #: The settings it was built from (``ExecLogSettings``), if any.
         self.settings = settings
+        self.limits = limits
 
     # -- the core --------------------------------------------------------
 
@@ -108,151 +104,154 @@ class ExecutionLogger:
         concept_id: str | None = None,
         details: Mapping[str, Any] | None = None,
         duration_ms: float | None = None,
+        attempt: int | None = None,
     ) -> LogRecord:
         """Buffer one record and return it (with its id); never blocks on I/O.
 
         Raises ``ValueError`` naming the field for an unknown level or
-        category, a missing trace_id or message, or an identifier over 255
-        characters.
+        category, a missing trace_id or message, an identifier over 255
+        characters, a duration that is not a finite number, or an attempt
+        that is not a whole number from 0.
         """
         return self._append(_trace(trace_id, task_id), normalise_level(level), category, message,
-                            step, agent_name, roadmap_id, concept_id, details, duration_ms)
+                            step, agent_name, roadmap_id, concept_id, details, duration_ms, attempt)
 
     def _append(self, trace_id: Any, level: str, category: Any, message: Any, step: Any,
                 agent_name: Any, roadmap_id: Any, concept_id: Any, details: Any,
-                duration_ms: Any) -> LogRecord:
-        """Check what must fail in the caller's thread, then buffer.
+                duration_ms: Any, attempt: Any) -> LogRecord:
+        """Check and clean the fields, build the record, hand it to the backend.
 
-        The hot path of every method: positional, no keyword dicts.
+        The hot path of every method: positional, no keyword dicts. The
+        values are in :data:`~.fields.FIELDS` order; the backend stamps the
+        first two (id and time).
         """
-        if details is not None:
-            if type(details) is dict:
-                details = details.copy()
-            else:
-                details = dict(details) if isinstance(details, Mapping) else {"value": details}
-        return self.backend.append(
+        limits = self.limits
+        return self.backend.append(new_record((
+            None,
+            None,
             check_identifier(trace_id, "trace_id", required=True),
             level,
             normalise_category(category),
-            check_message(message),
+            normalise_message(message, limits.max_message_chars),
             None if step is None else check_identifier(step, "step"),
             None if agent_name is None else check_identifier(agent_name, "agent_name"),
             None if roadmap_id is None else check_identifier(roadmap_id, "roadmap_id"),
             None if concept_id is None else check_identifier(concept_id, "concept_id"),
-            details,
+            None if details is None else copy_details(details),
             None if duration_ms is None else normalise_duration(duration_ms),
-        )
+            None if attempt is None else normalise_attempt(attempt),
+        ), limits))
 
     def debug(self, trace_id: str | None = None, category: LogCategory | str | None = None,
               message: str | None = None, *, task_id: str | None = None, step: str | None = None,
               agent_name: str | None = None, roadmap_id: str | None = None,
               concept_id: str | None = None, details: Mapping[str, Any] | None = None,
-              duration_ms: float | None = None) -> LogRecord:
+              duration_ms: float | None = None, attempt: int | None = None) -> LogRecord:
         return self._append(_trace(trace_id, task_id), "debug", category, message, step,
-                            agent_name, roadmap_id, concept_id, details, duration_ms)
+                            agent_name, roadmap_id, concept_id, details, duration_ms, attempt)
 
     def info(self, trace_id: str | None = None, category: LogCategory | str | None = None,
              message: str | None = None, *, task_id: str | None = None, step: str | None = None,
              agent_name: str | None = None, roadmap_id: str | None = None,
              concept_id: str | None = None, details: Mapping[str, Any] | None = None,
-             duration_ms: float | None = None) -> LogRecord:
+             duration_ms: float | None = None, attempt: int | None = None) -> LogRecord:
         return self._append(_trace(trace_id, task_id), "info", category, message, step,
-                            agent_name, roadmap_id, concept_id, details, duration_ms)
+                            agent_name, roadmap_id, concept_id, details, duration_ms, attempt)
 
     def warning(self, trace_id: str | None = None, category: LogCategory | str | None = None,
                 message: str | None = None, *, task_id: str | None = None, step: str | None = None,
                 agent_name: str | None = None, roadmap_id: str | None = None,
                 concept_id: str | None = None, details: Mapping[str, Any] | None = None,
-                duration_ms: float | None = None) -> LogRecord:
+                duration_ms: float | None = None, attempt: int | None = None) -> LogRecord:
         return self._append(_trace(trace_id, task_id), "warning", category, message, step,
-                            agent_name, roadmap_id, concept_id, details, duration_ms)
+                            agent_name, roadmap_id, concept_id, details, duration_ms, attempt)
 
     def error(self, trace_id: str | None = None, category: LogCategory | str | None = None,
               message: str | None = None, *, task_id: str | None = None, step: str | None = None,
               agent_name: str | None = None, roadmap_id: str | None = None,
               concept_id: str | None = None, details: Mapping[str, Any] | None = None,
-              duration_ms: float | None = None) -> LogRecord:
+              duration_ms: float | None = None, attempt: int | None = None) -> LogRecord:
         return self._append(_trace(trace_id, task_id), "error", category, message, step,
-                            agent_name, roadmap_id, concept_id, details, duration_ms)
+                            agent_name, roadmap_id, concept_id, details, duration_ms, attempt)
 
     # -- the original helpers --------------------------------------------
+    #
+    # Their positional arguments are the original system's; ``step=`` and
+    # ``attempt=`` are keyword-only additions. Each builds its record through
+    # ``_append`` directly.
 
     def log_workflow_start(self, trace_id: str | None = None, step: str | None = None,
                            message: str | None = None, roadmap_id: str | None = None,
                            details: Mapping[str, Any] | None = None, *,
-                           task_id: str | None = None) -> LogRecord:
-        return self.log(trace_id, LogLevel.INFO, LogCategory.WORKFLOW, message, task_id=task_id,
-                        step=step, roadmap_id=roadmap_id, details=details)
+                           task_id: str | None = None, attempt: int | None = None) -> LogRecord:
+        return self._append(_trace(trace_id, task_id), "info", "workflow", message, step, None,
+                            roadmap_id, None, details, None, attempt)
 
     def log_workflow_complete(self, trace_id: str | None = None, step: str | None = None,
                               message: str | None = None, duration_ms: float | None = None,
                               roadmap_id: str | None = None,
                               details: Mapping[str, Any] | None = None, *,
-                              task_id: str | None = None) -> LogRecord:
-        return self.log(trace_id, LogLevel.INFO, LogCategory.WORKFLOW, message, task_id=task_id,
-                        step=step, duration_ms=duration_ms, roadmap_id=roadmap_id,
-                        details=details)
+                              task_id: str | None = None, attempt: int | None = None) -> LogRecord:
+        return self._append(_trace(trace_id, task_id), "info", "workflow", message, step, None,
+                            roadmap_id, None, details, duration_ms, attempt)
 
     def log_agent_start(self, trace_id: str | None = None, agent_name: str | None = None,
                         message: str | None = None, concept_id: str | None = None,
-                        details: Mapping[str, Any] | None = None, *,
-                        task_id: str | None = None, step: str | None = None) -> LogRecord:
-        return self.log(trace_id, LogLevel.INFO, LogCategory.AGENT, message, task_id=task_id, step=step,
-                        agent_name=agent_name, concept_id=concept_id, details=details)
+                        details: Mapping[str, Any] | None = None, *, task_id: str | None = None,
+                        step: str | None = None, attempt: int | None = None) -> LogRecord:
+        return self._append(_trace(trace_id, task_id), "info", "agent", message, step, agent_name,
+                            None, concept_id, details, None, attempt)
 
     def log_agent_complete(self, trace_id: str | None = None, agent_name: str | None = None,
                            message: str | None = None, duration_ms: float | None = None,
                            concept_id: str | None = None,
-                           details: Mapping[str, Any] | None = None, *,
-                           task_id: str | None = None, step: str | None = None) -> LogRecord:
-        return self.log(trace_id, LogLevel.INFO, LogCategory.AGENT, message, task_id=task_id, step=step,
-                        agent_name=agent_name, duration_ms=duration_ms,
-                        concept_id=concept_id, details=details)
+                           details: Mapping[str, Any] | None = None, *, task_id: str | None = None,
+                           step: str | None = None, attempt: int | None = None) -> LogRecord:
+        return self._append(_trace(trace_id, task_id), "info", "agent", message, step, agent_name,
+                            None, concept_id, details, duration_ms, attempt)
 
     def log_agent_error(self, trace_id: str | None = None, agent_name: str | None = None,
                         message: str | None = None, error: Any = None,
                         concept_id: str | None = None,
-                        details: Mapping[str, Any] | None = None, *,
-                        task_id: str | None = None, step: str | None = None) -> LogRecord:
-        return self.log(trace_id, LogLevel.ERROR, LogCategory.AGENT, message, task_id=task_id, step=step,
-                        agent_name=agent_name, concept_id=concept_id,
-                        details=_merge({"error": error}, details))
+                        details: Mapping[str, Any] | None = None, *, task_id: str | None = None,
+                        step: str | None = None, attempt: int | None = None) -> LogRecord:
+        return self._append(_trace(trace_id, task_id), "error", "agent", message, step, agent_name,
+                            None, concept_id, _merge({"error": error}, details), None, attempt)
 
     def log_tool_call(self, trace_id: str | None = None, agent_name: str | None = None,
                       tool_name: str | None = None, message: str | None = None,
                       duration_ms: float | None = None,
-                      details: Mapping[str, Any] | None = None, *,
-                      task_id: str | None = None, step: str | None = None) -> LogRecord:
-        return self.log(trace_id, LogLevel.DEBUG, LogCategory.TOOL, message, task_id=task_id, step=step,
-                        agent_name=agent_name, duration_ms=duration_ms,
-                        details=_merge({"tool_name": tool_name}, details))
+                      details: Mapping[str, Any] | None = None, *, task_id: str | None = None,
+                      step: str | None = None, attempt: int | None = None) -> LogRecord:
+        return self._append(_trace(trace_id, task_id), "debug", "tool", message, step, agent_name,
+                            None, None, _merge({"tool_name": tool_name}, details), duration_ms, attempt)
 
     def log_retry_start(self, trace_id: str | None = None, message: str | None = None,
                         roadmap_id: str | None = None,
-                        details: Mapping[str, Any] | None = None, *,
-                        task_id: str | None = None, step: str | None = None) -> LogRecord:
-        return self.log(trace_id, LogLevel.INFO, LogCategory.RETRY, message, task_id=task_id, step=step,
-                        roadmap_id=roadmap_id, details=details)
+                        details: Mapping[str, Any] | None = None, *, task_id: str | None = None,
+                        step: str | None = None, attempt: int | None = None) -> LogRecord:
+        return self._append(_trace(trace_id, task_id), "info", "retry", message, step, None,
+                            roadmap_id, None, details, None, attempt)
 
     def log_retry_complete(self, trace_id: str | None = None, message: str | None = None,
                            duration_ms: float | None = None, roadmap_id: str | None = None,
-                           details: Mapping[str, Any] | None = None, *,
-                           task_id: str | None = None, step: str | None = None) -> LogRecord:
-        return self.log(trace_id, LogLevel.INFO, LogCategory.RETRY, message, task_id=task_id, step=step,
-                        duration_ms=duration_ms, roadmap_id=roadmap_id, details=details)
+                           details: Mapping[str, Any] | None = None, *, task_id: str | None = None,
+                           step: str | None = None, attempt: int | None = None) -> LogRecord:
+        return self._append(_trace(trace_id, task_id), "info", "retry", message, step, None,
+                            roadmap_id, None, details, duration_ms, attempt)
 
     @contextmanager
     def timed_operation(self, trace_id: str | None = None,
                         category: LogCategory | str | None = None,
                         operation_name: str | None = None, agent_name: str | None = None,
                         concept_id: str | None = None, roadmap_id: str | None = None, *,
-                        task_id: str | None = None,
-                        step: str | None = None) -> Iterator[OperationTimer]:
+                        task_id: str | None = None, step: str | None = None,
+                        attempt: int | None = None) -> Iterator[OperationTimer]:
         """Log "<operation> started", then "<operation> completed" with its
         duration, or "<operation> failed: <error>" and re-raise."""
         trace_id = _trace(trace_id, task_id)
         where = {"agent_name": agent_name, "concept_id": concept_id, "roadmap_id": roadmap_id,
-                 "step": step}
+                 "step": step, "attempt": attempt}
         self.log(trace_id, LogLevel.INFO, category, f"{operation_name} started", **where)
         timer = OperationTimer()
         try:
@@ -287,6 +286,14 @@ class ExecutionLogger:
 
     def stats(self) -> dict[str, Any]:
         """Counters: buffered, in_flight, published, spooled, replayed,
-        dropped, fallback, batches, last_error, and flusher_cpu_seconds (the
-        CPU the flusher thread spent shipping)."""
+        dropped, fallback, batches, last_error; flusher_cpu_seconds (the CPU
+        the flusher thread spent shipping), flusher_batch_cpu_p99_us (the
+        p99 of the CPU one batch took, over recent batches: a bound on the
+        longest time the flusher held the GIL) and batch_records_p50."""
         return self.backend.stats()
+
+    def dropped_for(self, trace_id: str, attempt: int | None = None) -> int:
+        """How many records of ``trace_id`` (and ``attempt``) this process
+        dropped for good since it started: records neither memory, the
+        broker nor the spool could keep. The last 10,000 pairs are kept."""
+        return self.backend.dropped_for(trace_id, attempt)

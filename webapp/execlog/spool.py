@@ -23,7 +23,6 @@ its page cache, in a power cut: segments are not fsync'ed per record).
 from __future__ import annotations
 
 import fcntl
-import json
 import logging
 import mmap
 import os
@@ -38,6 +37,7 @@ from pathlib import Path
 from typing import Any
 
 from .record import LogRecord
+from .wire import read_spooled_line, spool_lines
 
 log = logging.getLogger(__name__)
 
@@ -45,11 +45,6 @@ SEGMENT_SUFFIX = ".seg"
 _TMP_SUFFIX = ".tmp"
 #: Size of a journal segment; a larger record gets a segment of its own size.
 SEGMENT_BYTES = 4 * 1024 * 1024
-_encode_row = json.JSONEncoder(ensure_ascii=False, separators=(",", ":")).encode
-
-
-def encode_rows(rows: list[list[Any]]) -> bytes:
-    return "".join(_encode_row(row) + "\n" for row in rows).encode("utf-8")
 
 
 class SpoolSegment:
@@ -123,27 +118,23 @@ class ClaimedSegment:
         self.path = path
         self._fd = fd
 
-    def read_rows(self) -> tuple[list[list[Any]], list[bytes]]:
-        """The rows in the segment, and the lines that are not rows (a write
-        cut short by a crash)."""
+    def read_rows(self) -> tuple[list[bytes], list[bytes]]:
+        """The rows in the segment (wire bytes, in today's layout), and the
+        lines that are not rows (a write cut short by a crash)."""
         with os.fdopen(os.dup(self._fd), "rb") as stream:
             data = stream.read()
         # A writer that died leaves its preallocated tail as zeros.
         data = data.split(b"\x00", 1)[0]
-        rows: list[list[Any]] = []
+        rows: list[bytes] = []
         bad: list[bytes] = []
         for line in data.split(b"\n"):
             if not line:
                 continue
-            try:
-                row = json.loads(line)
-            except ValueError:
+            row = read_spooled_line(line)
+            if row is None:
                 bad.append(line)
-                continue
-            if isinstance(row, list):
-                rows.append(row)
             else:
-                bad.append(line)
+                rows.append(row)
         return rows, bad
 
     def delete(self) -> None:
@@ -181,9 +172,9 @@ class Spool:
         self._owned.add(segment)
         return segment
 
-    def write_rows(self, rows: list[list[Any]]) -> None:
-        """Write rows as one finished segment, ready for replay."""
-        data = encode_rows(rows)
+    def write_rows(self, rows: list[bytes]) -> None:
+        """Write rows (wire bytes) as one finished segment, ready for replay."""
+        data = spool_lines(rows)
         segment = self.new_segment(capacity=len(data))
         segment.try_append(data)
         segment.finish(keep=True)
@@ -300,7 +291,7 @@ class SpoolJournal:
         self.failed = 0
 
     def write(self, record: LogRecord, *, in_memory: bool) -> bool:
-        data = (_encode_row(record.to_wire()) + "\n").encode("utf-8")
+        data = record.wire_bytes() + b"\n"
         with self._lock:
             entry = self._active
             try:

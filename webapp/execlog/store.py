@@ -6,21 +6,26 @@ text, with no per-row parameter handling. First straight into
 replayed from a spool) fails that ``COPY`` on the primary key, and is then
 copied into a temporary staging table of the connection and moved with one
 ``INSERT ... SELECT ... ON CONFLICT DO NOTHING``, which skips the stored
-rows: the table ends with every record exactly once. Measured on this
-machine (PostgreSQL 15, batches of 1,000, one connection): a multi-row
-``INSERT ... VALUES ... ON CONFLICT`` 21,000 rows/s, the staging path 48,000;
-a worker process drains about 19,000 rows/s of the benchmark's records with
-the direct ``COPY`` and 17,000 with the staging path alone. (SQLAlchemy's
-own executemany of an ``on_conflict_do_nothing()`` insert would send one
+rows: the table ends with every record exactly once. (SQLAlchemy's own
+executemany of an ``on_conflict_do_nothing()`` insert would send one
 statement per row.)
+
+What Python does per row is kept to what runs at C speed: the check of the
+row's field types (:func:`~.wire.check_rows`), the JSON of ``details``
+(orjson) and the CSV writer; the values are checked by PostgreSQL during the
+``COPY`` (types, lengths, the CHECK constraints of migration 0006). Text the
+database cannot take (NUL, lone surrogates, an escaped NUL in JSON) is found
+by three searches over each chunk's CSV text, and only then repaired row by
+row. The CSV is made while the ``COPY`` runs (:class:`CopySource`), so the
+database works on one chunk while Python makes the next.
 
 A row that is not a record, or that the database refuses (a data or integrity
 error, or a program limit such as JSON nested too deep: SQLSTATE classes 22,
-23 and 54), is set aside in
-``execution_log_dead_letters`` with the reason, and the rest of its batch is
-stored: the batch is retried in halves, inside savepoints, down to the bad
-rows. Any other database error (connection lost, server shutting down, lock
-timeout, missing table) says nothing about the rows: it is raised as
+23 and 54), is set aside in ``execution_log_dead_letters`` with the reason
+(and the trace and attempt it names), and the rest of its batch is stored:
+the batch is retried in halves, inside savepoints, down to the bad rows. Any
+other database error (connection lost, server shutting down, lock timeout,
+missing table) says nothing about the rows: it is raised as
 :class:`TransientStoreError` so that the caller retries the whole batch. So is
 a row with no partition to go to (:func:`row_specific`): the partitions, not
 the row, are missing, and the batch waits until they are there.
@@ -44,28 +49,23 @@ from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.engine import Connection, Engine
 
 from ..models import DeadLetter, ExecutionLog
-from .record import COLUMNS, InvalidRow, check_wire_row, created_at_of
+from .fields import COLUMNS, CREATED_AT_US, DETAILS, created_at_of
+from .normalise import clean_text, dumps_repaired, repair_details
+from .wire import WIRE_VERSION, check_rows, details_text, row_trace, with_clean_text
 
 log = logging.getLogger(__name__)
 
+_TABLE = ExecutionLog.__tablename__
+_COLUMN_LIST = ", ".join(COLUMNS)
 _STAGE = "execlog_stage"
-_PG_STAGE_TABLE = (
-    f"CREATE TEMPORARY TABLE IF NOT EXISTS {_STAGE} (id uuid, created_us bigint, trace_id text, "
-    "level text, category text, message text, step text, agent_name text, roadmap_id text, "
-    "concept_id text, details jsonb, duration_ms double precision) ON COMMIT DELETE ROWS"
-)
-# CSV: Python's csv writer is C (about 4.5 us a row against 11 for text
-# format built in Python). An unquoted empty field is NULL, which is what
-# csv writes for None; empty strings never reach here as values (checked).
-_PG_COPY = f"COPY {_STAGE} FROM STDIN WITH (FORMAT csv)"
-_PG_COPY_DIRECT = (
-    f"COPY {ExecutionLog.__tablename__} ({', '.join(COLUMNS)}) FROM STDIN WITH (FORMAT csv)"
-)
+# LIKE: the staging table has the table's columns, whatever they are.
+_PG_STAGE_TABLE = f"CREATE TEMPORARY TABLE IF NOT EXISTS {_STAGE} (LIKE {_TABLE}) ON COMMIT DELETE ROWS"
+# CSV: Python's csv writer is C. An unquoted empty field is NULL, which is
+# what it writes for None and for an empty string (an empty optional text
+# is stored as NULL; an empty required one is refused by NOT NULL).
+_PG_COPY = f"COPY {{table}} ({_COLUMN_LIST}) FROM STDIN WITH (FORMAT csv)"
 _PG_INSERT = (
-    f"INSERT INTO {ExecutionLog.__tablename__} ({', '.join(COLUMNS)}) "
-    "SELECT id, timestamptz 'epoch' + created_us * interval '1 microsecond', trace_id, level, "
-    "category, message, step, agent_name, roadmap_id, concept_id, details, duration_ms "
-    f"FROM {_STAGE} ON CONFLICT DO NOTHING"
+    f"INSERT INTO {_TABLE} ({_COLUMN_LIST}) SELECT {_COLUMN_LIST} FROM {_STAGE} ON CONFLICT DO NOTHING"
 )
 
 
@@ -94,6 +94,13 @@ class _Dead:
     source: str
     reason: str
     payload: str
+    trace_id: str | None = None
+    attempt: int | None = None
+
+    @classmethod
+    def of_row(cls, row: Any, reason: str) -> _Dead:
+        trace_id, attempt = row_trace(row)
+        return cls("row", reason, _payload(row), trace_id, attempt)
 
 
 def _payload(value: Any) -> str:
@@ -120,16 +127,11 @@ def _no_partition(orig: Any) -> bool:
     return orig.pgcode == "23514" and not orig.diag.constraint_name
 
 
-def store_rows(engine: Engine, rows: list[Any]) -> StoreResult:
+def store_rows(engine: Engine, rows: list[Any], version: int = WIRE_VERSION) -> StoreResult:
     """Store a batch of wire rows; see the module's docstring."""
     result = StoreResult(received=len(rows))
-    values: list[list[Any]] = []
-    dead: list[_Dead] = []
-    for row in rows:
-        try:
-            values.append(check_wire_row(row))
-        except InvalidRow as exc:
-            dead.append(_Dead("row", str(exc), _payload(row)))
+    values, refused_rows = check_rows(rows, version)
+    dead = [_Dead.of_row(row, reason) for row, reason in refused_rows]
     try:
         result.inserted, refused = _store(engine, values, dead)
     except (sa.exc.DBAPIError, _driver_errors()) as exc:
@@ -195,7 +197,7 @@ def _insert_or_split(connection: Connection, values: list[list[Any]]) -> tuple[i
             raise
         if len(values) == 1:
             reason = str(getattr(exc, "orig", exc)).strip() or type(exc).__name__
-            return 0, [_Dead("row", reason, _payload(values[0]))]
+            return 0, [_Dead.of_row(values[0], reason)]
     middle = len(values) // 2
     left, left_dead = _insert_or_split(connection, values[:middle])
     right, right_dead = _insert_or_split(connection, values[middle:])
@@ -206,48 +208,90 @@ def _insert(connection: Connection, values: list[list[Any]], *, skip_existing: b
     if not values:
         return 0
     if connection.dialect.name == "postgresql":
-        if skip_existing:
-            return _insert_postgresql(connection, values)
-        return _copy_postgresql(connection, values)
+        data = CopySource(values)
+        with _raw_cursor(connection) as cursor:
+            if not skip_existing:
+                cursor.copy_expert(_PG_COPY.format(table=_TABLE), data)
+                return int(cursor.rowcount)
+            # Every time: a CREATE in a transaction that rolls back is undone.
+            cursor.execute(_PG_STAGE_TABLE)
+            cursor.copy_expert(_PG_COPY.format(table=_STAGE), data)
+            cursor.execute(_PG_INSERT)
+            inserted = int(cursor.rowcount)
+            if connection.in_nested_transaction():
+                cursor.execute(f"DELETE FROM {_STAGE}")  # the next try in this transaction starts empty
+            return inserted
     return _insert_generic(connection, values)
 
 
-def _copy_postgresql(connection: Connection, values: list[list[Any]]) -> int:
-    """COPY straight into the table; a row already there fails the whole
-    batch (unique violation), which the caller then stores carefully."""
-    seconds_text: dict[int, str] = {}
-    text = io.StringIO()
-    writer = csv.writer(text, lineterminator="\n")
-    for row in values:
-        seconds, micro = divmod(row[1], 1_000_000)
-        prefix = seconds_text.get(seconds)
+class _Timestamps:
+    """``created_at`` as PostgreSQL reads it; the text of a second is made
+    once (a batch's records mostly share a few seconds)."""
+
+    def __init__(self) -> None:
+        self._seconds: dict[int, str] = {}
+
+    def __call__(self, created_at_us: int) -> str:
+        seconds, micro = divmod(created_at_us, 1_000_000)
+        prefix = self._seconds.get(seconds)
         if prefix is None:
-            prefix = seconds_text[seconds] = time.strftime("%Y-%m-%d %H:%M:%S", time.gmtime(seconds))
-        writer.writerow((row[0], f"{prefix}.{micro:06d}+00", *row[2:]))
-    text.seek(0)
-    return _run_copy(connection, _PG_COPY_DIRECT, text)
+            prefix = self._seconds[seconds] = time.strftime("%Y-%m-%d %H:%M:%S", time.gmtime(seconds))
+        return f"{prefix}.{micro:06d}+00"
 
 
-def _insert_postgresql(connection: Connection, values: list[list[Any]]) -> int:
-    """COPY into the staging table, then one INSERT ... SELECT ... ON CONFLICT."""
-    text = io.StringIO()
-    csv.writer(text, lineterminator="\n").writerows(values)
-    text.seek(0)
-    with _raw_cursor(connection) as cursor:
-        # Every time: a CREATE in a transaction that rolls back is undone.
-        cursor.execute(_PG_STAGE_TABLE)
-        cursor.copy_expert(_PG_COPY, text)
-        cursor.execute(_PG_INSERT)
-        inserted = cursor.rowcount
-        if connection.in_nested_transaction():
-            cursor.execute(f"DELETE FROM {_STAGE}")  # the next try in this transaction starts empty
-        return inserted
+class CopySource:
+    """What ``COPY`` reads: the rows as UTF-8 CSV, made a chunk at a time as
+    psycopg2 asks for it. psycopg2 lets go of the GIL while it sends a chunk,
+    so PostgreSQL copies one chunk while Python makes the next, on another
+    core. A chunk in which a search over its text finds what PostgreSQL
+    refuses (NUL, a lone surrogate, an escaped NUL in JSON) is made again
+    with its rows repaired."""
+
+    CHUNK_ROWS = 256
+
+    def __init__(self, values: list[list[Any]]) -> None:
+        self._values = values
+        self._next = 0
+        self._stamp = _Timestamps()
+
+    def read(self, size: int = -1) -> bytes:
+        start = self._next
+        if start >= len(self._values):
+            return b""
+        self._next = start + self.CHUNK_ROWS
+        chunk = self._values[start:self._next]
+        text = self._csv(chunk)
+        if "\x00" in text or "\\u0000" in text:
+            return self._csv([_repaired(row) for row in chunk]).encode("utf-8")
+        try:
+            return text.encode("utf-8")
+        except UnicodeEncodeError:  # a lone surrogate
+            return self._csv([_repaired(row) for row in chunk]).encode("utf-8")
+
+    def _csv(self, rows: list[list[Any]]) -> str:
+        stamp = self._stamp
+        out = io.StringIO()
+        csv.writer(out, lineterminator="\n").writerows(
+            [*row[:CREATED_AT_US], stamp(row[CREATED_AT_US]), *row[CREATED_AT_US + 1:DETAILS],
+             details_text(row[DETAILS]), *row[DETAILS + 1:]]
+            for row in rows
+        )
+        return out.getvalue()
 
 
-def _run_copy(connection: Connection, statement: str, text: io.StringIO) -> int:
-    with _raw_cursor(connection) as cursor:
-        cursor.copy_expert(statement, text)
-        return cursor.rowcount
+def _repaired(row: list[Any]) -> list[Any]:
+    """A row with the text PostgreSQL refuses replaced (the slow path)."""
+    row = with_clean_text(row)
+    details = row[DETAILS]
+    if details is not None:
+        if isinstance(details, str):  # version 1: JSON text
+            try:
+                details = json.loads(details)
+            except ValueError:
+                row[DETAILS] = clean_text(details)  # PostgreSQL will say what is wrong with it
+                return row
+        row[DETAILS] = dumps_repaired(repair_details(details))
+    return row
 
 
 @contextmanager
@@ -268,17 +312,17 @@ def _raw_cursor(connection: Connection) -> Iterator[Any]:
 
 
 def _insert_generic(connection: Connection, values: list[list[Any]]) -> int:
+    """Other databases (SQLite, the embedded default): one executemany."""
     table = ExecutionLog.__table__
     params = []
     for value in values:
-        item = dict(zip(COLUMNS, value))
-        item["id"] = UUID(item["id"])
+        item = dict(zip(COLUMNS, _repaired(value)))
+        try:
+            item["id"] = UUID(item["id"])
+            item["details"] = None if item["details"] is None else json.loads(item["details"])
+        except ValueError as exc:
+            raise RowRefused(f"not a record: {exc}") from None
         item["created_at"] = created_at_of(item["created_at"])
-        if item["details"] is not None:
-            try:
-                item["details"] = json.loads(item["details"])
-            except ValueError as exc:
-                raise RowRefused(f"details is not JSON: {exc}") from None
         params.append(item)
     statement = sqlite_insert(table).on_conflict_do_nothing()
     return connection.execute(statement, params).rowcount
@@ -289,6 +333,7 @@ def _dead_letter(connection: Connection, dead: list[_Dead]) -> None:
         return
     connection.execute(
         DeadLetter.__table__.insert(),
-        [{"source": d.source, "reason": d.reason[:10_000], "payload": d.payload} for d in dead],
+        [{"source": d.source, "reason": d.reason[:10_000], "payload": d.payload,
+          "trace_id": d.trace_id, "attempt": d.attempt} for d in dead],
     )
     log.warning("execlog: %d record(s) dead-lettered: %s", len(dead), dead[0].reason)

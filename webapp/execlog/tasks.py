@@ -19,26 +19,30 @@ from flask import current_app
 
 from .. import metrics
 from .extension import store_engine
-from .record import WIRE_VERSION
 from .sinks import INSERT_BATCH_TASK
 from .store import StoreResult, TransientStoreError, dead_letter_message, store_rows
+from .wire import WIRE_VERSION
 
 log = logging.getLogger(__name__)
 
 
 class NotABatch(ValueError):
-    """A message on the logs queue that is not ``(WIRE_VERSION, rows)``."""
+    """A message on the logs queue that is not ``(version, rows)``."""
 
 
-def unpack_batch(args: tuple[Any, ...], kwargs: dict[str, Any]) -> list[Any]:
+#: Version 1 batches may still wait in queues written before version 2.
+VERSIONS = (1, WIRE_VERSION)
+
+
+def unpack_batch(args: tuple[Any, ...], kwargs: dict[str, Any]) -> tuple[int, list[Any]]:
     if kwargs or len(args) != 2:
         raise NotABatch("expected the arguments (version, rows)")
     version, rows = args
-    if version != WIRE_VERSION:
+    if version.__class__ is not int or version not in VERSIONS:
         raise NotABatch(f"unsupported batch version {version!r}")
     if not isinstance(rows, list):
         raise NotABatch("rows must be a list")
-    return rows
+    return version, rows
 
 
 def retry_countdown(retries: int, base: float, cap: float) -> float:
@@ -63,8 +67,8 @@ def insert_batch(self: Any, *args: Any, **kwargs: Any) -> dict[str, int] | None:
     """
     try:
         try:
-            rows = unpack_batch(args, kwargs)
-            result: StoreResult = store_rows(store_engine(current_app), rows)
+            version, rows = unpack_batch(args, kwargs)
+            result: StoreResult = store_rows(store_engine(current_app), rows, version)
         except (NotABatch, TransientStoreError):
             raise
         except Exception as exc:  # a bug of ours: keep the batch for a person

@@ -1,0 +1,52 @@
+"""The kombu methods webapp.execlog.broker copies or replaces are the ones it
+was written against.
+
+kombu has no public hook for what the broker module does (check each item a
+worker pops, reuse one client, encode the envelope with orjson), so it
+overrides methods of kombu's Redis channel, some of them copies with one line
+changed, and pins kombu's minor version (pyproject.toml). If kombu's
+originals change, these fail: read the new original, bring the override in
+line, then record the new digest here.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import inspect
+
+import kombu
+import pytest
+from kombu.transport import redis as kombu_redis
+
+from webapp.execlog import broker
+
+#: sha256 (first 16 hex digits) of the source of kombu 5.7's originals.
+ORIGINALS = {
+    "_brpop_read": "c42518699709f2df",  # copied by RejectingChannel, decoding replaced
+    "_get": "be26a9f1eb4cf8da",  # copied by RejectingChannel, decoding replaced
+    "_put": "1c0cf9749576614c",  # its plain case re-done by FastEnvelopeChannel
+    "conn_or_acquire": "25883caca6c4121e",  # replaced by ReusedClientChannel
+}
+
+
+def test_kombu_is_the_minor_version_the_overrides_were_written_for():
+    assert kombu.__version__.startswith("5.7."), "see this module's docstring"
+
+
+@pytest.mark.parametrize("name", sorted(ORIGINALS))
+def test_kombus_original_is_unchanged(name):
+    source = inspect.getsource(getattr(kombu_redis.Channel, name))
+    assert hashlib.sha256(source.encode()).hexdigest()[:16] == ORIGINALS[name], (
+        f"kombu's Channel.{name} changed: review webapp/execlog/broker.py"
+    )
+
+
+def test_each_override_is_in_its_own_class():
+    owners = {name: next(cls for cls in broker.Channel.__mro__ if name in vars(cls))
+              for name in ORIGINALS}
+    assert owners == {
+        "_brpop_read": broker.RejectingChannel,
+        "_get": broker.RejectingChannel,
+        "_put": broker.FastEnvelopeChannel,
+        "conn_or_acquire": broker.ReusedClientChannel,
+    }

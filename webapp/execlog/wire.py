@@ -1,0 +1,297 @@
+"""The wire form of records: encoded once by the producer, checked by the worker.
+
+A record travels as a JSON array of its fields (:data:`~.fields.FIELDS`),
+``details`` as a JSON object inside it, so every field is encoded once. A
+batch is one Celery task message whose arguments are ``(WIRE_VERSION, rows)``;
+its body is joined from the rows' encoded bytes (:mod:`.sinks`), and a spool
+segment is the same rows, one per line.
+
+The producer encodes with orjson, in C, and takes the slow path of
+:mod:`.normalise` only when a cheap check says a record needs it: its
+``details`` hold NaN, an infinity or deep nesting (:func:`~.normalise.plain_details`),
+orjson refuses it (lone surrogates, keys that are not text, cycles, a value
+its ``default`` cannot convert), the encoded row holds an escaped NUL, or the
+row is longer than the ``details`` size limit.
+
+The worker (:func:`check_rows`) accepts a row when the types of its fields are
+one of the combinations a record can have, one set lookup per row; the
+values are then checked by PostgreSQL while it copies them (the table's
+types, lengths and CHECK constraints, migration 0006), and a row it refuses is
+dead-lettered on its own. Rows of another shape get the precise check, which
+says what is wrong. Version 1 rows (before ``attempt``, with ``details`` as
+JSON text) are still accepted, from queues and spools written before.
+"""
+
+from __future__ import annotations
+
+import itertools
+import math
+from collections.abc import Iterable, Mapping
+from typing import Any
+from uuid import UUID
+
+import orjson
+
+from .fields import ATTEMPT, DETAILS, FIELDS, MAX_IDENTIFIER_CHARS, TEXT_POSITIONS, TRACE_ID, Limits
+from .normalise import (
+    CATEGORIES, LEVELS, clean_text, dumps_repaired, json_default, limit_details, plain_details,
+    repair_details,
+)
+
+#: The version of the row layout in task messages and spool lines.
+WIRE_VERSION = 2
+#: Rows of version 1 had no ``attempt`` and carried ``details`` as JSON text.
+V1_FIELDS = len(FIELDS) - 1
+
+_NUL_ESCAPE = b"\\u0000"
+
+
+# -- the producer --------------------------------------------------------------
+
+
+def encode_record(record: list[Any], limits: Limits) -> bytes:
+    """A record's wire row (see the module's docstring for when it is repaired)."""
+    details = record[DETAILS]
+    if details is None or plain_details(details):
+        try:
+            data = orjson.dumps(record, default=json_default)
+        except TypeError:  # orjson.JSONEncodeError is one
+            pass
+        else:
+            if _NUL_ESCAPE not in data and (details is None or len(data) <= limits.max_details_chars):
+                return data
+    return _encode_repaired(record, limits)
+
+
+def with_clean_text(row: list[Any]) -> list[Any]:
+    """A copy of ``row`` with NUL and lone surrogates replaced in its text fields."""
+    row = list(row)
+    for index in TEXT_POSITIONS:
+        if isinstance(row[index], str):
+            row[index] = clean_text(row[index])
+    return row
+
+
+def _encode_repaired(record: list[Any], limits: Limits) -> bytes:
+    row = with_clean_text(record)
+    details = row[DETAILS]
+    if details is not None:
+        if not isinstance(details, Mapping):
+            details = {"value": details}
+        safe = repair_details(details)
+        row[DETAILS] = limit_details(safe, dumps_repaired(safe), limits.max_details_chars)
+    try:
+        return orjson.dumps(row)
+    except TypeError:  # an integer over 64 bits: the standard library takes it
+        return dumps_repaired(row).encode("utf-8")
+
+
+def decode_row(data: bytes) -> list[Any]:
+    return orjson.loads(data)  # type: ignore[no-any-return]
+
+
+def spool_lines(rows: Iterable[bytes]) -> bytes:
+    """Rows as a spool file holds them: one per line (JSON has no raw newline)."""
+    return b"".join(row + b"\n" for row in rows)
+
+
+def read_spooled_line(line: bytes) -> bytes | None:
+    """The wire row (of this version) a spool line holds, or None when the
+    line is not a row (a write cut short by a crash)."""
+    try:
+        row = orjson.loads(line)
+    except orjson.JSONDecodeError:
+        return None
+    if not isinstance(row, list):
+        return None
+    if len(row) == V1_FIELDS:
+        return orjson.dumps(upgrade_v1(row))
+    return line
+
+
+def upgrade_v1(row: list[Any]) -> list[Any]:
+    """A version 1 row in today's layout (best effort: the worker checks it)."""
+    details = row[DETAILS]
+    if isinstance(details, str):
+        try:
+            details = orjson.loads(details)
+        except orjson.JSONDecodeError:
+            details = {"value": details}
+    return [*row[:DETAILS], details, *row[DETAILS + 1:], None]
+
+
+# -- the worker ------------------------------------------------------------------
+
+
+class InvalidRow(ValueError):
+    """A row from the queue or a spool file that is not a log record."""
+
+
+#: 9999-12-31T23:59:59Z, the last instant PostgreSQL and Python both hold.
+MAX_CREATED_AT_US = 253_402_300_799_000_000
+
+_NONE = type(None)
+#: The types each kind of field may hold in a row the worker takes as it is.
+_KIND_TYPES: dict[str, tuple[type, ...]] = {
+    "id": (str,),
+    "time": (int,),
+    "identifier": (str,),
+    "level": (str,),
+    "category": (str,),
+    "text": (str,),
+    "optional_identifier": (str, _NONE),
+    "details": (dict, _NONE),
+    "text_details": (str, _NONE),  # version 1
+    "duration": (float, int, _NONE),
+    "attempt": (int, _NONE),
+}
+
+
+def _accepted_types(kinds: list[str]) -> frozenset[tuple[type, ...]]:
+    return frozenset(itertools.product(*(_KIND_TYPES[kind] for kind in kinds)))
+
+
+_KINDS_V2 = [f.kind for f in FIELDS]
+_KINDS_V1 = [("text_details" if f.kind == "details" else f.kind) for f in FIELDS[:V1_FIELDS]]
+#: Every combination of field types a record can have (a few hundred).
+ACCEPTED_TYPES = {2: _accepted_types(_KINDS_V2), 1: _accepted_types(_KINDS_V1)}
+
+
+def check_rows(rows: list[Any], version: int) -> tuple[list[list[Any]], list[tuple[Any, str]]]:
+    """Split a batch into rows to store (in today's layout) and refused rows
+    with the reason. The types of a row are checked here, in one set lookup
+    (C speed); its values by the database (see the module's docstring)."""
+    accepted = ACCEPTED_TYPES[version]
+    good: list[list[Any]] = []
+    refused: list[tuple[Any, str]] = []
+    for row in rows:
+        if row.__class__ is list and tuple(map(type, row)) in accepted \
+                and 0 <= row[1] <= MAX_CREATED_AT_US:
+            good.append(row if version == WIRE_VERSION else upgrade_checked_v1(row))
+            continue
+        try:
+            good.append(check_row(row, version))
+        except InvalidRow as exc:
+            refused.append((row, str(exc)))
+    return good, refused
+
+
+def upgrade_checked_v1(row: list[Any]) -> list[Any]:
+    """A checked version 1 row; its ``details`` stay JSON text (the database
+    parses them)."""
+    return [*row, None]
+
+
+def check_row(row: Any, version: int = WIRE_VERSION) -> list[Any]:
+    """The precise check of one row: the row, normalised (empty optional text
+    as None, ``duration_ms`` as a float), or :class:`InvalidRow` with the reason."""
+    width = len(FIELDS) if version == WIRE_VERSION else V1_FIELDS
+    if not isinstance(row, list) or len(row) != width:
+        raise InvalidRow(f"a row must be a list of {width} fields")
+    values = [_CHECKS[field.kind](value, field.name, version)
+              for field, value in zip(FIELDS, row)]
+    if version != WIRE_VERSION:
+        values.append(None)
+    return values
+
+
+def _id(value: Any, name: str, version: int) -> str:
+    try:
+        UUID(hex=value)
+    except (TypeError, ValueError, AttributeError):
+        raise InvalidRow("id is not a UUID") from None
+    return value  # type: ignore[no-any-return]
+
+
+def _time(value: Any, name: str, version: int) -> int:
+    if value.__class__ is not int or not 0 <= value <= MAX_CREATED_AT_US:
+        raise InvalidRow("created_at_us must be microseconds since the Unix epoch")
+    return value  # type: ignore[no-any-return]
+
+
+def _identifier(value: Any, name: str, version: int) -> str:
+    if not isinstance(value, str) or not 0 < len(value) <= MAX_IDENTIFIER_CHARS:
+        raise InvalidRow(f"{name} must be a non-empty string")
+    return value
+
+
+def _level(value: Any, name: str, version: int) -> str:
+    if not isinstance(value, str) or value not in LEVELS:
+        raise InvalidRow(f"unknown level {value!r}")
+    return value
+
+
+def _category(value: Any, name: str, version: int) -> str:
+    if not isinstance(value, str) or value not in CATEGORIES:
+        raise InvalidRow(f"unknown category {value!r}")
+    return value
+
+
+def _text(value: Any, name: str, version: int) -> str:
+    if not isinstance(value, str) or not value:
+        raise InvalidRow(f"{name} must be a non-empty string")
+    return value
+
+
+def _optional_identifier(value: Any, name: str, version: int) -> str | None:
+    if value is None or value == "":
+        return None
+    if not isinstance(value, str) or len(value) > MAX_IDENTIFIER_CHARS:
+        raise InvalidRow(f"{name} must be a string of at most {MAX_IDENTIFIER_CHARS} characters")
+    return value
+
+
+def _details(value: Any, name: str, version: int) -> Any:
+    if value is None or value == "":
+        return None
+    expected = dict if version == WIRE_VERSION else str
+    if not isinstance(value, expected):
+        raise InvalidRow("details must be a JSON object or null" if expected is dict
+                         else "details must be JSON text or null")
+    return value
+
+
+def _duration(value: Any, name: str, version: int) -> float | None:
+    if value is None:
+        return None
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value):
+        raise InvalidRow("duration_ms must be a finite number or null")
+    return float(value)
+
+
+def _attempt(value: Any, name: str, version: int) -> int | None:
+    if value is None:
+        return None
+    if value.__class__ is not int or not 0 <= value <= 2**31 - 1:
+        raise InvalidRow("attempt must be a whole number from 0, or null")
+    return value  # type: ignore[no-any-return]
+
+
+_CHECKS = {
+    "id": _id, "time": _time, "identifier": _identifier, "level": _level,
+    "category": _category, "text": _text, "optional_identifier": _optional_identifier,
+    "details": _details, "duration": _duration, "attempt": _attempt,
+}
+
+
+def details_text(details: Any) -> str | None:
+    """A checked row's ``details`` as the JSON text to store (version 1 rows
+    carry it as text already); repaired when it holds what JSON cannot."""
+    if details is None or details.__class__ is str:
+        return details  # type: ignore[no-any-return]
+    try:
+        return orjson.dumps(details).decode()
+    except TypeError:
+        return dumps_repaired(repair_details(details))
+
+
+def row_trace(row: Any) -> tuple[str | None, int | None]:
+    """The trace and attempt a (possibly broken) row names, for its dead letter."""
+    if not isinstance(row, list) or len(row) < V1_FIELDS:
+        return None, None
+    trace = row[TRACE_ID]
+    attempt = row[ATTEMPT] if len(row) > ATTEMPT else None
+    return (
+        trace if isinstance(trace, str) and 0 < len(trace) <= MAX_IDENTIFIER_CHARS else None,
+        attempt if attempt.__class__ is int and 0 <= attempt <= 2**31 - 1 else None,
+    )
