@@ -23,6 +23,7 @@ a PNG chart in ``--out`` (``latest.md`` and ``latest.png`` too).
 from __future__ import annotations
 
 import argparse
+import base64
 import json
 import os
 import platform
@@ -41,11 +42,12 @@ from typing import Any
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
+import orjson  # noqa: E402
 import psycopg2  # noqa: E402
 import redis  # noqa: E402
 import sqlalchemy as sa  # noqa: E402
 
-from bench import ceiling, report  # noqa: E402
+from bench import ceiling, producer, report  # noqa: E402
 from bench.measure import BackendSampler, VisibilityWatcher, percentile  # noqa: E402
 from tests.support.processes import (  # noqa: E402
     BIN, ManagedProcess, children, free_port, start_celery_worker, wait_for_port,
@@ -95,10 +97,11 @@ class Sizes:
     repeats: int = 3
     steady_rate: float = 100
     steady_requests: int = 1500
+    producer_records: int = 40_000
 
 
 TINY = Sizes(requests=40, concurrency=4, records=10, workflows=2, exhaustion_requests=24, repeats=1,
-             steady_rate=20, steady_requests=20,
+             steady_rate=20, steady_requests=20, producer_records=2000,
              exhaustion_concurrency=8, exhaustion_threads=4, ceiling_rows=2000)
 
 
@@ -236,6 +239,64 @@ class Bench:
             "socket_errors": load["errors"][:5],
         }
 
+    def isolated_run(self, backend: Backend, *, rate: float = 0,
+                     requests: int | None = None) -> dict[str, Any]:
+        """The web tier alone: the HTTP workload while no worker consumes, as
+        when the workers run on other hosts. The batches wait in Redis; once
+        gunicorn has stopped (and flushed), they are counted there, then a
+        worker drains them and every record is found in the table."""
+        sizes = self.sizes
+        requests = requests or sizes.requests
+        name = f"isolated-{backend.slug}-{uuid.uuid4().hex[:4]}"
+        env = self.env(backend, name)
+        path = f"/bench/work?log={int(backend.log)}&hold=0"
+        clear_broker(self.redis_url)
+        web, port = self.gunicorn(env, name, sizes.web_threads)
+        run = f"bench-{name}"
+        try:
+            warm = self.loadgen(port, path, f"{run}-warmup", sizes.concurrency * 4, sizes.concurrency, None)
+            cpu_before, flusher_before = web_cpu_seconds(web), flusher_cpu_seconds(port)
+            load = self.loadgen(port, path, run, requests, sizes.concurrency, None, rate)
+            web_cpu = web_cpu_seconds(web) - cpu_before
+            flusher_cpu = flusher_cpu_seconds(port) - flusher_before
+        finally:
+            web.stop(timeout=60)
+        ok = load["statuses"].get("200", 0)
+        logged = (warm["statuses"].get("200", 0) + ok) * sizes.records if backend.log else 0
+        queued = queued_records(self.redis_url)
+        stored = self._drain(env, name, run, logged) if backend.log else 0
+        records = ok * sizes.records if backend.log else 0
+        latencies = [s * 1000 for s in load["latencies"]]
+        return {
+            "backend": backend.name,
+            "requests": requests,
+            "requests_per_s": len(load["latencies"]) / load["elapsed"],
+            "latency_p50_ms": percentile(latencies, 0.50),
+            "latency_p99_ms": percentile(latencies, 0.99),
+            "log_cpu_p50_us": percentile(load["log_cpu_ns"], 0.50) / 1000 if backend.log else None,
+            "log_cpu_p99_us": percentile(load["log_cpu_ns"], 0.99) / 1000 if backend.log else None,
+            "web_cpu_ms_per_request": web_cpu / requests * 1000,
+            "flusher_cpu_us_per_record": flusher_cpu / records * 1e6 if records else None,
+            "records_logged": logged,
+            "records_queued": queued,
+            "records_stored": stored,
+            "errors": requests - ok,
+            "statuses": load["statuses"],
+            "socket_errors": load["errors"][:5],
+        }
+
+    def _drain(self, env: dict[str, str], name: str, run: str, expected: int) -> int:
+        """Start a worker, wait until the ``expected`` records of the run (and
+        its warm-up) are in the table, stop it; how many are there."""
+        watcher = VisibilityWatcher(self.dsn)
+        worker = self.worker(env, f"{name}-drain")
+        try:
+            self._wait_visible(watcher, run, expected)
+            return watcher.count(run)
+        finally:
+            worker.stop(timeout=60)
+            watcher.close()
+
     def _wait_visible(self, watcher: VisibilityWatcher, run: str, expected: int) -> float:
         deadline = time.monotonic() + 600
         while watcher.count(run) < expected:
@@ -292,7 +353,7 @@ class Bench:
 
 
 #: Figures of repeated runs that add up, or whose worst is the point.
-_SUMMED = ("requests", "records", "errors")
+_SUMMED = ("requests", "records", "errors", "records_logged", "records_queued", "records_stored")
 _PEAKS = ("web_backends_peak", "total_backends_peak", "worker_backends_peak")
 
 
@@ -335,7 +396,7 @@ def drain_run(bench: Bench, rows: int, concurrency: int) -> dict[str, Any]:
     sink = CelerySink(app.extensions["celery"])
     batch = ceiling.make_rows(rows, trace)
     for start in range(0, rows, 1000):
-        sink.send(batch[start:start + 1000])
+        sink.send([orjson.dumps(row) for row in batch[start:start + 1000]])
     app.extensions["execlog"].close()
     env = bench.env(BACKENDS[3], name)
     watcher = VisibilityWatcher(bench.dsn)
@@ -390,6 +451,20 @@ def prepare_database(url: str, admin_dsn: str, work_dir: Path) -> None:
                                              "WEBAPP_VAR_DIR": str(work_dir / "migrate")})
 
 
+def queued_records(url: str) -> int:
+    """The log records waiting in the ``logs`` queue (every message decoded)."""
+    client = redis.Redis.from_url(url)
+    total = 0
+    for raw in client.lrange("logs", 0, -1):
+        envelope = orjson.loads(raw)
+        body = envelope["body"]
+        if envelope["properties"].get("body_encoding") == "base64":
+            body = base64.b64decode(body)
+        (_version, rows), _kwargs, _embed = orjson.loads(body)
+        total += len(rows)
+    return total
+
+
 def clear_broker(url: str) -> None:
     client = redis.Redis.from_url(url)
     client.delete(*QUEUE_KEYS)
@@ -410,9 +485,12 @@ def machine() -> str:
             f"Redis on loopback")
 
 
-def write_report(out: Path, command: str, sizes: Sizes, http: list[dict], steady: list[dict],
-                 workflows: list[dict], exhaustion: list[dict], drains: list[dict],
-                 ceiling_rows: list[dict]) -> Path:
+def write_report(out: Path, command: str, sizes: Sizes, results: dict[str, list[dict]],
+                 readme: Path | None = None) -> Path:
+    """``latest.md`` (and a timestamped copy, with the figures as JSON), and
+    the summary section of ``readme`` when given."""
+    http, steady, workflows = results["http"], results["steady"], results["workflows"]
+    exhaustion, drains, ceiling_rows = results["exhaustion"], results["drains"], results["ceiling"]
     for row in http:
         if row.get("log_cpu_mean_us") is not None and row.get("flusher_cpu_us_per_record") is not None:
             row["producer_cpu_us_per_record"] = row["log_cpu_mean_us"] + row["flusher_cpu_us_per_record"]
@@ -429,7 +507,15 @@ def write_report(out: Path, command: str, sizes: Sizes, http: list[dict], steady
         f"loopback, each logging {sizes.records} records (`bench/app.py`); "
         f"Celery: {sizes.celery_concurrency} prefork processes on the same machine.",
         "",
-        "## Back ends",
+        "## Targets",
+        "",
+        report.targets_table(results),
+        "",
+        report.producer_section(results["producer"], sizes.producer_records, sizes.repeats),
+        "",
+        report.isolated_section(results["isolated"], results["isolated_steady"], sizes),
+        "",
+        "## Back ends, with the worker on the same cores",
         "",
         report.table(http, report.COLUMNS),
         "",
@@ -489,7 +575,8 @@ def write_report(out: Path, command: str, sizes: Sizes, http: list[dict], steady
         "through the real task; rows/s from the first row stored to the last.",
         "",
         report.table(drains, [("processes", "worker processes", "{}"), ("rows", "rows", "{:,}"),
-                              ("seconds", "seconds", "{:.2f}"), ("rows_per_s", "rows/s", "{:,.0f}")]),
+                              ("seconds", "seconds", "{:.2f}"), ("rows_per_s", "rows/s", "{:,.0f}"),
+                              ("copy_ratio", "against COPY alone, as many connections", "x{:.2f}")]),
         "",
         f"## PostgreSQL alone ({sizes.ceiling_rows:,} rows, batches of {ceiling.BATCH})",
         "",
@@ -503,9 +590,9 @@ def write_report(out: Path, command: str, sizes: Sizes, http: list[dict], steady
     (out / "latest.md").write_text(text)
     report.chart(http, out / "latest.png")
     report.chart(http, out / f"{stamp}.png")
-    (out / f"{stamp}.json").write_text(json.dumps({"http": http, "steady": steady, "workflows": workflows,
-                                                   "exhaustion": exhaustion, "drains": drains,
-                                                   "ceiling": ceiling_rows}, indent=1, default=str))
+    (out / f"{stamp}.json").write_text(json.dumps(results, indent=1, default=str))
+    if readme is not None:
+        report.update_readme(readme, results, sizes, f"bench/results/{stamp}.md")
     return path
 
 
@@ -528,34 +615,46 @@ def main() -> None:
     clear_broker(args.redis_url)
     bench = Bench(sizes, args.database_url, args.admin_dsn, args.redis_url, work_dir)
 
-    runs: dict[str, list[dict[str, Any]]] = {backend.name: [] for backend in BACKENDS}
-    for _ in range(sizes.repeats):  # interleaved, so that a slow spell of the machine hits all
-        for backend in BACKENDS:
-            runs[backend.name].append(bench.http_run(backend))
-    http = [combine(runs[backend.name]) for backend in BACKENDS]
-    for row in http:
+    results: dict[str, list[dict[str, Any]]] = {}
+    results["producer"] = producer.measure(sizes.producer_records, sizes.repeats, redis_url=args.redis_url)
+    isolated = [BACKENDS[0], BACKENDS[3], BACKENDS[4]]
+    results["isolated"] = take_turns(isolated, sizes.repeats, bench.isolated_run)
+    results["isolated_steady"] = take_turns(isolated, sizes.repeats, lambda backend: bench.isolated_run(
+        backend, rate=sizes.steady_rate, requests=sizes.steady_requests))
+    results["http"] = take_turns(BACKENDS, sizes.repeats, bench.http_run)
+    for row in results["http"]:
         print(f"{row['backend']:16} {row['requests_per_s']:8.0f} req/s  "
               f"p99 {row['latency_p99_ms']:7.1f} ms  errors {row['errors']}", flush=True)
     # One run's p99 is its 15th slowest request: the steady runs take turns
     # and are combined like the saturated ones.
-    steady_backends = [BACKENDS[0], *BACKENDS[2:], BIG_BATCHES]
-    steady_runs: dict[str, list[dict[str, Any]]] = {backend.name: [] for backend in steady_backends}
-    for _ in range(sizes.repeats):
-        for backend in steady_backends:
-            steady_runs[backend.name].append(bench.http_run(
-                backend, requests=sizes.steady_requests, rate=sizes.steady_rate, label="steady"))
-    steady = [combine(steady_runs[backend.name]) for backend in steady_backends]
-    workflows = [bench.workflow_run(backend) for backend in BACKENDS if backend.log]
+    results["steady"] = take_turns([BACKENDS[0], *BACKENDS[2:], BIG_BATCHES], sizes.repeats,
+                                   lambda backend: bench.http_run(backend, requests=sizes.steady_requests,
+                                                                  rate=sizes.steady_rate, label="steady"))
+    results["workflows"] = [bench.workflow_run(backend) for backend in BACKENDS if backend.log]
     exhaustion_sizes = dict(threads=sizes.exhaustion_threads, requests=sizes.exhaustion_requests,
                             concurrency=sizes.exhaustion_concurrency, hold=True, label="exhaustion")
-    exhaustion = [bench.http_run(backend, **exhaustion_sizes)
-                  for backend in (BACKENDS[1], BACKENDS[3])]
-    drains = [drain_run(bench, sizes.ceiling_rows, concurrency) for concurrency in (1, 2)]
-    ceiling_rows = ceiling.measure(args.database_url, sizes.ceiling_rows)
+    results["exhaustion"] = [bench.http_run(backend, **exhaustion_sizes)
+                             for backend in (BACKENDS[1], BACKENDS[3])]
+    results["ceiling"] = ceiling.measure(args.database_url, sizes.ceiling_rows)
+    results["drains"] = [drain_run(bench, sizes.ceiling_rows, concurrency) for concurrency in (1, 2)]
+    for drain in results["drains"]:
+        copy = next(row for row in results["ceiling"]
+                    if row["method"] == "COPY" and row["connections"] == drain["processes"])
+        drain["copy_ratio"] = drain["rows_per_s"] / copy["rows_per_s"]
     command = "bench/run.py " + " ".join(shlex.quote(a) for a in sys.argv[1:])
-    path = write_report(Path(args.out), command.strip(), sizes, http, steady, workflows, exhaustion,
-                        drains, ceiling_rows)
+    path = write_report(Path(args.out), command.strip(), sizes, results,
+                        readme=None if args.tiny else ROOT / "README.md")
     print(path.read_text())
+
+
+def take_turns(backends: list[Backend], repeats: int, measure: Any) -> list[dict[str, Any]]:
+    """``measure(backend)`` for each back end in turn, ``repeats`` times (so
+    that a slow spell of the machine hits all alike); their medians."""
+    runs: dict[str, list[dict[str, Any]]] = {backend.name: [] for backend in backends}
+    for _ in range(repeats):
+        for backend in backends:
+            runs[backend.name].append(measure(backend))
+    return [combine(runs[backend.name]) for backend in backends]
 
 
 if __name__ == "__main__":

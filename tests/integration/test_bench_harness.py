@@ -7,6 +7,8 @@ import json
 import subprocess
 import sys
 
+from bench import producer
+
 from ..conftest import BENCH_REDIS_URL, TEST_DB_NAME
 from ..support.processes import ROOT
 
@@ -49,6 +51,16 @@ def test_the_benchmark_runs_and_reports_every_figure(tmp_path):
     assert [row["processes"] for row in figures["drains"]] == [1, 2]
     assert all(row["rows"] == row_count and row["rows_per_s"] > 0
                for row, row_count in zip(figures["drains"], (2000, 2000)))
+    assert {row["case"] for row in figures["producer"]} == set(producer.CASES)
+    assert all(row["cpu_us_per_record"] > 0 for row in figures["producer"])
+    assert all(row["ratio_to_floor"] for row in figures["producer"])
+    for row in figures["isolated"] + figures["isolated_steady"]:
+        assert row["errors"] == 0, row["backend"]
+        if row["backend"] != "no logging":
+            assert row["records_logged"] > 0
+            assert row["records_queued"] == row["records_logged"] == row["records_stored"], row
+    assert all(row["copy_ratio"] > 0 for row in figures["drains"])
     report = (tmp_path / "results" / "latest.md").read_text()
+    assert "## Targets" in report and "the floor" in report
     assert "| direct |" in report and "against **direct**" in report
     assert (tmp_path / "results" / "latest.png").stat().st_size > 10_000
