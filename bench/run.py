@@ -211,20 +211,11 @@ class Bench:
         sampler.wait_until_gone()
         commits = sampler.commits() - commits_before - watcher.queries
         sampler.close()
-        latencies = [s * 1000 for s in load["latencies"]]
         records = expected
         return {
-            "backend": backend.name,
-            "requests": requests,
-            "requests_per_s": len(load["latencies"]) / load["elapsed"],
-            "latency_p50_ms": percentile(latencies, 0.50),
-            "latency_p99_ms": percentile(latencies, 0.99),
+            **load_figures(backend, load, requests, records, web_cpu, flusher_cpu),
             "log_p50_us": percentile(load["log_ns"], 0.50) / 1000 if backend.log else None,
             "log_p99_us": percentile(load["log_ns"], 0.99) / 1000 if backend.log else None,
-            "log_cpu_p50_us": percentile(load["log_cpu_ns"], 0.50) / 1000 if backend.log else None,
-            "log_cpu_p99_us": percentile(load["log_cpu_ns"], 0.99) / 1000 if backend.log else None,
-            "web_cpu_ms_per_request": web_cpu / requests * 1000,
-            "flusher_cpu_us_per_record": flusher_cpu / records * 1e6 if records else None,
             "log_cpu_mean_us": statistics.fmean(load["log_cpu_ns"]) / 1000 if backend.log else None,
             "web_backends_peak": peaks.web,
             "total_backends_peak": peaks.total,
@@ -266,17 +257,8 @@ class Bench:
         queued = queued_records(self.redis_url)
         stored = self._drain(env, name, run, logged) if backend.log else 0
         records = ok * sizes.records if backend.log else 0
-        latencies = [s * 1000 for s in load["latencies"]]
         return {
-            "backend": backend.name,
-            "requests": requests,
-            "requests_per_s": len(load["latencies"]) / load["elapsed"],
-            "latency_p50_ms": percentile(latencies, 0.50),
-            "latency_p99_ms": percentile(latencies, 0.99),
-            "log_cpu_p50_us": percentile(load["log_cpu_ns"], 0.50) / 1000 if backend.log else None,
-            "log_cpu_p99_us": percentile(load["log_cpu_ns"], 0.99) / 1000 if backend.log else None,
-            "web_cpu_ms_per_request": web_cpu / requests * 1000,
-            "flusher_cpu_us_per_record": flusher_cpu / records * 1e6 if records else None,
+            **load_figures(backend, load, requests, records, web_cpu, flusher_cpu),
             "records_logged": logged,
             "records_queued": queued,
             "records_stored": stored,
@@ -645,6 +627,24 @@ def main() -> None:
     path = write_report(Path(args.out), command.strip(), sizes, results,
                         readme=None if args.tiny else ROOT / "README.md")
     print(path.read_text())
+
+
+def load_figures(backend: Backend, load: dict[str, Any], requests: int, records: int, web_cpu: float,
+                 flusher_cpu: float) -> dict[str, Any]:
+    """The figures of one load every scenario reports."""
+    latencies = [s * 1000 for s in load["latencies"]]
+    log_cpu_ns = load["log_cpu_ns"]
+    return {
+        "backend": backend.name,
+        "requests": requests,
+        "requests_per_s": len(load["latencies"]) / load["elapsed"],
+        "latency_p50_ms": percentile(latencies, 0.50),
+        "latency_p99_ms": percentile(latencies, 0.99),
+        "log_cpu_p50_us": percentile(log_cpu_ns, 0.50) / 1000 if backend.log else None,
+        "log_cpu_p99_us": percentile(log_cpu_ns, 0.99) / 1000 if backend.log else None,
+        "web_cpu_ms_per_request": web_cpu / requests * 1000,
+        "flusher_cpu_us_per_record": flusher_cpu / records * 1e6 if records else None,
+    }
 
 
 def take_turns(backends: list[Backend], repeats: int, measure: Any) -> list[dict[str, Any]]:
