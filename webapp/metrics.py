@@ -37,6 +37,11 @@ FLUSHER_CPU = Counter("execlog_flusher_cpu_seconds", "CPU time the logger's flus
                       "besides the log() calls themselves")
 BUFFERED = Gauge("execlog_buffered_records", "Records waiting in memory to be shipped, in live processes",
                  multiprocess_mode="livesum")
+SPOOL_BYTES = Gauge("execlog_spool_bytes", "What the host's spool directory holds (segments at their "
+                    "allocated size, set-aside lines)", multiprocess_mode="max")
+SPOOL_FULL = Gauge("execlog_spool_full", "1 while the spool is at EXECLOG_SPOOL_MAX_BYTES: records that need "
+                   "it are dropped (and counted in execlog_records_total{outcome=\"dropped\"})",
+                   multiprocess_mode="max")
 STORED = Counter("execlog_worker_records", "Records of batches a Celery worker stored: inserted, duplicate "
                  "(already stored), dead (set aside as dead letters)", ["result"])
 HTTP_REQUESTS = Counter("http_requests", "HTTP requests answered", ["method", "endpoint", "status"])
@@ -63,6 +68,11 @@ def add_flusher_cpu(seconds: float) -> None:
 
 def set_buffered(records: int) -> None:
     BUFFERED.set(records)
+
+
+def set_spool(size: int, full: bool) -> None:
+    SPOOL_BYTES.set(size)
+    SPOOL_FULL.set(1 if full else 0)
 
 
 def count_stored(result: Any) -> None:

@@ -42,9 +42,11 @@ def make_app(app_factory, queue):
 
 
 def spooled_rows(spool_dir: Path) -> list[list]:
+    """Every row in the spool's segments (an open segment's unused tail is zeros)."""
     rows = []
     for path in sorted(spool_dir.glob("*.seg")):
-        rows.extend(json.loads(line) for line in path.read_text().splitlines() if line)
+        data = path.read_bytes().split(b"\x00", 1)[0]
+        rows.extend(json.loads(line) for line in data.splitlines() if line)
     return rows
 
 

@@ -60,6 +60,7 @@ def readyz() -> ResponseReturnValue:
         "database": _check(_ping_database),
         "broker": _check(lambda: {"queue_length": queue_length(celery, logger.settings.queue)}),
         "worker": _check_worker(celery),
+        "spool": _check_spool(logger),
     }
     body = {"checks": checks, "logger": status(logger, None)}
     down = [name for name, check in checks.items() if check["ok"] is False]
@@ -67,6 +68,13 @@ def readyz() -> ResponseReturnValue:
         detail = "; ".join(f"{name}: {checks[name]['error']}" for name in down)
         return problem(503, "Not ready", detail, slug="not-ready", **body)
     return {"status": "ready", **body}
+
+
+def _check_spool(logger: Any) -> dict[str, Any]:
+    """Not ready while the spool is at its cap: records are being dropped."""
+    if not logger.spool_full:
+        return {"ok": True}
+    return {"ok": False, "error": "the log spool is at EXECLOG_SPOOL_MAX_BYTES: records are dropped"}
 
 
 def _check(probe: Callable[[], dict[str, Any]]) -> dict[str, Any]:

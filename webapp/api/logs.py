@@ -8,6 +8,7 @@ are buffered.
 
 from __future__ import annotations
 
+import math
 from typing import Any
 
 from flask import current_app
@@ -17,6 +18,7 @@ from marshmallow import Schema, fields, validate
 from ..execlog import LogCategory, LogLevel
 from ..execlog.fields import MAX_IDENTIFIER_CHARS
 from .blueprint import Blueprint
+from .errors import problem
 
 bp = Blueprint("logs", __name__, url_prefix="/api/v1", description="Log records from outside the process.")
 
@@ -52,8 +54,17 @@ class LogBatchOut(Schema):
 @bp.post("/logs")
 @bp.arguments(LogBatchIn)
 @bp.response(202, LogBatchOut)
+@bp.problem(503, "The log spool is full: try again after `Retry-After` seconds.")
 def post_logs(batch: dict[str, Any]) -> ResponseReturnValue:
-    """Log records through this process's logger; 202 with their ids."""
+    """Log records through this process's logger; 202 with their ids, or 503
+    with ``Retry-After`` while the spool is at its cap (they would be dropped)."""
     logger = current_app.extensions["execlog"]
+    if logger.spool_full:
+        response = problem(503, "Log spool full",
+                           "this process's log spool is at EXECLOG_SPOOL_MAX_BYTES (the broker is "
+                           "probably unreachable): the records were not accepted; send them again later",
+                           slug="spool-full")
+        response.headers["Retry-After"] = str(math.ceil(logger.settings.probe_interval))
+        return response
     ids = [logger.log(**record).id for record in batch["records"]]
     return {"accepted": len(ids), "ids": ids}

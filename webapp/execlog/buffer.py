@@ -51,6 +51,9 @@ class Shipper(Protocol):
         """Keep records that will not be published now (spool), or count
         them as dropped when even that fails."""
 
+    def drop(self, records: Sequence[LogRecord], reason: str) -> None:
+        """Count records that nothing could keep, and warn (rate-limited)."""
+
     def tick(self) -> None:
         """Periodic work of the flusher thread (replaying the spool)."""
 
@@ -66,18 +69,31 @@ class Shipper(Protocol):
     def dropped_for(self, trace_id: str, attempt: int | None) -> int:
         """Records of this trace and attempt dropped for good."""
 
+    @property
+    def spool_full(self) -> bool:
+        """Whether the spool is at its cap."""
+
 
 class Journal(Protocol):
     """Per-record durable append (``EXECLOG_DURABILITY=disk``)."""
 
-    def write(self, record: LogRecord, *, in_memory: bool) -> bool:
+    def write(self, record: LogRecord, in_memory: bool) -> bool:
         """Append under the buffer's lock; never raises (counts failures)."""
 
     def settle(self, records: Sequence[LogRecord], published: bool) -> None:
         """The flusher shipped ``records``: their segments may go."""
 
     def tick(self) -> None:
-        """Flusher housekeeping (rotation, the next segment)."""
+        """Flusher housekeeping (rotation, the next segment, syncs)."""
+
+    #: True when the journal wants its tick soon (its spare was taken).
+    wants_tick: bool
+
+    #: Called (once) when it takes its spare segment: wakes the flusher.
+    on_rotate: Any
+
+    #: True when the spool is at its cap.
+    full: bool
 
     def close(self) -> None: ...
 
@@ -127,6 +143,13 @@ class RecordBuffer:
         call_in_forked_children(self, RecordBuffer._after_fork_in_child)
 
     def _reset(self) -> None:
+        self._reset_state()
+        if self._journal is not None:
+            # The journal wakes the flusher when it takes its spare segment,
+            # so that the next one is made at once, off the callers' path.
+            self._journal.on_rotate = self._wake.set
+
+    def _reset_state(self) -> None:
         self._lock = threading.Lock()
         self._thread_lock = threading.Lock()
         self._wake = threading.Event()
@@ -154,26 +177,35 @@ class RecordBuffer:
     # -- producer side ---------------------------------------------------
 
     def append(self, record: LogRecord) -> LogRecord:
-        """Stamp a record and buffer it; never waits on the network."""
+        """Stamp a record and buffer it (and journal it, in disk mode); never
+        waits on the network. A record neither memory nor the spool can take
+        is dropped and counted."""
         journal = self._journal
         with self._lock:
             created_ns, record[ID] = self._stamp.next_id()
             record[CREATED_AT_US] = created_ns // 1000
             in_memory = self._buffered + self._in_flight_count < self.max_records
-            if in_memory:
+            journaled = journal is not None and journal.write(record, in_memory)
+            # Disk mode keeps in memory only what it could journal, or what
+            # failed to be journaled for a reason other than a full spool.
+            if in_memory and (journal is None or journaled or not journal.full):
                 self._queue.append(record)
                 self._buffered += 1
                 if self._buffered == 1:
                     self._oldest_at = time.monotonic()
-            if journal is not None:
-                journal.write(record, in_memory=in_memory)
-            due = self._buffered == self.batch_size
+                due = self._buffered == self.batch_size
+            else:
+                due = in_memory = False
         if due:
             self._wake.set()
         if self._thread is None:
             self._ensure_thread()
-        if not in_memory and journal is None:
-            self._shipper.keep([record])
+        if not in_memory and not journaled:
+            if journal is None:
+                self._shipper.keep([record])
+            else:
+                why = "the spool is full" if journal.full else "the spool cannot be written"
+                self._shipper.drop([record], why)
         return record
 
     def __len__(self) -> int:
@@ -189,6 +221,7 @@ class RecordBuffer:
 
     def stats(self) -> dict[str, Any]:
         return {
+            "durability": "memory" if self._journal is None else "disk",
             "buffered": self._buffered,
             "in_flight": self._in_flight_count,
             "flusher_cpu_seconds": round(self._flusher_cpu, 6),
@@ -199,6 +232,10 @@ class RecordBuffer:
 
     def dropped_for(self, trace_id: str, attempt: int | None) -> int:
         return self._shipper.dropped_for(trace_id, attempt)
+
+    @property
+    def spool_full(self) -> bool:
+        return self._shipper.spool_full
 
     def flush(self, timeout: float | None = None) -> bool:
         """Ship everything buffered before this call and wait for it.
@@ -295,7 +332,7 @@ class RecordBuffer:
         deadline = time.monotonic() + min(self.flush_interval, self.tick_interval)
         while True:
             self._wake.clear()
-            if self._due():
+            if self._due() or (self._journal is not None and self._journal.wants_tick):
                 return
             now = time.monotonic()
             age = self._oldest_age()
@@ -397,10 +434,10 @@ class RecordBuffer:
             self._shipper.keep(pending)
 
     def _after_fork_in_child(self) -> None:
-        self._reset()
         self._shipper.after_fork()
         if self._journal is not None:
             self._journal.after_fork()
+        self._reset()
 
 
 def _p99_us(values: deque[float]) -> float | None:

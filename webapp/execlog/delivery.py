@@ -121,6 +121,7 @@ class Delivery:
         max_batch_size: int = 1000,
         retry_interval: float = 5.0,
         scan_interval: float = 2.0,
+        replay_budget: float = 0.5,
         stats: Stats | None = None,
     ) -> None:
         self.primary = primary
@@ -129,6 +130,7 @@ class Delivery:
         self.max_batch_size = max_batch_size
         self.retry_interval = retry_interval
         self.scan_interval = scan_interval
+        self.replay_budget = replay_budget
         self.counters = stats or Stats()
         self.warn = RateLimitedWarning()
         self.overflow = (
@@ -147,6 +149,10 @@ class Delivery:
     def dropped_for(self, trace_id: str, attempt: int | None) -> int:
         return self.counters.dropped_for(trace_id, attempt)
 
+    @property
+    def spool_full(self) -> bool:
+        return self.spool is not None and self.spool.full
+
     def ship(self, records: Sequence[LogRecord], *, journaled: bool) -> bool:
         """Encode (what the disk journal has not encoded yet) and publish.
 
@@ -156,8 +162,11 @@ class Delivery:
         started = time.thread_time()
         rows = [record.wire_bytes() for record in records]
         published = self._send(rows)
-        if not published and not journaled:
-            self._spool_rows(rows)
+        if not published:
+            if journaled:  # on disk already: the segment is kept for replay
+                self.counters.add("spooled", len(rows))
+            else:
+                self._spool_rows(rows)
         self.last_stretch = time.thread_time() - started
         return published
 
@@ -166,16 +175,22 @@ class Delivery:
             self._drop([_trace_of(r) for r in records], "no spool is configured")
             return
         for record in records:
-            if self.overflow.write(record, in_memory=False):
+            if self.overflow.write(record, False):
                 self.counters.add("spooled")
             else:
                 self._drop([_trace_of(record)], "the spool cannot be written")
 
+    def drop(self, records: Sequence[LogRecord], reason: str) -> None:
+        self._drop([_trace_of(r) for r in records], reason)
+
     def tick(self) -> None:
         if self.overflow is not None:
             self.overflow.tick()
-        if self.spool is not None and time.monotonic() >= self._next_replay:
-            self.replay_once()
+        if self.spool is not None:
+            usage = self.spool.refresh()
+            metrics.set_spool(usage.bytes, self.spool.full)
+            if time.monotonic() >= self._next_replay:
+                self.replay_once(budget=self.replay_budget)
 
     def close(self) -> None:
         if self.overflow is not None:
@@ -267,8 +282,11 @@ class Delivery:
 
     # -- replay ----------------------------------------------------------
 
-    def replay_once(self, *, max_segments: int = 1) -> tuple[int, int]:
-        """Replay up to ``max_segments`` claimable segments, oldest first.
+    def replay_once(self, *, max_segments: int | None = None, budget: float | None = None) -> tuple[int, int]:
+        """Replay claimable segments, oldest first: up to ``max_segments`` of
+        them, or for ``budget`` seconds (the flusher's tick gives replay half
+        a second, so that new records are not held up; a replay moves tens
+        of thousands of records a second).
 
         Returns (segments, rows) replayed. Stops at the first failure and
         waits ``retry_interval`` before the next try, so a dead broker is
@@ -279,15 +297,17 @@ class Delivery:
         if self._primary_down_since is not None and now < self._next_probe:
             return 0, 0  # reading segments only to fail to send them is waste
         self._next_replay = now + self.scan_interval
+        deadline = None if budget is None else now + budget
         segments = rows_sent = 0
         for claimed in self.spool.claimable():
-            if segments >= max_segments:
+            if (max_segments is not None and segments >= max_segments) or (
+                    deadline is not None and time.monotonic() >= deadline):
                 claimed.release()
+                self._next_replay = 0.0  # more is waiting: the next tick goes on
                 break
             rows, bad = claimed.read_rows()
             if bad:
-                kept = self.spool.keep_bad_lines(claimed.path, bad)
-                self.warn("execlog: %d unreadable line(s) in %s kept in %s", len(bad), claimed.path, kept)
+                self._set_aside(claimed.path, bad)
             if not self._send_all(rows):
                 claimed.release()
                 break
@@ -297,6 +317,15 @@ class Delivery:
         if rows_sent:
             self.counters.add("replayed", rows_sent)
         return segments, rows_sent
+
+    def _set_aside(self, path: Any, bad: list[bytes]) -> None:
+        try:
+            kept = self.spool.keep_bad_lines(path, bad)  # type: ignore[union-attr]
+        except OSError as exc:  # the spool is full, or cannot be written
+            self._spool_failed(exc)
+            self._drop([(None, None)] * len(bad), f"{len(bad)} unreadable line(s) of {path} not kept: {exc}")
+            return
+        self.warn("execlog: %d unreadable line(s) in %s kept in %s", len(bad), path, kept)
 
     def replay_all(self) -> tuple[int, int]:
         """Replay every claimable segment (``flask execlog replay``)."""

@@ -62,3 +62,8 @@ class DirectWriter:
     def dropped_for(self, trace_id: str, attempt: int | None) -> int:
         """Nothing is dropped: a failure raises into the caller."""
         return 0
+
+    @property
+    def spool_full(self) -> bool:
+        """There is no spool."""
+        return False

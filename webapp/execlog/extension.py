@@ -28,9 +28,19 @@ key                            default      meaning
 ``EXECLOG_MAX_MESSAGE_CHARS``  ``32768``    longer messages are truncated
 ``EXECLOG_MAX_DETAILS_CHARS``  ``65536``    longer ``details`` JSON is truncated
 ``EXECLOG_QUEUE``              ``logs``     Celery queue of log batches
-``EXECLOG_DURABILITY``         ``memory``   ``memory`` or ``disk`` (every record
-                                            also appended to the spool)
+``EXECLOG_DURABILITY``         ``disk``     ``disk``: every record also journaled
+                                            to the spool at ``log()`` (memory if
+                                            the spool cannot be written);
+                                            ``memory``: only what cannot be
+                                            published goes there
 ``EXECLOG_SPOOL_DIR``          ``var/spool`` local spool directory
+``EXECLOG_SPOOL_MAX_BYTES``    ``1 GiB``    the spool's cap; beyond it records
+                                            are dropped and counted
+``EXECLOG_FSYNC``              ``off``      ``interval``: the journal is written
+                                            to the disk every
+                                            ``EXECLOG_FSYNC_INTERVAL`` s (to
+                                            survive a power loss of the host)
+``EXECLOG_FSYNC_INTERVAL``     ``1.0``      seconds between those syncs
 ``EXECLOG_FALLBACK``           ``none``     ``database``: insert directly while
                                             the broker is down
 ``EXECLOG_PROBE_INTERVAL``     ``5.0``      seconds between tries of a sink that
@@ -47,6 +57,8 @@ key                            default      meaning
 from __future__ import annotations
 
 import atexit
+import logging
+import tempfile
 import threading
 import weakref
 from dataclasses import dataclass, fields
@@ -67,11 +79,14 @@ from .spool import Spool, SpoolJournal
 if TYPE_CHECKING:
     from flask import Flask
 
+log = logging.getLogger(__name__)
+
 EXTENSION_KEY = "execlog"
 BACKENDS = ("celery", "thread", "direct")
 DURABILITIES = ("memory", "disk")
 FALLBACKS = ("none", "database")
-_ENUMERATED = ("EXECLOG_BACKEND", "EXECLOG_DURABILITY", "EXECLOG_FALLBACK")
+FSYNCS = ("off", "interval")
+_ENUMERATED = ("EXECLOG_BACKEND", "EXECLOG_DURABILITY", "EXECLOG_FALLBACK", "EXECLOG_FSYNC")
 
 
 @dataclass(frozen=True)
@@ -84,8 +99,11 @@ class ExecLogSettings:
     max_message_chars: int = 32_768
     max_details_chars: int = 65_536
     queue: str = "logs"
-    durability: str = "memory"
+    durability: str = "disk"
     spool_dir: str = "var/spool"
+    spool_max_bytes: int = 1024 * 1024 * 1024
+    fsync: str = "off"
+    fsync_interval: float = 1.0
     fallback: str = "none"
     probe_interval: float = 5.0
     shutdown_timeout: float = 10.0
@@ -119,6 +137,7 @@ class ExecLogSettings:
             ("EXECLOG_BACKEND", self.backend, BACKENDS),
             ("EXECLOG_DURABILITY", self.durability, DURABILITIES),
             ("EXECLOG_FALLBACK", self.fallback, FALLBACKS),
+            ("EXECLOG_FSYNC", self.fsync, FSYNCS),
         ):
             if value not in allowed:
                 raise ValueError(f"{key} must be one of {', '.join(allowed)}; got {value!r}")
@@ -132,6 +151,10 @@ class ExecLogSettings:
             raise ValueError("EXECLOG_FLUSH_INTERVAL must be positive")
         if self.probe_interval <= 0:
             raise ValueError("EXECLOG_PROBE_INTERVAL must be positive")
+        if self.spool_max_bytes < 1024 * 1024:
+            raise ValueError("EXECLOG_SPOOL_MAX_BYTES must be at least 1 MiB (1048576)")
+        if self.fsync_interval <= 0:
+            raise ValueError("EXECLOG_FSYNC_INTERVAL must be positive")
         if self.retention_days < 0:
             raise ValueError("EXECLOG_RETENTION_DAYS must be 0 (keep everything) or more")
         if self.max_message_chars < 1 or self.max_details_chars < 2:
@@ -158,7 +181,7 @@ def build_backend(app: Flask, settings: ExecLogSettings) -> Backend:
 
     if settings.backend == "direct":
         return DirectWriter(app_engine(app), store_rows)
-    spool = Spool(Path(settings.spool_dir))
+    spool = Spool(Path(settings.spool_dir), max_bytes=settings.spool_max_bytes)
     primary: Sink
     if settings.backend == "celery":
         celery = app.extensions.get("celery")
@@ -178,7 +201,10 @@ def build_backend(app: Flask, settings: ExecLogSettings) -> Backend:
         retry_interval=settings.probe_interval,
         scan_interval=settings.flush_interval,
     )
-    journal = SpoolJournal(spool, delivery.counters.error) if settings.durability == "disk" else None
+    journal = None
+    if settings.durability == "disk" and spool_writable(spool):
+        fsync_interval = settings.fsync_interval if settings.fsync == "interval" else 0.0
+        journal = SpoolJournal(spool, delivery.counters.error, fsync_interval=fsync_interval)
     return RecordBuffer(
         delivery,
         batch_size=settings.batch_size,
@@ -187,6 +213,21 @@ def build_backend(app: Flask, settings: ExecLogSettings) -> Backend:
         max_records=settings.max_buffer,
         journal=journal,
     )
+
+
+def spool_writable(spool: Spool) -> bool:
+    """Whether this process can write segments in the spool directory; disk
+    durability falls back to memory (with a warning) where it cannot."""
+    try:
+        spool.ensure_directory()
+        with tempfile.NamedTemporaryFile(dir=spool.directory, prefix=".probe-"):
+            pass
+    except OSError as exc:
+        log.warning("execlog: the spool directory %s cannot be written (%s): records are kept in "
+                    "memory only (EXECLOG_DURABILITY=memory); a killed process loses what it held",
+                    spool.directory, exc)
+        return False
+    return True
 
 
 def app_engine(app: Flask) -> Any:

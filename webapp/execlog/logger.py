@@ -15,8 +15,10 @@ from contextlib import contextmanager
 from typing import Any, Protocol
 
 from .constants import LogCategory, LogLevel
-from .fields import DEFAULT_LIMITS, Limits
+from .fields import DEFAULT_LIMITS, MAX_IDENTIFIER_CHARS, Limits
 from .normalise import (
+    CATEGORIES,
+    LEVELS,
     check_identifier,
     copy_details,
     normalise_attempt,
@@ -25,7 +27,7 @@ from .normalise import (
     normalise_level,
     normalise_message,
 )
-from .record import LogRecord, new_record
+from .record import LogRecord
 
 
 class Backend(Protocol):
@@ -43,6 +45,9 @@ class Backend(Protocol):
     def stats(self) -> dict[str, Any]: ...
 
     def dropped_for(self, trace_id: str, attempt: int | None) -> int: ...
+
+    @property
+    def spool_full(self) -> bool: ...
 
 
 def _trace(trace_id: Any, task_id: Any) -> Any:
@@ -113,10 +118,10 @@ class ExecutionLogger:
         characters, a duration that is not a finite number, or an attempt
         that is not a whole number from 0.
         """
-        return self._append(_trace(trace_id, task_id), normalise_level(level), category, message,
+        return self._append(trace_id, task_id, LEVELS.get(level) or normalise_level(level), category, message,
                             step, agent_name, roadmap_id, concept_id, details, duration_ms, attempt)
 
-    def _append(self, trace_id: Any, level: str, category: Any, message: Any, step: Any,
+    def _append(self, trace_id: Any, task_id: Any, level: str, category: Any, message: Any, step: Any,
                 agent_name: Any, roadmap_id: Any, concept_id: Any, details: Any,
                 duration_ms: Any, attempt: Any) -> LogRecord:
         """Check and clean the fields, build the record, hand it to the backend.
@@ -125,29 +130,49 @@ class ExecutionLogger:
         values are in :data:`~.fields.FIELDS` order; the backend stamps the
         first two (id and time).
         """
+        # Each field's common case (a short, clean ASCII str; a known
+        # category; a dict of details) is checked inline: a function call
+        # per field would be a third of what log() costs. Anything else
+        # takes the function that checks, cleans or refuses it.
+        if task_id is not None:
+            trace_id = _trace(trace_id, task_id)
         limits = self.limits
-        return self.backend.append(new_record((
+        record = LogRecord((
             None,
             None,
-            check_identifier(trace_id, "trace_id", required=True),
+            trace_id if (trace_id.__class__ is str and 0 < len(trace_id) <= MAX_IDENTIFIER_CHARS
+                         and trace_id.isascii() and "\x00" not in trace_id)
+            else check_identifier(trace_id, "trace_id", required=True),
             level,
-            normalise_category(category),
-            normalise_message(message, limits.max_message_chars),
-            None if step is None else check_identifier(step, "step"),
-            None if agent_name is None else check_identifier(agent_name, "agent_name"),
+            CATEGORIES.get(category) or normalise_category(category),
+            message if (message.__class__ is str and 0 < len(message) <= limits.max_message_chars
+                        and message.isascii() and "\x00" not in message)
+            else normalise_message(message, limits.max_message_chars),
+            None if step is None else step if (step.__class__ is str and 0 < len(step) <= MAX_IDENTIFIER_CHARS
+                                               and step.isascii() and "\x00" not in step)
+            else check_identifier(step, "step"),
+            None if agent_name is None else agent_name if (
+                agent_name.__class__ is str and 0 < len(agent_name) <= MAX_IDENTIFIER_CHARS
+                and agent_name.isascii() and "\x00" not in agent_name)
+            else check_identifier(agent_name, "agent_name"),
             None if roadmap_id is None else check_identifier(roadmap_id, "roadmap_id"),
             None if concept_id is None else check_identifier(concept_id, "concept_id"),
-            None if details is None else copy_details(details),
+            None if details is None else details.copy() if details.__class__ is dict
+            else copy_details(details),
             None if duration_ms is None else normalise_duration(duration_ms),
             None if attempt is None else normalise_attempt(attempt),
-        ), limits))
+        ))
+        record.limits = limits
+        record.encoded = None
+        record.journal_entry = None
+        return self.backend.append(record)
 
     def debug(self, trace_id: str | None = None, category: LogCategory | str | None = None,
               message: str | None = None, *, task_id: str | None = None, step: str | None = None,
               agent_name: str | None = None, roadmap_id: str | None = None,
               concept_id: str | None = None, details: Mapping[str, Any] | None = None,
               duration_ms: float | None = None, attempt: int | None = None) -> LogRecord:
-        return self._append(_trace(trace_id, task_id), "debug", category, message, step,
+        return self._append(trace_id, task_id, "debug", category, message, step,
                             agent_name, roadmap_id, concept_id, details, duration_ms, attempt)
 
     def info(self, trace_id: str | None = None, category: LogCategory | str | None = None,
@@ -155,7 +180,7 @@ class ExecutionLogger:
              agent_name: str | None = None, roadmap_id: str | None = None,
              concept_id: str | None = None, details: Mapping[str, Any] | None = None,
              duration_ms: float | None = None, attempt: int | None = None) -> LogRecord:
-        return self._append(_trace(trace_id, task_id), "info", category, message, step,
+        return self._append(trace_id, task_id, "info", category, message, step,
                             agent_name, roadmap_id, concept_id, details, duration_ms, attempt)
 
     def warning(self, trace_id: str | None = None, category: LogCategory | str | None = None,
@@ -163,7 +188,7 @@ class ExecutionLogger:
                 agent_name: str | None = None, roadmap_id: str | None = None,
                 concept_id: str | None = None, details: Mapping[str, Any] | None = None,
                 duration_ms: float | None = None, attempt: int | None = None) -> LogRecord:
-        return self._append(_trace(trace_id, task_id), "warning", category, message, step,
+        return self._append(trace_id, task_id, "warning", category, message, step,
                             agent_name, roadmap_id, concept_id, details, duration_ms, attempt)
 
     def error(self, trace_id: str | None = None, category: LogCategory | str | None = None,
@@ -171,7 +196,7 @@ class ExecutionLogger:
               agent_name: str | None = None, roadmap_id: str | None = None,
               concept_id: str | None = None, details: Mapping[str, Any] | None = None,
               duration_ms: float | None = None, attempt: int | None = None) -> LogRecord:
-        return self._append(_trace(trace_id, task_id), "error", category, message, step,
+        return self._append(trace_id, task_id, "error", category, message, step,
                             agent_name, roadmap_id, concept_id, details, duration_ms, attempt)
 
     # -- the original helpers --------------------------------------------
@@ -184,7 +209,7 @@ class ExecutionLogger:
                            message: str | None = None, roadmap_id: str | None = None,
                            details: Mapping[str, Any] | None = None, *,
                            task_id: str | None = None, attempt: int | None = None) -> LogRecord:
-        return self._append(_trace(trace_id, task_id), "info", "workflow", message, step, None,
+        return self._append(trace_id, task_id, "info", "workflow", message, step, None,
                             roadmap_id, None, details, None, attempt)
 
     def log_workflow_complete(self, trace_id: str | None = None, step: str | None = None,
@@ -192,14 +217,14 @@ class ExecutionLogger:
                               roadmap_id: str | None = None,
                               details: Mapping[str, Any] | None = None, *,
                               task_id: str | None = None, attempt: int | None = None) -> LogRecord:
-        return self._append(_trace(trace_id, task_id), "info", "workflow", message, step, None,
+        return self._append(trace_id, task_id, "info", "workflow", message, step, None,
                             roadmap_id, None, details, duration_ms, attempt)
 
     def log_agent_start(self, trace_id: str | None = None, agent_name: str | None = None,
                         message: str | None = None, concept_id: str | None = None,
                         details: Mapping[str, Any] | None = None, *, task_id: str | None = None,
                         step: str | None = None, attempt: int | None = None) -> LogRecord:
-        return self._append(_trace(trace_id, task_id), "info", "agent", message, step, agent_name,
+        return self._append(trace_id, task_id, "info", "agent", message, step, agent_name,
                             None, concept_id, details, None, attempt)
 
     def log_agent_complete(self, trace_id: str | None = None, agent_name: str | None = None,
@@ -207,7 +232,7 @@ class ExecutionLogger:
                            concept_id: str | None = None,
                            details: Mapping[str, Any] | None = None, *, task_id: str | None = None,
                            step: str | None = None, attempt: int | None = None) -> LogRecord:
-        return self._append(_trace(trace_id, task_id), "info", "agent", message, step, agent_name,
+        return self._append(trace_id, task_id, "info", "agent", message, step, agent_name,
                             None, concept_id, details, duration_ms, attempt)
 
     def log_agent_error(self, trace_id: str | None = None, agent_name: str | None = None,
@@ -215,7 +240,7 @@ class ExecutionLogger:
                         concept_id: str | None = None,
                         details: Mapping[str, Any] | None = None, *, task_id: str | None = None,
                         step: str | None = None, attempt: int | None = None) -> LogRecord:
-        return self._append(_trace(trace_id, task_id), "error", "agent", message, step, agent_name,
+        return self._append(trace_id, task_id, "error", "agent", message, step, agent_name,
                             None, concept_id, _merge({"error": error}, details), None, attempt)
 
     def log_tool_call(self, trace_id: str | None = None, agent_name: str | None = None,
@@ -223,21 +248,21 @@ class ExecutionLogger:
                       duration_ms: float | None = None,
                       details: Mapping[str, Any] | None = None, *, task_id: str | None = None,
                       step: str | None = None, attempt: int | None = None) -> LogRecord:
-        return self._append(_trace(trace_id, task_id), "debug", "tool", message, step, agent_name,
+        return self._append(trace_id, task_id, "debug", "tool", message, step, agent_name,
                             None, None, _merge({"tool_name": tool_name}, details), duration_ms, attempt)
 
     def log_retry_start(self, trace_id: str | None = None, message: str | None = None,
                         roadmap_id: str | None = None,
                         details: Mapping[str, Any] | None = None, *, task_id: str | None = None,
                         step: str | None = None, attempt: int | None = None) -> LogRecord:
-        return self._append(_trace(trace_id, task_id), "info", "retry", message, step, None,
+        return self._append(trace_id, task_id, "info", "retry", message, step, None,
                             roadmap_id, None, details, None, attempt)
 
     def log_retry_complete(self, trace_id: str | None = None, message: str | None = None,
                            duration_ms: float | None = None, roadmap_id: str | None = None,
                            details: Mapping[str, Any] | None = None, *, task_id: str | None = None,
                            step: str | None = None, attempt: int | None = None) -> LogRecord:
-        return self._append(_trace(trace_id, task_id), "info", "retry", message, step, None,
+        return self._append(trace_id, task_id, "info", "retry", message, step, None,
                             roadmap_id, None, details, duration_ms, attempt)
 
     @contextmanager
@@ -297,3 +322,10 @@ class ExecutionLogger:
         dropped for good since it started: records neither memory, the
         broker nor the spool could keep. The last 10,000 pairs are kept."""
         return self.backend.dropped_for(trace_id, attempt)
+
+    @property
+    def spool_full(self) -> bool:
+        """Whether the spool is at ``EXECLOG_SPOOL_MAX_BYTES``: records that
+        need it (all of them in disk mode; while the broker is down, in
+        memory mode) are then dropped and counted, until replay makes room."""
+        return self.backend.spool_full

@@ -44,9 +44,11 @@ def status(logger: Any, celery: Celery | None) -> dict[str, Any]:
     result: dict[str, Any] = dict(logger.stats())
     spool = logger.backend.shipper.spool
     if spool is not None:
-        usage = spool.usage()
+        usage = spool.refresh()
         result["spool_segments"] = usage.segments
         result["spool_bytes"] = usage.bytes
+        result["spool_max_bytes"] = spool.max_bytes
+        result["spool_full"] = spool.full
     if celery is not None and settings is not None and settings.backend == "celery":
         try:
             result["queue_length"] = queue_length(celery, settings.queue)

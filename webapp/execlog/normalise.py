@@ -172,7 +172,7 @@ def copy_details(details: Any) -> dict[str, Any] | None:
 # -- details: the checks and repairs of shipping ------------------------------
 
 #: Types JSON holds as they are (bool is a subclass of int; None's type).
-_PLAIN_SCALARS = frozenset((str, int, bool, type(None)))
+PLAIN_SCALARS = frozenset((str, int, bool, type(None)))
 
 
 def plain_details(value: dict[str, Any]) -> bool:
@@ -181,9 +181,10 @@ def plain_details(value: dict[str, Any]) -> bool:
     cannot hold, odd keys, cycles, values a ``default`` cannot convert) make
     the encoder fail, which sends the record to :func:`repair_details`."""
     values = value.values()
-    if set(map(type, values)) <= _PLAIN_SCALARS:  # the common case, in C
-        return True
-    return _plain(values, 0)
+    for item in values:  # the common case: scalars only (a loop beats a set here)
+        if item.__class__ not in PLAIN_SCALARS:
+            return _plain(values, 0)
+    return True
 
 
 def _plain(values: Any, depth: int) -> bool:
@@ -191,7 +192,7 @@ def _plain(values: Any, depth: int) -> bool:
         return False
     for value in values:
         kind = value.__class__
-        if kind in _PLAIN_SCALARS:
+        if kind in PLAIN_SCALARS:
             continue
         if kind is float:
             if value - value != 0.0:  # NaN or an infinity

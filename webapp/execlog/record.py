@@ -36,9 +36,11 @@ class LogRecord(list):  # type: ignore[type-arg]
     """
 
     #: ``limits``: the size limits it is encoded with; ``encoded``: its wire
-    #: form once encoded (by the flusher, or at ``log()`` by the disk
-    #: journal); ``journal_entry``: where ``EXECLOG_DURABILITY=disk`` wrote it.
-    __slots__ = ("limits", "encoded", "journal_entry")
+    #: form once the flusher encoded it; ``journal_entry`` and ``journal_at``:
+    #: the segment and offset where ``EXECLOG_DURABILITY=disk`` wrote that
+    #: form at ``log()`` (the flusher reads it back from there: a copy of it
+    #: held by every buffered record would cost memory, and pages faulted in).
+    __slots__ = ("limits", "encoded", "journal_entry", "journal_at")
 
     @property
     def id(self) -> str:
@@ -56,7 +58,8 @@ class LogRecord(list):  # type: ignore[type-arg]
     def wire_bytes(self) -> bytes:
         """The record's wire row, encoded (once)."""
         if self.encoded is None:
-            self.encoded = encode_record(self, self.limits)
+            journaled = None if self.journal_entry is None else self.journal_entry.line_at(self.journal_at)
+            self.encoded = journaled or encode_record(self, self.limits)
         return self.encoded
 
     def to_wire(self) -> list[Any]:

@@ -37,12 +37,17 @@ from pathlib import Path
 from typing import Any
 
 from .record import LogRecord
-from .wire import read_spooled_line, spool_lines
+from .wire import encode_record, read_spooled_line, spool_lines
 
 log = logging.getLogger(__name__)
 
 SEGMENT_SUFFIX = ".seg"
+#: Where lines that are not rows are set aside (they count against the cap).
+CORRUPT_DIR = "corrupt"
 _TMP_SUFFIX = ".tmp"
+#: Linux 5.14's madvise(2) advice (Python 3.11 has no name for it).
+_MADV_POPULATE_WRITE = getattr(mmap, "MADV_POPULATE_WRITE", 23)
+_PREFAULT_STEP = 64 * 1024
 #: Size of a journal segment; a larger record gets a segment of its own size.
 SEGMENT_BYTES = 4 * 1024 * 1024
 
@@ -56,6 +61,8 @@ class SpoolSegment:
     exist before they are touched). What was copied survives the death of
     the process; the unused tail is zeros, cut when the segment is finished.
     """
+
+    __slots__ = ("path", "capacity", "size", "pid", "_fd", "_map", "__weakref__")
 
     def __init__(self, directory: Path, capacity: int) -> None:
         name = f"{time.time_ns():020d}-{os.getpid()}-{secrets.token_hex(4)}"
@@ -75,14 +82,48 @@ class SpoolSegment:
             os.unlink(tmp_path)
             raise
 
-    def try_append(self, data: bytes) -> bool:
-        """Copy ``data`` in; False (and nothing written) when it does not fit."""
-        end = self.size + len(data)
-        if self._map is None or end > self.capacity:
-            return False
-        self._map[self.size : end] = data
+    def append(self, data: bytes) -> int | None:
+        """Copy ``data`` (whole lines: an encoded row ends with a newline) in;
+        where it starts, or None (and nothing written) when it does not fit."""
+        start = self.size
+        end = start + len(data)
+        if end > self.capacity:
+            return None
+        self._map[start:end] = data  # type: ignore[index]
         self.size = end
-        return True
+        return start
+
+    def line_at(self, start: int) -> bytes | None:
+        """The line written at ``start`` (None once the segment is closed)."""
+        view = self._map
+        if view is None:
+            return None
+        try:
+            return view[start : view.find(b"\n", start) + 1]
+        except ValueError:  # closed by the flusher meanwhile
+            return None
+
+    def prefault(self) -> None:
+        """Make every page of the mapping present and writable now (Linux's
+        ``MADV_POPULATE_WRITE``), so that no ``log()`` pays the fault of a page
+        first written to: tens of microseconds each on this kind of VM, even
+        for a page already read in (``MAP_POPULATE`` maps them read-only).
+        In 64 KiB steps: the call holds the GIL, and a step takes about 0.1 ms
+        (so a log() waits that long at most behind it). Where the kernel has no such advice, it does nothing."""
+        view = self._map
+        if view is None:
+            return
+        try:
+            for offset in range(0, self.capacity, _PREFAULT_STEP):
+                view.madvise(_MADV_POPULATE_WRITE, offset, min(_PREFAULT_STEP, self.capacity - offset))
+        except (OSError, ValueError):
+            pass  # an older kernel (EINVAL), or closed meanwhile
+
+    def sync(self) -> None:
+        """Write what was copied in to the disk (``msync``): it then survives
+        a power loss of the host, not only the death of the process."""
+        if self._map is not None and self.size:
+            self._map.flush(0, -(-self.size // mmap.PAGESIZE) * mmap.PAGESIZE)
 
     def finish(self, keep: bool) -> None:
         """Close the segment: left for replay when ``keep`` (cut to its used
@@ -103,6 +144,7 @@ class SpoolSegment:
         self._close()
 
     def _close(self) -> None:
+        self.capacity = 0  # nothing fits any more
         if self._map is not None:
             self._map.close()
             self._map = None
@@ -156,17 +198,64 @@ class SpoolUsage:
     bytes: int
 
 
-class Spool:
-    """The spool directory of one host."""
+class SpoolFull(OSError):
+    """The spool holds ``EXECLOG_SPOOL_MAX_BYTES`` already: nothing more is
+    written to it until replay makes room."""
 
-    def __init__(self, directory: str | os.PathLike[str]) -> None:
+
+class Spool:
+    """The spool directory of one host, at most ``max_bytes`` big (None: no cap).
+
+    What it holds is known from a scan of the directory (segments at their
+    allocated size, set-aside corrupt lines) that the flusher repeats every
+    tick (:meth:`refresh`), plus what this process made since. Several
+    processes share the directory, each counting the others at its last
+    scan, so the cap is exceeded at most by what they made within one tick.
+    """
+
+    def __init__(self, directory: str | os.PathLike[str], max_bytes: int | None = None) -> None:
         self.directory = Path(directory)
+        self.max_bytes = max_bytes
         self._owned: weakref.WeakSet[SpoolSegment] = weakref.WeakSet()
+        self._bytes = 0
+        self._scanned = False
 
     def ensure_directory(self) -> None:
         self.directory.mkdir(parents=True, exist_ok=True)
 
+    @property
+    def bytes(self) -> int:
+        """What the spool holds, as of the last scan and this process's writes."""
+        if not self._scanned:
+            self.refresh()
+        return self._bytes
+
+    @property
+    def full(self) -> bool:
+        """At the cap: another journal segment would take the spool over it."""
+        return self.max_bytes is not None and self.bytes + self.segment_bytes > self.max_bytes
+
+    def refresh(self) -> SpoolUsage:
+        """Scan the directory: what it holds now."""
+        usage = self.usage()
+        self._bytes, self._scanned = usage.bytes, True
+        return usage
+
+    def _reserve(self, size: int) -> None:
+        if self.max_bytes is not None and self.bytes + size > self.max_bytes:
+            raise SpoolFull(f"the spool holds {self._bytes:,} bytes; its cap is {self.max_bytes:,} "
+                            "(EXECLOG_SPOOL_MAX_BYTES)")
+        self._bytes += size
+
+    @property
+    def segment_bytes(self) -> int:
+        """The size of a journal segment: 4 MiB, or a quarter of the cap."""
+        if self.max_bytes is None:
+            return SEGMENT_BYTES
+        return max(mmap.PAGESIZE, min(SEGMENT_BYTES, self.max_bytes // 4 // mmap.PAGESIZE * mmap.PAGESIZE))
+
     def new_segment(self, capacity: int = SEGMENT_BYTES) -> SpoolSegment:
+        self._reserve(capacity)
         self.ensure_directory()
         segment = SpoolSegment(self.directory, capacity)
         self._owned.add(segment)
@@ -176,14 +265,14 @@ class Spool:
         """Write rows (wire bytes) as one finished segment, ready for replay."""
         data = spool_lines(rows)
         segment = self.new_segment(capacity=len(data))
-        segment.try_append(data)
+        segment.append(data)
         segment.finish(keep=True)
 
     def segment_paths(self) -> list[Path]:
         """Every finished-or-open segment, oldest first."""
         try:
             entries = os.scandir(self.directory)
-        except FileNotFoundError:
+        except (FileNotFoundError, NotADirectoryError):
             return []
         with entries:
             names = sorted(e.name for e in entries if e.name.endswith(SEGMENT_SUFFIX))
@@ -215,6 +304,7 @@ class Spool:
         return ClaimedSegment(path, fd)
 
     def usage(self) -> SpoolUsage:
+        """Segments (their count) and the bytes of everything the spool holds."""
         count = size = 0
         for path in self.segment_paths():
             try:
@@ -222,15 +312,26 @@ class Spool:
             except FileNotFoundError:
                 continue
             count += 1
-        return SpoolUsage(count, size)
+        return SpoolUsage(count, size + self._corrupt_bytes())
+
+    def _corrupt_bytes(self) -> int:
+        try:
+            entries = os.scandir(self.directory / CORRUPT_DIR)
+        except (FileNotFoundError, NotADirectoryError):
+            return 0
+        with entries:
+            return sum(e.stat().st_size for e in entries if e.is_file())
 
     def keep_bad_lines(self, source: Path, lines: list[bytes]) -> Path:
-        """Set aside lines that are not rows, for a person to look at."""
-        corrupt = self.directory / "corrupt"
+        """Set aside lines that are not rows, for a person to look at;
+        :class:`SpoolFull` when that would take the spool over its cap."""
+        data = b"\n".join(lines) + b"\n"
+        self._reserve(len(data))
+        corrupt = self.directory / CORRUPT_DIR
         corrupt.mkdir(parents=True, exist_ok=True)
         target = corrupt / (source.stem + ".bad")
         with open(target, "ab") as stream:
-            stream.write(b"\n".join(lines) + b"\n")
+            stream.write(data)
         return target
 
     def after_fork(self) -> None:
@@ -240,7 +341,7 @@ class Spool:
         self._owned = weakref.WeakSet()
 
 
-@dataclass(eq=False)
+@dataclass(eq=False, slots=True)
 class JournalEntry:
     """A journal segment and the bookkeeping that says when it may go."""
 
@@ -259,6 +360,9 @@ class JournalEntry:
     def done(self) -> bool:
         return self.sealed and self.settled >= self.written
 
+    def line_at(self, start: int) -> bytes | None:
+        return self.segment.line_at(start)
+
     @property
     def keep(self) -> bool:
         return self.unpublished or self.spilled
@@ -272,43 +376,71 @@ class SpoolJournal:
     (``in_memory=False``). Each record remembers its :class:`JournalEntry`;
     when the flusher has shipped a batch it calls :meth:`settle`, and a
     segment whose records are all settled is deleted when every one was
-    published, or left for replay otherwise. Segments rotate by size (4 MiB)
-    and on :meth:`tick` once all they hold is settled; the flusher prepares
-    the next one ahead of time. A write that fails is counted in ``failed``
-    and reported, never raised into ``log()``: the record is still in memory.
+    published, or left for replay otherwise.
+
+    What ``log()`` pays is a copy into a page that is already mapped and
+    writable: the flusher keeps the next segment ready and prefaulted
+    (:meth:`tick`, asked for as soon as the spare is taken), rotates by size
+    (4 MiB) and once all a segment holds is settled, and, with
+    ``fsync_interval``, writes the active segment to the disk that often. A
+    write that fails is counted in ``failed`` and reported, never raised into
+    ``log()``; ``full`` says when the spool's cap refused it.
     """
 
-    def __init__(self, spool: Spool, on_error: Any = None, *, keep_spare: bool = True) -> None:
+    def __init__(self, spool: Spool, on_error: Any = None, *, keep_spare: bool = True,
+                 fsync_interval: float = 0.0) -> None:
         self._spool = spool
         self._on_error = on_error
         #: Keep the next segment ready (disk mode: every log() writes). The
         #: overflow journal of memory mode writes rarely: no spare file.
         self._keep_spare = keep_spare
+        self.fsync_interval = fsync_interval
+        self._reset()
+
+    def _reset(self) -> None:
         self._lock = threading.Lock()
         self._entries: deque[JournalEntry] = deque()  # oldest first, the active one last
         self._active: JournalEntry | None = None
         self._spare: SpoolSegment | None = None
+        self._next_sync = 0.0
         self.failed = 0
+        #: The flusher should call tick() soon (the spare was taken).
+        self.wants_tick = False
+        #: Called when the spare is taken (the buffer sets it: it wakes the
+        #: flusher, which makes the next spare).
+        self.on_rotate: Any = None
 
-    def write(self, record: LogRecord, *, in_memory: bool) -> bool:
-        data = record.wire_bytes() + b"\n"
+    @property
+    def full(self) -> bool:
+        return self._spool.full
+
+    def write(self, record: LogRecord, in_memory: bool) -> bool:
+        line = encode_record(record, record.limits)
         with self._lock:
             entry = self._active
-            try:
-                if entry is None or not entry.segment.try_append(data):
-                    entry = self._rotate(len(data))
-                    entry.segment.try_append(data)
-            except OSError as exc:
-                self.failed += 1
-                if self._on_error is not None:
-                    self._on_error(exc)
-                return False
-            entry.written += 1
+            # The copy of SpoolSegment.append, inline: log() pays for this.
+            segment = None if entry is None else entry.segment
+            start = 0 if segment is None else segment.size
+            end = start + len(line)
+            if segment is None or end > segment.capacity:
+                try:
+                    entry = self._rotate(len(line))
+                except OSError as exc:
+                    self.failed += 1
+                    if self._on_error is not None:
+                        self._on_error(exc)
+                    return False
+                segment = entry.segment
+                start, end = 0, len(line)
+            segment._map[start:end] = line  # type: ignore[index]
+            segment.size = end
+            entry.written += 1  # type: ignore[union-attr]
             if in_memory:
                 record.journal_entry = entry
+                record.journal_at = start
             else:
-                entry.settled += 1
-                entry.spilled = True
+                entry.settled += 1  # type: ignore[union-attr]
+                entry.spilled = True  # type: ignore[union-attr]
             return True
 
     def _rotate(self, at_least: int) -> JournalEntry:
@@ -319,28 +451,38 @@ class SpoolJournal:
         if segment is None or segment.capacity < at_least:
             if segment is not None:
                 segment.finish(keep=False)
-            segment = self._spool.new_segment(max(SEGMENT_BYTES, at_least))
+            segment = self._spool.new_segment(max(self._spool.segment_bytes, at_least))
         self._active = JournalEntry(segment)
         self._entries.append(self._active)
+        if self._keep_spare:
+            self.wants_tick = True
+            if self.on_rotate is not None:
+                self.on_rotate()
         return self._active
 
     def settle(self, records: Any, published: bool) -> None:
-        """The flusher shipped ``records`` (published or not)."""
+        """The flusher shipped ``records`` (published or not). Counted per
+        segment first, so that the lock ``log()`` also takes is held for a
+        few updates, not for a walk over the batch."""
+        counts: dict[JournalEntry, int] = {}
+        for record in records:
+            entry = record.journal_entry
+            if entry is not None:
+                counts[entry] = counts.get(entry, 0) + 1
         with self._lock:
-            for record in records:
-                entry = record.journal_entry
-                if entry is not None:
-                    entry.settled += 1
-                    if not published:
-                        entry.unpublished = True
+            for entry, count in counts.items():
+                entry.settled += count
+                if not published:
+                    entry.unpublished = True
             done = self._pop_done()
         for entry in done:
             entry.segment.finish(keep=entry.keep)
 
     def tick(self) -> None:
         """Flusher housekeeping: close the active segment once all it holds
-        is settled (so published records do not linger on disk), and get
-        the next segment ready."""
+        is settled (so published records do not linger on disk), get the
+        next segment ready, and sync the active one when it is time."""
+        self.wants_tick = False
         with self._lock:
             active = self._active
             if active is not None and active.written and active.settled >= active.written:
@@ -352,6 +494,19 @@ class SpoolJournal:
             entry.segment.finish(keep=entry.keep)
         if need_spare:
             self._prepare_spare()
+        if self.fsync_interval and time.monotonic() >= self._next_sync:
+            self._next_sync = time.monotonic() + self.fsync_interval
+            self.sync()
+
+    def sync(self) -> None:
+        """Write the open segments to the disk (``EXECLOG_FSYNC=interval``)."""
+        with self._lock:
+            segments = [entry.segment for entry in self._entries]
+        for segment in segments:
+            try:
+                segment.sync()
+            except (OSError, ValueError):  # finished meanwhile: nothing left to sync
+                pass
 
     def _pop_done(self) -> list[JournalEntry]:
         done = []
@@ -361,7 +516,8 @@ class SpoolJournal:
 
     def _prepare_spare(self) -> None:
         try:
-            spare = self._spool.new_segment()
+            spare = self._spool.new_segment(self._spool.segment_bytes)
+            spare.prefault()
         except OSError:
             return  # write() will try again, and count the failure
         with self._lock:
@@ -376,6 +532,8 @@ class SpoolJournal:
             entries, self._entries, self._active = list(self._entries), deque(), None
             spare, self._spare = self._spare, None
         for entry in entries:
+            if self.fsync_interval:
+                entry.segment.sync()
             entry.segment.finish(keep=entry.keep or entry.settled < entry.written)
         if spare is not None:
             spare.finish(keep=False)
@@ -386,7 +544,4 @@ class SpoolJournal:
             entry.segment.abandon_after_fork()
         if self._spare is not None:
             self._spare.abandon_after_fork()
-        self._lock = threading.Lock()
-        self._entries = deque()
-        self._active = None
-        self._spare = None
+        self._reset()

@@ -34,7 +34,7 @@ import orjson
 
 from .fields import ATTEMPT, DETAILS, FIELDS, MAX_IDENTIFIER_CHARS, TEXT_POSITIONS, TRACE_ID, Limits
 from .normalise import (
-    CATEGORIES, LEVELS, clean_text, dumps_repaired, json_default, limit_details, plain_details,
+    CATEGORIES, LEVELS, PLAIN_SCALARS, clean_text, dumps_repaired, json_default, limit_details, plain_details,
     repair_details,
 )
 
@@ -44,6 +44,10 @@ WIRE_VERSION = 2
 V1_FIELDS = len(FIELDS) - 1
 
 _NUL_ESCAPE = b"\\u0000"
+_dumps = orjson.dumps
+#: Every encoded row ends with a newline: a spool line as it is, and JSON
+#: whitespace between the rows of a message body.
+_NEWLINE = orjson.OPT_APPEND_NEWLINE
 
 
 # -- the producer --------------------------------------------------------------
@@ -52,14 +56,22 @@ _NUL_ESCAPE = b"\\u0000"
 def encode_record(record: list[Any], limits: Limits) -> bytes:
     """A record's wire row (see the module's docstring for when it is repaired)."""
     details = record[DETAILS]
-    if details is None or plain_details(details):
-        try:
-            data = orjson.dumps(record, default=json_default)
-        except TypeError:  # orjson.JSONEncodeError is one
-            pass
-        else:
-            if _NUL_ESCAPE not in data and (details is None or len(data) <= limits.max_details_chars):
-                return data
+    if details is not None:
+        for value in details.values():  # plain_details's common case, inline (log() pays it)
+            if value.__class__ not in PLAIN_SCALARS:
+                if not plain_details(details):
+                    return _encode_repaired(record, limits)
+                break
+    try:
+        data = _dumps(record, json_default, _NEWLINE)
+    except TypeError:  # orjson.JSONEncodeError is one
+        return _encode_repaired(record, limits)
+    # An escaped NUL needs a backslash: one memchr rules it out in the common
+    # case. (bytes.find, not "in", which first tries the needle as an
+    # integer, raising and clearing a TypeError.)
+    if ((data.find(b"\\") < 0 or data.find(_NUL_ESCAPE) < 0)
+            and (details is None or len(data) <= limits.max_details_chars)):
+        return data
     return _encode_repaired(record, limits)
 
 
@@ -81,9 +93,9 @@ def _encode_repaired(record: list[Any], limits: Limits) -> bytes:
         safe = repair_details(details)
         row[DETAILS] = limit_details(safe, dumps_repaired(safe), limits.max_details_chars)
     try:
-        return orjson.dumps(row)
+        return orjson.dumps(row, option=_NEWLINE)
     except TypeError:  # an integer over 64 bits: the standard library takes it
-        return dumps_repaired(row).encode("utf-8")
+        return dumps_repaired(row).encode("utf-8") + b"\n"
 
 
 def decode_row(data: bytes) -> list[Any]:
@@ -91,8 +103,9 @@ def decode_row(data: bytes) -> list[Any]:
 
 
 def spool_lines(rows: Iterable[bytes]) -> bytes:
-    """Rows as a spool file holds them: one per line (JSON has no raw newline)."""
-    return b"".join(row + b"\n" for row in rows)
+    """Rows as a spool file holds them: one per line (JSON has no raw newline;
+    an encoded row ends with one, a row read back from a spool does not)."""
+    return b"".join(row if row.endswith(b"\n") else row + b"\n" for row in rows)
 
 
 def read_spooled_line(line: bytes) -> bytes | None:
