@@ -109,7 +109,8 @@ class SpoolSegment:
         first written to: tens of microseconds each on this kind of VM, even
         for a page already read in (``MAP_POPULATE`` maps them read-only).
         In 64 KiB steps: the call holds the GIL, and a step takes about 0.1 ms
-        (so a log() waits that long at most behind it). Where the kernel has no such advice, it does nothing."""
+        (so a log() waits that long at most behind it). Where the kernel has
+        no such advice, it does nothing."""
         view = self._map
         if view is None:
             return
