@@ -11,6 +11,7 @@ run, in the "container stack" section.
 
 from __future__ import annotations
 
+import shutil
 import time
 from collections import Counter
 from collections.abc import Iterator
@@ -19,6 +20,7 @@ from pathlib import Path
 import pytest
 import sqlalchemy as sa
 
+from ..support.processes import ROOT
 from ..support.waiting import wait_for
 from .stack import PROJECT, Stack, engine_answers
 from .traffic import ROADMAP_INPUT, Tally, execution_messages
@@ -35,7 +37,7 @@ def pytest_terminal_summary(terminalreporter) -> None:
 
 
 @pytest.fixture(scope="session")
-def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
+def stack() -> Iterator[Stack]:
     """The stack, built and started as ``make docker-up`` does, every
     service healthy and /readyz answering 200; removed with its volumes at
     the end (the images are kept, for the next run)."""
@@ -43,7 +45,11 @@ def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
     if problem:
         pytest.fail(f"no Docker engine answers ({problem}): run scripts/ensure_docker.sh "
                     "(as root on Debian it installs and starts one)", pytrace=False)
-    workdir = tmp_path_factory.mktemp("stack")
+    # Not under pytest's temporary directories, which other suites' runs on
+    # the machine prune: the services' output stays for a post-mortem.
+    workdir = ROOT / "var" / "tests-containers"
+    shutil.rmtree(workdir, ignore_errors=True)
+    workdir.mkdir(parents=True)
     stack = Stack(workdir)
     stack.write_env_file()
     log = workdir / "docker_up.log"
@@ -57,6 +63,7 @@ def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
         yield stack
     finally:
         _keep_logs(stack, workdir)
+        REPORT.append(f"the services' output: {(workdir / 'services.log').relative_to(ROOT)}")
         stack.down()
 
 

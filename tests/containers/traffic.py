@@ -201,9 +201,16 @@ class Tally:
 
 def settle(stack: Stack, engine: sa.engine.Engine, logs: LogTraffic, flows: WorkflowTraffic,
            reference: list[str], tally: Tally) -> None:
-    """Everything acknowledged is stored once: records, then executions."""
-    settle_logs(engine, logs, tally)
-    settle_executions(stack, engine, flows, reference, tally)
+    """Everything acknowledged is stored once: records, then executions (both
+    counted, whichever fails)."""
+    failures = []
+    for settle_one in (lambda: settle_logs(engine, logs, tally),
+                       lambda: settle_executions(stack, engine, flows, reference, tally)):
+        try:
+            settle_one()
+        except AssertionError as failure:
+            failures.append(str(failure))
+    assert not failures, "\n".join(failures)
 
 
 def settle_logs(engine: sa.engine.Engine, traffic: LogTraffic, tally: Tally, timeout: float = 120) -> None:
