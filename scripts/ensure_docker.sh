@@ -65,7 +65,7 @@ if ! engine_answers; then
         sleep 0.5
     done
     if ! engine_answers; then
-        tail -n 30 "$log" >&2 || true
+        tail -n 30 "$log" >&2 2>/dev/null || true
         fail "the Docker engine did not answer within ${wait_seconds} s (log above: $log)"
     fi
 fi
