@@ -264,11 +264,19 @@ def settle_executions(stack: Stack, engine: sa.engine.Engine, traffic: WorkflowT
         tally.executions_twice = sum(e["count"] - 1 for e in executions.values())
         tally.executions_succeeded = sum(e["status"] == "succeeded" for e in executions.values())
         tally.executions_resumed = len(resumed)
-        tally.execution_logs_complete = sum(
-            _complete(execution_messages(engine, i), reference, i in resumed) for i in ids)
+        incomplete = [i for i in ids if not _complete(execution_messages(engine, i), reference, i in resumed)]
+        tally.execution_logs_complete = len(ids) - len(incomplete)
+        tally.notes += [_log_difference(execution_messages(engine, i), reference, i) for i in incomplete[:3]]
         tally.execution_requests_unanswered = traffic.unanswered
         tally.execution_requests_refused = dict(traffic.refused)
     assert tally.executions_twice == 0 and tally.executions_stored == len(ids), tally.line()
+
+
+def _log_difference(messages: list[str], reference: list[str], execution_id: str) -> str:
+    """What one execution's log lacks or has too many of, against the reference."""
+    stored, expected = Counter(messages), Counter(reference)
+    return (f"execution {execution_id}: {len(messages)} records, missing {dict(expected - stored)}, "
+            f"extra {dict(stored - expected)}")
 
 
 def _complete(messages: list[str], reference: list[str], resumed: bool) -> bool:
