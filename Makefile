@@ -1,5 +1,8 @@
 # make run  - set up (virtualenv, install, migrations) and serve on :8000
-# make test - set up, start PostgreSQL and Redis if stopped, run every test
+# make test - set up, start PostgreSQL and Redis if stopped, run the tests
+#             (all but the container suite)
+# make docker-up / docker-down - the compose stack (docker/docker-compose.yml)
+# make test-containers - the container suite: builds and runs the stack
 
 PYTHON ?= python3
 VENV   ?= .venv
@@ -7,7 +10,7 @@ BIN    := $(VENV)/bin
 PLUGINS := $(wildcard plugins/*/pyproject.toml)
 STAMP  := $(VENV)/.installed
 
-.PHONY: install run test lint bench services test-db clean
+.PHONY: install run test test-containers lint bench services test-db clean docker-up docker-down
 
 install: $(STAMP)
 
@@ -27,6 +30,21 @@ services:
 
 test: install services
 	$(BIN)/python -m pytest
+
+# Needs a Docker engine (scripts/ensure_docker.sh starts one where it can).
+test-containers: install
+	$(BIN)/python -m pytest -m containers tests/containers
+
+# The stack of docker/docker-compose.yml, from .env (cp .env.example .env,
+# then set POSTGRES_PASSWORD and FLOWER_BASIC_AUTH). docker-down keeps the
+# volumes (the database, the queue, the spool): DOCKER_DOWN_ARGS=--volumes
+# removes them too.
+docker-up:
+	scripts/ensure_docker.sh
+	scripts/docker_up.sh
+
+docker-down:
+	scripts/compose.sh down $(DOCKER_DOWN_ARGS)
 
 lint: install
 	$(BIN)/flake8 webapp plugins tests bench celery_worker.py wsgi.py docker/gunicorn.conf.py

@@ -3,6 +3,7 @@
 Each check returns the problems it finds; the tests assert there are none,
 and a few tests feed a broken copy to show that a check does catch it. What
 the app reads is derived from the code (and the scripts), never listed here.
+The stack itself runs in tests/containers/.
 """
 
 from __future__ import annotations
@@ -36,6 +37,12 @@ RUNTIME_VARIABLES = {"HOSTNAME"}
 READ_BY_SERVERS = {"GUNICORN_CMD_ARGS"}
 #: The port each kind of server listens on inside its container.
 LISTENS = {"postgres": 5432, "redis": 6379}
+#: Ports a Docker host often serves itself (PostgreSQL, Redis, RabbitMQ):
+#: the stack must not publish on them by default.
+HOST_SERVICE_PORTS = {5432, 6379, 5672}
+#: The env file every app service reads: the repository's .env unless
+#: scripts/compose.sh (the tests, another deployment) names another.
+ENV_FILE_ENTRY = "${WEBAPP_ENV_FILE:-../.env}"
 
 
 def load_compose() -> dict[str, Any]:
@@ -89,8 +96,10 @@ def shell_variables(path: Path) -> set[str]:
 
 def compose_variables(text: str) -> set[str]:
     """Variables the compose file takes from .env (``${NAME...}``; ``$$`` is
-    the container's own)."""
-    return set(re.findall(r"(?<!\$)\$\{([A-Z][A-Z0-9_]*)", text))
+    the container's own), but for those scripts/compose.sh sets itself."""
+    exported = set(re.findall(r"^export ([A-Z][A-Z0-9_]*)", (ROOT / "scripts" / "compose.sh").read_text(),
+                              re.MULTILINE))
+    return set(re.findall(r"(?<!\$)\$\{([A-Z][A-Z0-9_]*)", text)) - exported
 
 
 def app_variables() -> set[str]:
@@ -259,9 +268,59 @@ def check_environment(compose: dict[str, Any], compose_text: str, example: str, 
         for variable in service.get("environment") or {}:
             if variable not in read:
                 problems.append(f"{name}: sets {variable}, which nothing reads")
-        env_files = [entry["path"] for entry in service.get("env_file", [])]
-        if env_files != ["../.env"]:
-            problems.append(f"{name}: must read the repository's .env, reads {env_files}")
+        env_files = service.get("env_file", [])
+        if env_files != [ENV_FILE_ENTRY]:
+            problems.append(f"{name}: must read {ENV_FILE_ENTRY}, reads {env_files}")
+    return problems
+
+
+def check_portability(compose: dict[str, Any]) -> list[str]:
+    """What Compose v1 (1.29, the one Debian has) refuses and v2 accepts: a
+    top-level name, env_file entries as mappings (``required:``, v2.24)."""
+    problems = [f"top-level {key!r}: Compose v1 refuses it" for key in ("name",) if key in compose]
+    for name, service in compose["services"].items():
+        entries = service.get("env_file", [])
+        if any(not isinstance(entry, str) for entry in (entries if isinstance(entries, list) else [entries])):
+            problems.append(f"{name}: env_file entries must be paths (Compose v1 has no 'required:')")
+    return problems
+
+
+def check_published_ports(compose: dict[str, Any]) -> list[str]:
+    """By default every port is published on 127.0.0.1, and on none a host
+    service already uses."""
+    problems = []
+    for name, service in compose["services"].items():
+        for port in service.get("ports", []):
+            default = re.sub(r"\$\{[A-Z_]+:-([^}]*)\}", r"\1", str(port))
+            address, host_port, _ = default.rsplit(":", 2) if default.count(":") == 2 else ("", "", "")
+            if address != "127.0.0.1":
+                problems.append(f"{name}: {port} is not published on 127.0.0.1 by default")
+            elif int(host_port) in HOST_SERVICE_PORTS:
+                problems.append(f"{name}: {port} takes port {host_port} of the host by default")
+    return problems
+
+
+def seconds(value: str) -> float:
+    """A Compose duration (``45s``, ``1m30s``)."""
+    units = {"h": 3600, "m": 60, "s": 1}
+    return sum(float(number) * units[unit] for number, unit in re.findall(r"([0-9.]+)(h|m|s)", value))
+
+
+def check_stop_grace(compose: dict[str, Any], example: str) -> list[str]:
+    """The API gets time for gunicorn's graceful stop and then its workers'
+    final flush; every app service that keeps logs stops on SIGTERM with at
+    least the flush's time (defaults as .env.example documents them)."""
+    defaults = dict(re.findall(r"^([A-Z][A-Z0-9_]*)=(.*)$", example, re.MULTILINE))
+    flush = float(defaults["EXECLOG_SHUTDOWN_TIMEOUT"])
+    needs = {"api": float(defaults["GUNICORN_GRACEFUL_TIMEOUT"]) + flush, "worker": flush}
+    problems = []
+    for name, least in needs.items():
+        service = compose["services"][name]
+        grace = seconds(service.get("stop_grace_period", "10s"))
+        if grace <= least:
+            problems.append(f"{name}: stop_grace_period {grace:.0f} s, needs more than {least:.0f} s")
+        if service.get("stop_signal", "SIGTERM") != "SIGTERM":
+            problems.append(f"{name}: stops on {service['stop_signal']}, not SIGTERM (graceful)")
     return problems
 
 
@@ -288,12 +347,33 @@ def test_every_variable_the_app_reads_is_documented_and_nothing_else_is():
     assert problems == []
 
 
+def test_the_file_is_one_compose_v1_and_v2_both_accept():
+    assert check_portability(load_compose()) == []
+
+
+def test_ports_are_published_on_loopback_clear_of_the_host_services():
+    assert check_published_ports(load_compose()) == []
+
+
+def test_the_api_and_the_worker_get_the_time_to_flush_when_stopped():
+    assert check_stop_grace(load_compose(), ENV_EXAMPLE.read_text()) == []
+
+
+def test_the_image_has_no_test_plugin_by_default():
+    default = re.search(r'^ARG PLUGINS="([^"]*)"$', DOCKERFILE.read_text(), re.MULTILINE)
+    assert default, "docker/Dockerfile names the plugins it installs in ARG PLUGINS"
+    names = default.group(1).split()
+    assert names and all((ROOT / "plugins" / name / "pyproject.toml").is_file() for name in names)
+    assert "synthetic" not in names
+
+
 def test_the_image_runs_as_a_user_of_its_own_and_installs_from_the_project_files():
     dockerfile = DOCKERFILE.read_text()
     assert re.search(r"^FROM \$\{PYTHON_IMAGE\}$", dockerfile, re.MULTILINE)
     assert "ARG PYTHON_IMAGE=python:3.11-slim" in dockerfile
     assert re.search(r"^USER webapp$", dockerfile, re.MULTILINE)
-    assert 'pip install ".${EXTRAS:+[$EXTRAS]}"' in dockerfile
+    assert re.search(r'^RUN if \[ -n "\$EXTRAS" \]; then pip install [^\n]*"\.\[\$EXTRAS\]"', dockerfile,
+                     re.MULTILINE)
     assert f"WORKDIR {IMAGE_WORKDIR}" in dockerfile.rsplit("\nFROM ", 1)[-1]
     flower = load_compose()["services"]["flower"]
     assert flower["build"]["args"] == {"EXTRAS": "monitoring"}
@@ -344,6 +424,33 @@ def test_a_wrong_port_is_caught():
     compose = broken(lambda s: s["api"]["environment"].update(GUNICORN_BIND="0.0.0.0:9000"))
     assert check_ports(compose) == ["api: publishes [8000], listens on 9000",
                                     "api: the health check asks another port than 9000"]
+
+
+def test_what_compose_v1_refuses_is_caught():
+    compose = broken(lambda s: s["api"].update(env_file=[{"path": "../.env", "required": False}]))
+    compose["name"] = "webapp"
+    assert check_portability(compose) == [
+        "top-level 'name': Compose v1 refuses it",
+        "api: env_file entries must be paths (Compose v1 has no 'required:')",
+    ]
+
+
+def test_a_port_open_beyond_the_host_or_on_a_host_service_is_caught():
+    compose = broken(lambda s: (s["api"].update(ports=["8000:8000"]),
+                                s["postgres"].update(ports=["${POSTGRES_PUBLISH:-127.0.0.1:5432}:5432"])))
+    assert check_published_ports(compose) == [
+        "postgres: ${POSTGRES_PUBLISH:-127.0.0.1:5432}:5432 takes port 5432 of the host by default",
+        "api: 8000:8000 is not published on 127.0.0.1 by default",
+    ]
+
+
+def test_a_short_stop_grace_period_is_caught():
+    compose = broken(lambda s: (s["api"].update(stop_grace_period="30s"),
+                                s["worker"].update(stop_signal="SIGKILL")))
+    assert check_stop_grace(compose, ENV_EXAMPLE.read_text()) == [
+        "api: stop_grace_period 30 s, needs more than 40 s",
+        "worker: stops on SIGKILL, not SIGTERM (graceful)",
+    ]
 
 
 def test_an_undocumented_or_stale_variable_is_caught(tmp_path):

@@ -1,0 +1,30 @@
+#!/usr/bin/env bash
+# Compose on docker/docker-compose.yml: `docker compose` (v2) where it is
+# installed, else `docker-compose` (v1, 1.29); the file suits both. The
+# arguments are Compose's: scripts/compose.sh ps, ... logs worker, ... down.
+#
+#   COMPOSE_PROJECT_NAME  webapp  the project (containers, network, volumes)
+#   WEBAPP_ENV_FILE       .env    the environment of the stack: the services'
+#                                 env_file, and the compose file's ${...}
+set -euo pipefail
+root=$(cd "$(dirname "$0")/.." && pwd)
+
+env_file=${WEBAPP_ENV_FILE:-$root/.env}
+if [ ! -f "$env_file" ]; then
+    echo "compose.sh: no $env_file: cp .env.example .env, then set POSTGRES_PASSWORD and FLOWER_BASIC_AUTH" >&2
+    exit 1
+fi
+# Absolute: the compose file resolves relative paths from docker/.
+WEBAPP_ENV_FILE=$(realpath "$env_file")
+export WEBAPP_ENV_FILE
+export COMPOSE_PROJECT_NAME=${COMPOSE_PROJECT_NAME:-webapp}
+
+if docker compose version >/dev/null 2>&1; then
+    compose=(docker compose)
+elif command -v docker-compose >/dev/null; then
+    compose=(docker-compose)
+else
+    echo "compose.sh: neither docker compose nor docker-compose is installed (scripts/ensure_docker.sh)" >&2
+    exit 1
+fi
+exec "${compose[@]}" --env-file "$WEBAPP_ENV_FILE" --file "$root/docker/docker-compose.yml" "$@"

