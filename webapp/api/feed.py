@@ -56,6 +56,8 @@ log = logging.getLogger(__name__)
 #: Records read by one poll at most; a poll that reads this many is
 #: followed by another at once.
 POLL_RECORDS = 500
+#: Event ids are a BIGINT: a larger one in Last-Event-ID is no position.
+MAX_EVENT_ID = 2**63 - 1
 _log_schema = LogRecordOut()
 
 
@@ -73,7 +75,8 @@ class Cursor:
     def parse(cls, text: str) -> Cursor:
         """``ValueError`` for text that is not ``<int>:<uuid or nothing>``."""
         event_id, separator, log_id = text.strip().partition(":")
-        if not separator or not event_id.isdigit():
+        digits = event_id.isascii() and event_id.isdigit() and len(event_id) <= 19
+        if not separator or not digits or int(event_id) > MAX_EVENT_ID:
             raise ValueError(f"{text!r} is not a position of this stream (<event id>:<log id>)")
         return cls(int(event_id), uuid.UUID(log_id) if log_id else None)
 
