@@ -158,9 +158,16 @@ class ExecutionEvent(db.Model):
     __table_args__ = (sa.Index("ix_execution_events_execution_id_id", "execution_id", "id"),)
 
 
+#: What a token may do (webapp.api.scopes): ``read`` executions, logs,
+#: runners (and the probes when protected), ``start`` and retry executions,
+#: ``ingest`` log records, ``admin`` manage tokens.
+TOKEN_SCOPES = ("read", "start", "ingest", "admin")
+
+
 class ApiToken(db.Model):
     """A bearer token of the HTTP API (``flask tokens create``): only its
-    SHA-256 is stored; the token itself is shown once, when it is made."""
+    SHA-256 is stored; the token itself is shown once, when it is made.
+    ``scopes`` is space-separated (tokens made before scopes have all)."""
 
     __tablename__ = "api_tokens"
 
@@ -169,3 +176,5 @@ class ApiToken(db.Model):
     token_hash: Mapped[str] = mapped_column(sa.String(64), unique=True)
     created_at: Mapped[datetime] = mapped_column(sa.DateTime(timezone=True), default=utcnow)
     revoked_at: Mapped[datetime | None] = mapped_column(sa.DateTime(timezone=True))
+    scopes: Mapped[str] = mapped_column(sa.String(100), default=" ".join(TOKEN_SCOPES),
+                                        server_default=" ".join(TOKEN_SCOPES))

@@ -49,6 +49,7 @@ def cursor(created_at: str, item_id: str | None = None) -> str:
         ("/api/v1/logs", f'{{"records": {DEEP}}}', 400, "nested deeper than 64 levels"),
         ("/api/v1/logs", '{"records": [{"trace_id": "t", "level": "info", "category": "api", "message": "m", '
                          f'"details": {{"d": {TOO_DEEP}}}}}]}}', 400, "records.0.details.d.0.0"),
+        ("/api/v1/tokens", f'{{"name": {DEEP}}}', 400, "nested deeper than 64 levels"),
         ("/api/v1/executions", start_body('{"n": ' + "1" * 5000 + "}"), 400,
          "a number in it has more than 4300 digits"),
         ("/api/v1/executions", start_body('{"n": 1e400}'), 400, "the number 1e400 is beyond the range"),
@@ -63,12 +64,13 @@ def cursor(created_at: str, item_id: str | None = None) -> str:
         ("/api/v1/executions", start_body("{}", '"emit\\u0000"'), 400,
          "workflow (json): Must not hold a NUL character"),
         ("/api/v1/executions", start_body("{}", '"\\ud800"'), 400, "Must not hold a lone surrogate"),
+        ("/api/v1/tokens", '{"name": "a\\u0000b"}', 400, "name (json): Must not hold a NUL character"),
         ("/api/v1/executions", '{"workflow": "synthetic-emit", "input": {}}'.encode("utf-16"), 400,
          "it is not UTF-8"),
     ],
-    ids=["deep-input", "input-65-levels", "deep-logs", "details-65-levels", "5000-digits",
+    ids=["deep-input", "input-65-levels", "deep-logs", "details-65-levels", "deep-token", "5000-digits",
          "1e400", "nan", "minus-infinity", "nul-in-input", "nul-in-input-key", "surrogate-in-input",
-         "surrogate-in-input-key", "nul-in-workflow", "surrogate-in-workflow", "utf-16"],
+         "surrogate-in-input-key", "nul-in-workflow", "surrogate-in-workflow", "nul-in-token-name", "utf-16"],
 )
 def test_a_hostile_json_body_gets_a_4xx_problem(hostile, db_engine, path, body, status, fragment):
     with db_engine.connect() as connection:

@@ -62,7 +62,8 @@ def test_the_openapi_document_describes_every_endpoint_and_has_a_page(client):
     assert set(spec["paths"]) == {
         "/healthz", "/readyz", "/metrics", "/api/v1/executions", "/api/v1/executions/{execution_id}",
         "/api/v1/executions/{execution_id}/retry", "/api/v1/executions/{execution_id}/logs",
-        "/api/v1/executions/{execution_id}/events", "/api/v1/logs", "/api/v1/runners"}
+        "/api/v1/executions/{execution_id}/events", "/api/v1/logs", "/api/v1/runners", "/api/v1/tokens",
+        "/api/v1/tokens/{name}"}
     start = spec["paths"]["/api/v1/executions"]["post"]
     assert {"202", "200", "400", "404", "409", "422", "503"} <= set(start["responses"])
     assert any(p["name"] == "Idempotency-Key" and p["in"] == "header" for p in start["parameters"])

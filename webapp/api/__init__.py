@@ -11,8 +11,9 @@ key                      default         meaning
                          API_TOKENS is   (:mod:`.auth`); ``open``: none, loopback
                          set, else       clients only
                          ``open``
-``API_TOKENS``           (none)          comma-separated tokens; more with
-                                         ``flask tokens create``
+``API_TOKENS``           (none)          comma-separated tokens, each with every
+                                         scope or ``token:read+start``; more
+                                         with ``flask tokens create``
 ``API_PROTECT_PROBES``   ``0``           ``1``: ``/readyz`` and ``/metrics`` need
                                          a token too
 ``API_MAX_BODY_BYTES``   ``1048576``     larger request bodies get 413
@@ -88,6 +89,7 @@ def check_settings(config: Mapping[str, Any]) -> None:
 
 def init_app(app: Flask) -> None:
     from . import auth, errors, metrics
+    from .admin import bp as admin_bp
     from .events import bp as events_bp
     from .executions import bp as executions_bp
     from .health import bp as health_bp
@@ -101,5 +103,5 @@ def init_app(app: Flask) -> None:
     metrics.init_app(app)
     auth.init_app(app)
     api = Api(app)
-    for blueprint in (health_bp, metrics.bp, executions_bp, events_bp, logs_bp, runners_bp):
+    for blueprint in (health_bp, metrics.bp, executions_bp, events_bp, logs_bp, runners_bp, admin_bp):
         api.register_blueprint(blueprint)

@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import json
 import math
+from collections.abc import Callable
 from typing import Any
 
 import flask_smorest
@@ -29,6 +30,7 @@ from webargs.flaskparser import FlaskParser, is_json_request
 
 from ..storable import MAX_JSON_DEPTH, json_problem
 from .errors import PROBLEM_CONTENT_TYPE, Problem, ProblemSchema
+from .scopes import check_scope_name
 
 
 class ApiParser(FlaskParser):
@@ -105,3 +107,16 @@ class Blueprint(flask_smorest.Blueprint):
         """Document an error answer (a problem document)."""
         return self.alt_response(status, schema=ProblemSchema, content_type=PROBLEM_CONTENT_TYPE,
                                  description=description)
+
+    def requires(self, scope: str) -> Callable[[Any], Any]:
+        """The scope a token needs for this view (:mod:`.auth` checks it),
+        also written in the OpenAPI document as ``x-required-scope``. Place
+        it right under the route decorator."""
+        check_scope_name(scope)
+
+        def decorator(view: Any) -> Any:
+            view.required_scope = scope
+            documented = self.doc(**{"x-required-scope": scope})(view)
+            return self.problem(403, f"The token lacks the scope `{scope}`.")(documented)
+
+        return decorator

@@ -43,6 +43,7 @@ class StreamHeaders(Schema):
 
 
 @bp.get("/executions/<uuid:execution_id>/events")
+@bp.requires("read")
 @bp.arguments(StreamHeaders, location="headers")
 @bp.response(200, {"type": "string"}, content_type="text/event-stream", description=(
     "Messages `event: <type>` with `data: <JSON>`: the progress events (execution_queued, "

@@ -50,6 +50,7 @@ def healthz() -> ResponseReturnValue:
 
 
 @bp.get("/readyz")
+@bp.requires("read")
 @bp.response(200, ReadyOut)
 @bp.problem(503, "Not ready: `checks` says what is down.")
 def readyz() -> ResponseReturnValue:

@@ -50,6 +50,7 @@ class LogBatchOut(Schema):
 
 
 @bp.post("/logs")
+@bp.requires("ingest")
 @bp.arguments(LogBatchIn)
 @bp.response(202, LogBatchOut)
 def post_logs(batch: dict[str, Any]) -> ResponseReturnValue:

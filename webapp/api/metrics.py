@@ -30,6 +30,7 @@ UNMATCHED = "<unmatched>"
 
 
 @bp.get("/metrics")
+@bp.requires("read")
 @bp.response(200, {"type": "string"}, content_type="text/plain; version=0.0.4",
              description="Prometheus text format: execlog_*, http_*, celery_queue_messages.")
 def prometheus_metrics() -> ResponseReturnValue:
