@@ -40,7 +40,7 @@ import time
 import uuid
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
-from datetime import datetime, timedelta, timezone
+from datetime import datetime, timedelta
 from typing import Any
 
 import redis
@@ -116,7 +116,7 @@ class ExecutionFeed:
         items: list[tuple[datetime, str, Any]] = [
             (e["created_at"], "event", e) for e in self._new_events()
         ]
-        items += [(aware(r.created_at), "log", r) for r in self._new_logs()]
+        items += [(r.created_at, "log", r) for r in self._new_logs()]
         items.sort(key=lambda item: item[0])
         messages = [self._message(kind, item) for _, kind, item in items]
         self._forget_sent()
@@ -129,7 +129,7 @@ class ExecutionFeed:
     # -- events -----------------------------------------------------------
 
     def _new_events(self) -> list[dict[str, Any]]:
-        found = [event_payload(e) | {"created_at": aware(e.created_at)}
+        found = [event_payload(e) | {"created_at": e.created_at}
                  for e in events_after(self.execution_id, self._last_read_event())]
         if self._held_final is not None and found:
             found.insert(0, self._held_final)  # not final after all: the execution was resumed
@@ -175,18 +175,13 @@ class ExecutionFeed:
         position = (item.created_at, item.id)
         if self.newest is None or position > self.newest:
             self.newest = position
-        return Message("log", _log_schema.dump(item), aware(item.created_at), self._cursor())
+        return Message("log", _log_schema.dump(item), item.created_at, self._cursor())
 
     def _cursor(self) -> Cursor:
         """Where a client that got this far resumes: the newest record sent,
         or the one this feed resumed after."""
         latest = self.newest or self.floor
         return Cursor(self.event_id, None if latest is None else latest[1])
-
-
-def aware(moment: datetime) -> datetime:
-    """SQLite returns naive datetimes; every stored time is UTC."""
-    return moment if moment.tzinfo is not None else moment.replace(tzinfo=timezone.utc)
 
 
 class Wakeup:
