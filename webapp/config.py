@@ -204,6 +204,7 @@ def api_config(environ: Mapping[str, str]) -> dict[str, Any]:
         "API_SSE_POLL_INTERVAL": _float(environ, "API_SSE_POLL_INTERVAL", 1.0),
         "API_SSE_HEARTBEAT": _float(environ, "API_SSE_HEARTBEAT", 15.0),
         "API_SSE_LOG_DELAY": _float(environ, "API_SSE_LOG_DELAY", 5.0),
+        "API_READY_CACHE_SECONDS": _float(environ, "API_READY_CACHE_SECONDS", 5.0),
     }
 
 

@@ -23,6 +23,7 @@ key                      default         meaning
 ``API_SSE_HEARTBEAT``    ``15.0``        seconds of silence before a keepalive
 ``API_SSE_LOG_DELAY``    ``5.0``         how late a log record may land and still
                                          be streamed (:mod:`.feed`)
+``API_READY_CACHE_SECONDS``  ``5``       ``/readyz`` checks at most this often
 =======================  ==============  =========================================
 """
 
@@ -75,6 +76,7 @@ class Api(flask_smorest.Api):
 
 
 POSITIVE_SETTINGS = ("MAX_CONTENT_LENGTH", "API_MAX_LIMIT", "API_SSE_POLL_INTERVAL", "API_SSE_HEARTBEAT")
+NON_NEGATIVE_SETTINGS = ("API_SSE_LOG_DELAY", "API_READY_CACHE_SECONDS")
 
 
 def check_settings(config: Mapping[str, Any]) -> None:
@@ -83,16 +85,16 @@ def check_settings(config: Mapping[str, Any]) -> None:
         if not config[key] > 0:
             raise ValueError(f"{'API_MAX_BODY_BYTES' if key == 'MAX_CONTENT_LENGTH' else key} must be "
                              f"positive, got {config[key]!r}")
-    if config["API_SSE_LOG_DELAY"] < 0:
-        raise ValueError(f"API_SSE_LOG_DELAY must be 0 or more, got {config['API_SSE_LOG_DELAY']!r}")
+    for key in NON_NEGATIVE_SETTINGS:
+        if config[key] < 0:
+            raise ValueError(f"{key} must be 0 or more, got {config[key]!r}")
 
 
 def init_app(app: Flask) -> None:
-    from . import auth, errors, metrics
+    from . import auth, errors, health, metrics
     from .admin import bp as admin_bp
     from .events import bp as events_bp
     from .executions import bp as executions_bp
-    from .health import bp as health_bp
     from .logs import bp as logs_bp
     from .runners import bp as runners_bp
 
@@ -102,6 +104,7 @@ def init_app(app: Flask) -> None:
     errors.init_app(app)
     metrics.init_app(app)
     auth.init_app(app)
+    health.init_app(app)
     api = Api(app)
-    for blueprint in (health_bp, metrics.bp, executions_bp, events_bp, logs_bp, runners_bp, admin_bp):
+    for blueprint in (health.bp, metrics.bp, executions_bp, events_bp, logs_bp, runners_bp, admin_bp):
         api.register_blueprint(blueprint)
