@@ -42,13 +42,16 @@ os.makedirs(os.environ["PROMETHEUS_MULTIPROC_DIR"], exist_ok=True)
 
 
 def on_starting(server):
-    """Refuse to serve the API open on a public address; say how access is
-    controlled; forget the metrics of an earlier run."""
+    """Refuse to serve the API open on a public address, or with event
+    streams allowed to take every thread; say how access is controlled;
+    forget the metrics of an earlier run."""
     from webapp.api.auth import open_bind_problem
+    from webapp.api.streams import stream_threads_problem
     from webapp.metrics import clear_multiprocess_dir, multiprocess_dir
 
     config = config_from_env(os.environ)
-    problem = open_bind_problem(config, server.cfg.address)
+    problem = (open_bind_problem(config, server.cfg.address)
+               or stream_threads_problem(config, server.cfg.worker_class_str, server.cfg.threads))
     if problem:
         raise RuntimeError(problem)
     if config["API_AUTH"] == "open":

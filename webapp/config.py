@@ -204,6 +204,9 @@ def api_config(environ: Mapping[str, str]) -> dict[str, Any]:
         "API_SSE_POLL_INTERVAL": _float(environ, "API_SSE_POLL_INTERVAL", 1.0),
         "API_SSE_HEARTBEAT": _float(environ, "API_SSE_HEARTBEAT", 15.0),
         "API_SSE_LOG_DELAY": _float(environ, "API_SSE_LOG_DELAY", 5.0),
+        "API_SSE_MAX_SECONDS": _float(environ, "API_SSE_MAX_SECONDS", 300.0),
+        "API_SSE_MAX_STREAMS": _int(environ, "API_SSE_MAX_STREAMS", 4),
+        "API_SSE_MAX_STREAMS_PER_TOKEN": _int(environ, "API_SSE_MAX_STREAMS_PER_TOKEN", 2),
         "API_READY_CACHE_SECONDS": _float(environ, "API_READY_CACHE_SECONDS", 5.0),
     }
 

@@ -23,6 +23,11 @@ key                      default         meaning
 ``API_SSE_HEARTBEAT``    ``15.0``        seconds of silence before a keepalive
 ``API_SSE_LOG_DELAY``    ``5.0``         how late a log record may land and still
                                          be streamed (:mod:`.feed`)
+``API_SSE_MAX_SECONDS``  ``300``         a stream ends after this long; the client
+                                         resumes with ``Last-Event-ID``
+``API_SSE_MAX_STREAMS``  ``4``           streams a process serves at once (below
+                                         ``GUNICORN_THREADS``; :mod:`.streams`)
+``API_SSE_MAX_STREAMS_PER_TOKEN``  ``2`` streams one token may hold per process
 ``API_READY_CACHE_SECONDS``  ``5``       ``/readyz`` checks at most this often
 =======================  ==============  =========================================
 """
@@ -75,7 +80,8 @@ class Api(flask_smorest.Api):
             self.spec.components.response(name, response, lazy=True)
 
 
-POSITIVE_SETTINGS = ("MAX_CONTENT_LENGTH", "API_MAX_LIMIT", "API_SSE_POLL_INTERVAL", "API_SSE_HEARTBEAT")
+POSITIVE_SETTINGS = ("MAX_CONTENT_LENGTH", "API_MAX_LIMIT", "API_SSE_POLL_INTERVAL", "API_SSE_HEARTBEAT",
+                     "API_SSE_MAX_SECONDS", "API_SSE_MAX_STREAMS", "API_SSE_MAX_STREAMS_PER_TOKEN")
 NON_NEGATIVE_SETTINGS = ("API_SSE_LOG_DELAY", "API_READY_CACHE_SECONDS")
 
 
@@ -91,7 +97,7 @@ def check_settings(config: Mapping[str, Any]) -> None:
 
 
 def init_app(app: Flask) -> None:
-    from . import auth, errors, health, metrics
+    from . import auth, errors, health, metrics, streams
     from .admin import bp as admin_bp
     from .events import bp as events_bp
     from .executions import bp as executions_bp
@@ -105,6 +111,7 @@ def init_app(app: Flask) -> None:
     metrics.init_app(app)
     auth.init_app(app)
     health.init_app(app)
+    app.extensions[streams.EXTENSION_KEY] = streams.slots_from_config(app.config)
     api = Api(app)
     for blueprint in (health.bp, metrics.bp, executions_bp, events_bp, logs_bp, runners_bp, admin_bp):
         api.register_blueprint(blueprint)

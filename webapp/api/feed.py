@@ -36,6 +36,7 @@ from __future__ import annotations
 
 import json
 import logging
+import math
 import time
 import uuid
 from collections.abc import Callable, Iterator
@@ -218,10 +219,11 @@ class Wakeup:
 
 
 def follow(app: Flask, feed: ExecutionFeed, wakeup: Wakeup, *, poll_interval: float,
-           idle_every: float) -> Iterator[list[Message]]:
-    """Poll ``feed`` until it is done, each poll in an app context of its
-    own; yield each poll's messages, and an empty list after every
-    ``idle_every`` seconds without any (the stream's heartbeat)."""
+           idle_every: float, until: float = math.inf) -> Iterator[list[Message]]:
+    """Poll ``feed`` until it is done (or ``time.monotonic()`` reaches
+    ``until``), each poll in an app context of its own; yield each poll's
+    messages, and an empty list after every ``idle_every`` seconds without
+    any (the stream's heartbeat)."""
     last_yield = time.monotonic()
     try:
         while True:
@@ -230,11 +232,11 @@ def follow(app: Flask, feed: ExecutionFeed, wakeup: Wakeup, *, poll_interval: fl
             if messages or time.monotonic() - last_yield >= idle_every:
                 last_yield = time.monotonic()
                 yield messages
-            if feed.done:
+            if feed.done or time.monotonic() >= until:
                 return
             if not feed.behind:
-                remaining = idle_every - (time.monotonic() - last_yield)
-                wakeup.wait(max(0.0, min(poll_interval, remaining)))
+                now = time.monotonic()
+                wakeup.wait(max(0.0, min(poll_interval, idle_every - (now - last_yield), until - now)))
     finally:
         wakeup.close()
 
