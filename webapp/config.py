@@ -235,6 +235,7 @@ def config_from_env(environ: Mapping[str, str] | None = None) -> dict[str, Any]:
         "WEBAPP_DISABLED_PLUGINS": environ.get("WEBAPP_DISABLED_PLUGINS", ""),
         "WORKFLOW_HEARTBEAT_SECONDS": _float(environ, "WORKFLOW_HEARTBEAT_SECONDS", 10.0),
         "WORKFLOW_STALE_SECONDS": _float(environ, "WORKFLOW_STALE_SECONDS", 60.0),
+        "WORKFLOW_QUEUED_STALE_SECONDS": _float(environ, "WORKFLOW_QUEUED_STALE_SECONDS", 3600.0),
         **api_config(environ),
     }
     for name, value in environ.items():
