@@ -16,6 +16,9 @@ workers = int(os.environ.get("WEB_CONCURRENCY", "2"))
 # long-lived stream) does not take a whole process.
 worker_class = os.environ.get("GUNICORN_WORKER_CLASS", "gthread")
 threads = int(os.environ.get("GUNICORN_THREADS", "8"))
+# Event streams may take at most half the threads of a worker: the others
+# serve ordinary requests (webapp.api.streams; on_starting checks a value set).
+os.environ.setdefault("API_SSE_MAX_STREAMS", str(max(1, threads // 2)))
 timeout = int(os.environ.get("GUNICORN_TIMEOUT", "60"))
 graceful_timeout = int(os.environ.get("GUNICORN_GRACEFUL_TIMEOUT", "30"))
 keepalive = 5

@@ -26,7 +26,8 @@ key                      default         meaning
 ``API_SSE_MAX_SECONDS``  ``300``         a stream ends after this long; the client
                                          resumes with ``Last-Event-ID``
 ``API_SSE_MAX_STREAMS``  ``4``           streams a process serves at once (below
-                                         ``GUNICORN_THREADS``; :mod:`.streams`)
+                                         ``GUNICORN_THREADS``; :mod:`.streams`);
+                                         half the threads under gunicorn
 ``API_SSE_MAX_STREAMS_PER_TOKEN``  ``2`` streams one token may hold per process
 ``API_READY_CACHE_SECONDS``  ``5``       ``/readyz`` checks at most this often
 =======================  ==============  =========================================

@@ -4,8 +4,9 @@ A stream holds a gunicorn thread for as long as it is open, and threads
 are few (``GUNICORN_THREADS`` per process, 8 by default): 40 streams on a
 queued execution took every thread of the default 2 x 8 and ``/healthz``
 timed out. So each process serves at most ``API_SSE_MAX_STREAMS`` streams
-(the other threads stay for ordinary requests; gunicorn refuses to start
-with no thread left for them, :func:`stream_threads_problem`), each token at
+(the other threads stay for ordinary requests: ``docker/gunicorn.conf.py``
+makes it half the threads unless it is set, and refuses to start with no
+thread left for them, :func:`stream_threads_problem`), each token at
 most ``API_SSE_MAX_STREAMS_PER_TOKEN`` of them, and a stream ends after
 ``API_SSE_MAX_SECONDS`` (the client resumes with ``Last-Event-ID``, as
 EventSource does by itself). A stream beyond a cap is refused at once: 503
