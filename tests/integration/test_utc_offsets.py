@@ -10,11 +10,8 @@ import uuid
 from flask_migrate import upgrade
 
 from webapp.config import celery_config
-from webapp.execlog.ids import MonotonicStamp
-from webapp.execlog.record import LogRecord
-from webapp.execlog.store import store_rows
 
-from ..api.conftest import response_lines, sse_messages
+from ..api.conftest import Rows, response_lines, sse_messages
 
 UTC = re.compile(r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d(\.\d+)?\+00:00")
 
@@ -41,9 +38,7 @@ def served_times(app) -> dict[str, str]:
     with app.app_context():
         from webapp.extensions import db
 
-        created_ns, counter = MonotonicStamp().next()
-        record = LogRecord(created_ns, counter, execution_id, "info", "agent", "a record")
-        assert store_rows(db.engine, [record.to_wire()]).inserted == 1
+        Rows(db.engine).log(execution_id, "a record")
     found = times_in(started.json, "start")
     found.update(times_in(client.get(f"/api/v1/executions/{execution_id}").json, "read"))
     found.update(times_in(client.get("/api/v1/executions?limit=1").json, "list"))
