@@ -16,6 +16,9 @@ workers = int(os.environ.get("WEB_CONCURRENCY", "2"))
 # long-lived stream) does not take a whole process.
 worker_class = os.environ.get("GUNICORN_WORKER_CLASS", "gthread")
 threads = int(os.environ.get("GUNICORN_THREADS", "8"))
+# Event streams may take at most half the threads of a worker: the others
+# serve ordinary requests (webapp.api.streams; on_starting checks a value set).
+os.environ.setdefault("API_SSE_MAX_STREAMS", str(max(1, threads // 2)))
 timeout = int(os.environ.get("GUNICORN_TIMEOUT", "60"))
 graceful_timeout = int(os.environ.get("GUNICORN_GRACEFUL_TIMEOUT", "30"))
 keepalive = 5
@@ -42,13 +45,16 @@ os.makedirs(os.environ["PROMETHEUS_MULTIPROC_DIR"], exist_ok=True)
 
 
 def on_starting(server):
-    """Refuse to serve the API open on a public address; say how access is
-    controlled; forget the metrics of an earlier run."""
+    """Refuse to serve the API open on a public address, or with event
+    streams allowed to take every thread; say how access is controlled;
+    forget the metrics of an earlier run."""
     from webapp.api.auth import open_bind_problem
+    from webapp.api.streams import stream_threads_problem
     from webapp.metrics import clear_multiprocess_dir, multiprocess_dir
 
     config = config_from_env(os.environ)
-    problem = open_bind_problem(config, server.cfg.address)
+    problem = (open_bind_problem(config, server.cfg.address)
+               or stream_threads_problem(config, server.cfg.worker_class_str, server.cfg.threads))
     if problem:
         raise RuntimeError(problem)
     if config["API_AUTH"] == "open":

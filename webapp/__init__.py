@@ -10,7 +10,7 @@ from typing import Any
 
 from flask import Flask
 
-from .config import config_from_env
+from .config import config_from_env, connect_args
 
 __all__ = ["create_app"]
 
@@ -26,7 +26,7 @@ def create_app(config: Mapping[str, Any] | None = None) -> Flask:
     if config:
         app.config.from_mapping(config)
     _prepare_paths(app)
-    _name_database_connections(app)
+    _configure_database_connections(app)
 
     from . import cli, models  # noqa: F401 - models registers the tables
     from .api import init_app as init_api
@@ -55,11 +55,13 @@ def _prepare_paths(app: Flask) -> None:
             Path(transport[key]).mkdir(parents=True, exist_ok=True)
 
 
-def _name_database_connections(app: Flask) -> None:
-    """Tag PostgreSQL connections with ``DB_APPLICATION_NAME``."""
-    if app.config["SQLALCHEMY_DATABASE_URI"].startswith("postgresql"):
+def _configure_database_connections(app: Flask) -> None:
+    """Give PostgreSQL connections their name (``DB_APPLICATION_NAME``) and
+    timeouts (:func:`~.config.connect_args`); arguments set in
+    ``SQLALCHEMY_ENGINE_OPTIONS`` win."""
+    url = app.config["SQLALCHEMY_DATABASE_URI"]
+    if url.startswith("postgresql"):
         options = dict(app.config.get("SQLALCHEMY_ENGINE_OPTIONS") or {})
-        connect_args = dict(options.get("connect_args") or {})
-        connect_args.setdefault("application_name", app.config["DB_APPLICATION_NAME"])
-        options["connect_args"] = connect_args
+        options["connect_args"] = {**connect_args(url, app.config, app.config["DB_APPLICATION_NAME"]),
+                                   **(options.get("connect_args") or {})}
         app.config["SQLALCHEMY_ENGINE_OPTIONS"] = options

@@ -59,7 +59,7 @@ def execlog_prune() -> None:
 
 
 def init_app(app: Flask) -> None:
-    from .api.tokens import tokens_cli
+    from .api.token_admin import tokens_cli
     from .workflow.cli import executions_cli, runners_cli
 
     app.cli.add_command(execlog_cli)

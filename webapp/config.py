@@ -81,10 +81,30 @@ def broker_url(environ: Mapping[str, str]) -> str:
     return environ.get("CELERY_BROKER_URL") or environ.get("REDIS_URL") or "filesystem://"
 
 
+def connect_args(url: str, config: Mapping[str, Any], application_name: str) -> dict[str, Any]:
+    """The DBAPI connection arguments of an engine of ours. On PostgreSQL:
+    the name ``pg_stat_activity`` shows, how long connecting may take
+    (``DB_CONNECT_TIMEOUT`` seconds) and how long one statement may run
+    (``DB_STATEMENT_TIMEOUT`` seconds; 0: no limit). Without them a database
+    that hangs, or a query over a huge trace, held a request (and the token
+    store's lock) for as long as it lasted. On SQLite: the lock wait."""
+    if url.startswith("sqlite"):
+        return {"timeout": 30}
+    for key in ("DB_CONNECT_TIMEOUT", "DB_STATEMENT_TIMEOUT"):
+        if config[key] < 0:
+            raise ValueError(f"{key} must be 0 or more, got {config[key]!r}")
+    args: dict[str, Any] = {"application_name": application_name,
+                            "connect_timeout": config["DB_CONNECT_TIMEOUT"]}
+    if config["DB_STATEMENT_TIMEOUT"] > 0:
+        args["options"] = f"-c statement_timeout={round(config['DB_STATEMENT_TIMEOUT'] * 1000)}"
+    return args
+
+
 def engine_options(url: str, environ: Mapping[str, str]) -> dict[str, Any]:
     """SQLAlchemy engine options. On PostgreSQL the factory adds
-    ``application_name`` from ``DB_APPLICATION_NAME``: ``pg_stat_activity``
-    then shows which process holds which connection."""
+    :func:`connect_args` (``application_name`` from ``DB_APPLICATION_NAME``,
+    so that ``pg_stat_activity`` shows which process holds which connection,
+    and the timeouts)."""
     if url.startswith("sqlite"):
         return {"connect_args": {"timeout": 30}}
     return {
@@ -184,6 +204,10 @@ def api_config(environ: Mapping[str, str]) -> dict[str, Any]:
         "API_SSE_POLL_INTERVAL": _float(environ, "API_SSE_POLL_INTERVAL", 1.0),
         "API_SSE_HEARTBEAT": _float(environ, "API_SSE_HEARTBEAT", 15.0),
         "API_SSE_LOG_DELAY": _float(environ, "API_SSE_LOG_DELAY", 5.0),
+        "API_SSE_MAX_SECONDS": _float(environ, "API_SSE_MAX_SECONDS", 300.0),
+        "API_SSE_MAX_STREAMS": _int(environ, "API_SSE_MAX_STREAMS", 4),
+        "API_SSE_MAX_STREAMS_PER_TOKEN": _int(environ, "API_SSE_MAX_STREAMS_PER_TOKEN", 2),
+        "API_READY_CACHE_SECONDS": _float(environ, "API_READY_CACHE_SECONDS", 5.0),
     }
 
 
@@ -198,6 +222,8 @@ def config_from_env(environ: Mapping[str, str] | None = None) -> dict[str, Any]:
         "SQLALCHEMY_DATABASE_URI": db_url,
         "SQLALCHEMY_ENGINE_OPTIONS": engine_options(db_url, environ),
         "DB_APPLICATION_NAME": environ.get("DB_APPLICATION_NAME", "webapp"),
+        "DB_CONNECT_TIMEOUT": _int(environ, "DB_CONNECT_TIMEOUT", 5),
+        "DB_STATEMENT_TIMEOUT": _float(environ, "DB_STATEMENT_TIMEOUT", 30.0),
         "CELERY": celery_config(
             broker_url(environ),
             var_dir,
@@ -209,6 +235,7 @@ def config_from_env(environ: Mapping[str, str] | None = None) -> dict[str, Any]:
         "WEBAPP_DISABLED_PLUGINS": environ.get("WEBAPP_DISABLED_PLUGINS", ""),
         "WORKFLOW_HEARTBEAT_SECONDS": _float(environ, "WORKFLOW_HEARTBEAT_SECONDS", 10.0),
         "WORKFLOW_STALE_SECONDS": _float(environ, "WORKFLOW_STALE_SECONDS", 60.0),
+        "WORKFLOW_QUEUED_STALE_SECONDS": _float(environ, "WORKFLOW_QUEUED_STALE_SECONDS", 3600.0),
         **api_config(environ),
     }
     for name, value in environ.items():

@@ -27,6 +27,33 @@ def utcnow() -> datetime:
     return datetime.now(timezone.utc)
 
 
+class UtcDateTime(sa.types.TypeDecorator):
+    """A moment, stored as ``timestamp with time zone`` and always read back
+    as an aware datetime in UTC.
+
+    SQLite keeps no offset and gives naive datetimes back, and PostgreSQL
+    answers in the session's ``TimeZone``: without this, the API served
+    ``2026-12-03T12:38:03.147339`` (no offset) on the embedded default and
+    local offsets on a server set to another zone. Naive values are taken as
+    UTC; aware ones are converted to UTC before they are stored.
+    """
+
+    impl = sa.DateTime(timezone=True)
+    cache_ok = True
+
+    def process_bind_param(self, value: datetime | None, dialect: Any) -> datetime | None:
+        if value is not None and value.tzinfo is not None:
+            return value.astimezone(timezone.utc)
+        return value
+
+    def process_result_value(self, value: datetime | None, dialect: Any) -> datetime | None:
+        if value is None:
+            return None
+        if value.tzinfo is None:
+            return value.replace(tzinfo=timezone.utc)
+        return value.astimezone(timezone.utc)
+
+
 class Execution(db.Model):
     """One run of a workflow. Its logs carry its id as their ``trace_id``."""
 
@@ -41,15 +68,15 @@ class Execution(db.Model):
     current_step: Mapped[str | None] = mapped_column(sa.String(255))
     attempts: Mapped[int] = mapped_column(sa.Integer, default=0)
     idempotency_key: Mapped[str | None] = mapped_column(sa.String(255), unique=True)
-    created_at: Mapped[datetime] = mapped_column(sa.DateTime(timezone=True), default=utcnow)
+    created_at: Mapped[datetime] = mapped_column(UtcDateTime, default=utcnow)
     updated_at: Mapped[datetime] = mapped_column(
-        sa.DateTime(timezone=True), default=utcnow, onupdate=utcnow
+        UtcDateTime, default=utcnow, onupdate=utcnow
     )
-    started_at: Mapped[datetime | None] = mapped_column(sa.DateTime(timezone=True))
-    finished_at: Mapped[datetime | None] = mapped_column(sa.DateTime(timezone=True))
+    started_at: Mapped[datetime | None] = mapped_column(UtcDateTime)
+    finished_at: Mapped[datetime | None] = mapped_column(UtcDateTime)
     #: Stamped by the worker while it runs the execution
     #: (:mod:`webapp.workflow.heartbeat`); a stale one means the worker is gone.
-    heartbeat_at: Mapped[datetime | None] = mapped_column(sa.DateTime(timezone=True))
+    heartbeat_at: Mapped[datetime | None] = mapped_column(UtcDateTime)
     #: Read-only (the engine writes steps itself); for the API's views.
     steps: Mapped[list[ExecutionStep]] = relationship(
         "ExecutionStep", viewonly=True, order_by="ExecutionStep.position"
@@ -109,7 +136,7 @@ class ExecutionLog(db.Model):
     concept_id: Mapped[str | None] = mapped_column(sa.String(255))
     details: Mapped[Any | None] = mapped_column(JSONType)
     duration_ms: Mapped[float | None] = mapped_column(sa.Float)
-    created_at: Mapped[datetime] = mapped_column(sa.DateTime(timezone=True), primary_key=True)
+    created_at: Mapped[datetime] = mapped_column(UtcDateTime, primary_key=True)
     #: The run of the execution that logged it (``executions.attempts`` at
     #: the time); NULL for records from elsewhere (``POST /logs``, requests).
     attempt: Mapped[int | None] = mapped_column(sa.Integer)
@@ -131,7 +158,7 @@ class DeadLetter(db.Model):
     __tablename__ = "execution_log_dead_letters"
 
     id: Mapped[int] = mapped_column(sa.BigInteger().with_variant(sa.Integer, "sqlite"), primary_key=True)
-    received_at: Mapped[datetime] = mapped_column(sa.DateTime(timezone=True), default=utcnow)
+    received_at: Mapped[datetime] = mapped_column(UtcDateTime, default=utcnow)
     source: Mapped[str] = mapped_column(sa.String(32))
     reason: Mapped[str] = mapped_column(sa.Text)
     payload: Mapped[str] = mapped_column(sa.Text)
@@ -165,8 +192,8 @@ class ExecutionStep(db.Model):
     attempts: Mapped[int] = mapped_column(sa.Integer, default=0)
     output: Mapped[Any | None] = mapped_column(JSONType)
     error: Mapped[Any | None] = mapped_column(JSONType)
-    started_at: Mapped[datetime | None] = mapped_column(sa.DateTime(timezone=True))
-    finished_at: Mapped[datetime | None] = mapped_column(sa.DateTime(timezone=True))
+    started_at: Mapped[datetime | None] = mapped_column(UtcDateTime)
+    finished_at: Mapped[datetime | None] = mapped_column(UtcDateTime)
     duration_ms: Mapped[float | None] = mapped_column(sa.Float)
 
     __table_args__ = (
@@ -189,19 +216,28 @@ class ExecutionEvent(db.Model):
     execution_id: Mapped[uuid.UUID] = mapped_column(sa.ForeignKey("executions.id", ondelete="CASCADE"))
     type: Mapped[str] = mapped_column(sa.String(32))
     data: Mapped[Any] = mapped_column(JSONType)
-    created_at: Mapped[datetime] = mapped_column(sa.DateTime(timezone=True), default=utcnow)
+    created_at: Mapped[datetime] = mapped_column(UtcDateTime, default=utcnow)
 
     __table_args__ = (sa.Index("ix_execution_events_execution_id_id", "execution_id", "id"),)
 
 
+#: What a token may do (webapp.api.scopes): ``read`` executions, logs,
+#: runners (and the probes when protected), ``start`` and retry executions,
+#: ``ingest`` log records, ``admin`` manage tokens.
+TOKEN_SCOPES = ("read", "start", "ingest", "admin")
+
+
 class ApiToken(db.Model):
     """A bearer token of the HTTP API (``flask tokens create``): only its
-    SHA-256 is stored; the token itself is shown once, when it is made."""
+    SHA-256 is stored; the token itself is shown once, when it is made.
+    ``scopes`` is space-separated (tokens made before scopes have all)."""
 
     __tablename__ = "api_tokens"
 
     id: Mapped[int] = mapped_column(sa.BigInteger().with_variant(sa.Integer, "sqlite"), primary_key=True)
     name: Mapped[str] = mapped_column(sa.String(100), unique=True)
     token_hash: Mapped[str] = mapped_column(sa.String(64), unique=True)
-    created_at: Mapped[datetime] = mapped_column(sa.DateTime(timezone=True), default=utcnow)
-    revoked_at: Mapped[datetime | None] = mapped_column(sa.DateTime(timezone=True))
+    created_at: Mapped[datetime] = mapped_column(UtcDateTime, default=utcnow)
+    revoked_at: Mapped[datetime | None] = mapped_column(UtcDateTime)
+    scopes: Mapped[str] = mapped_column(sa.String(100), default=" ".join(TOKEN_SCOPES),
+                                        server_default=" ".join(TOKEN_SCOPES))

@@ -4,6 +4,7 @@ mode on loopback only, probes open unless protected."""
 from __future__ import annotations
 
 import hashlib
+import threading
 import uuid
 
 import pytest
@@ -12,6 +13,8 @@ import sqlalchemy as sa
 from webapp.api import tokens
 from webapp.api.auth import open_bind_problem
 
+from ..support.tcp import Blackhole, HangingProxy
+from ..support.waiting import wait_for
 from .test_executions import assert_problem
 
 TOKEN = "t0k3n-" + uuid.uuid4().hex
@@ -136,3 +139,87 @@ def test_open_mode_may_not_bind_beyond_loopback(mode, addresses, refused):
     assert (problem is not None) == refused
     if refused:
         assert problem.startswith("refusing to serve the API open (API_AUTH=open, no token asked) on ")
+
+
+@pytest.mark.parametrize(
+    "base_url, headers, fragment",
+    [
+        ("http://evil.example", {},
+         "the Host header must be localhost, 127.0.0.1 or [::1], not 'evil.example'"),
+        ("http://evil.example:8000", {}, "not 'evil.example:8000'"),
+        ("http://127.0.0.1.evil.example", {}, "not '127.0.0.1.evil.example'"),
+        ("http://localhost", {"X-Forwarded-For": "203.0.113.9"}, "refuses requests through a proxy "
+                                                                 "(X-Forwarded-For)"),
+        ("http://localhost", {"Forwarded": "for=203.0.113.9"}, "(Forwarded)"),
+        ("http://localhost", {"X-Real-IP": "203.0.113.9", "X-Forwarded-Host": "api.example"},
+         "(X-Forwarded-Host, X-Real-IP)"),
+        ("http://localhost", {"Via": "1.1 proxy"}, "(Via)"),
+    ],
+)
+def test_open_mode_refuses_foreign_hosts_and_proxied_requests(client, base_url, headers, fragment):
+    """A page of another site that resolves to 127.0.0.1 (DNS rebinding)
+    sends its own Host; a reverse proxy or a tunnel on this host makes every
+    peer loopback, and a proxy says so in its headers."""
+    assert_problem(client.get("/api/v1/runners", base_url=base_url, headers=headers), 403, fragment)
+
+
+@pytest.mark.parametrize("base_url", ["http://localhost:8000", "http://127.0.0.1:8000", "http://[::1]:8000",
+                                      "http://127.1.2.3", "http://LOCALHOST"])
+def test_open_mode_serves_loopback_hosts(client, base_url):
+    assert client.get("/api/v1/runners", base_url=base_url).status_code == 200
+
+
+def proxied(database_url: str, port: int) -> str:
+    return sa.make_url(database_url).set(port=port).render_as_string(hide_password=False)
+
+
+def stored_token(db_engine, name: str, scopes: str = "read") -> str:
+    token = tokens.new_token()
+    with db_engine.begin() as connection:
+        connection.execute(sa.text("INSERT INTO api_tokens (name, token_hash, scopes, created_at) "
+                                   "VALUES (:n, :h, :s, now())"),
+                           {"n": name, "h": tokens.hash_token(token), "s": scopes})
+    return token
+
+
+def test_a_hanging_token_table_delays_one_request_not_the_others(app_factory, database_url, db_engine,
+                                                                 monkeypatch):
+    """The table is read outside any lock: while one request waits on a
+    database that hangs, the others check against the hashes read last."""
+    monkeypatch.setattr(tokens, "REFRESH_SECONDS", 0.0)  # every check wants a fresh read
+    proxy = HangingProxy(sa.make_url(database_url).port or 5432)
+    try:
+        app = app_factory(API_AUTH="token", SQLALCHEMY_DATABASE_URI=proxied(database_url, proxy.port),
+                          DB_CONNECT_TIMEOUT=60)
+        token = stored_token(db_engine, f"hang-{uuid.uuid4().hex[:8]}")
+        client = app.test_client()
+        assert client.get("/api/v1/runners", headers=bearer(token)).status_code == 200
+
+        proxy.hang()
+        answers: list[int] = []
+        stuck = threading.Thread(target=lambda: answers.append(
+            app.test_client().get("/api/v1/runners", headers=bearer(token)).status_code))
+        stuck.start()
+        wait_for(lambda: proxy.hanging >= 1, timeout=30, message="a read of the table to hang")
+        other = threading.Thread(target=lambda: answers.append(
+            app.test_client().get("/api/v1/runners", headers=bearer(token)).status_code))
+        other.start()
+        wait_for(lambda: not other.is_alive(), timeout=30, message="the other request to be answered")
+        assert answers == [200] and stuck.is_alive(), "the other request waited behind the stuck read"
+    finally:
+        proxy.close()  # the stuck read fails; its request is answered from the hashes read before
+    stuck.join(timeout=60)
+    assert answers == [200, 200]
+
+
+def test_the_token_table_is_read_with_a_connect_timeout(app_factory):
+    """A database that accepts the connection and never answers used to hold
+    the request (and, under the lock, every other) for ever."""
+    with Blackhole() as hole:
+        app = app_factory(API_AUTH="token", DB_CONNECT_TIMEOUT=2, SQLALCHEMY_DATABASE_URI=hole.database_url)
+        answers: list = []
+        request = threading.Thread(target=lambda: answers.append(
+            app.test_client().get("/api/v1/runners", headers=bearer("not-configured"))))
+        request.start()
+        wait_for(lambda: not request.is_alive(), timeout=30, message="the token check to give up")
+    assert_problem(answers[0], 503, "tokens cannot be checked now")

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import http.client
 import json
+import time
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
@@ -115,11 +116,87 @@ def test_a_waiting_stream_under_gunicorn_holds_no_database_connection(served, ro
         connection.close()
 
 
-def test_gunicorn_refuses_to_serve_open_beyond_loopback(database_url, redis_url, tmp_path):
-    env = service_env(database_url, redis_url, tmp_path / "web", GUNICORN_BIND=f"0.0.0.0:{free_port()}")
-    server = gunicorn(env, tmp_path / "gunicorn.log").start()
+def refusal_to_start(env: dict[str, str], log_path: Path) -> str:
+    """What gunicorn said when it refused to start (exit status 1)."""
+    server = gunicorn(env, log_path).start()
     try:
         assert server.process.wait(timeout=60) == 1
-        assert "refusing to serve the API open (API_AUTH=open, no token asked) on 0.0.0.0:" in server.output()
+        return server.output()
     finally:
         server.stop()
+
+
+def test_gunicorn_refuses_to_serve_open_beyond_loopback(database_url, redis_url, tmp_path):
+    env = service_env(database_url, redis_url, tmp_path / "web", GUNICORN_BIND=f"0.0.0.0:{free_port()}")
+    said = refusal_to_start(env, tmp_path / "gunicorn.log")
+    assert "refusing to serve the API open (API_AUTH=open, no token asked) on 0.0.0.0:" in said
+
+
+def open_streams(port: int, path: str, tokens: list[str]) -> tuple[list[http.client.HTTPConnection], list]:
+    """One stream request per token, all sent before any answer is read;
+    the connections (streams left open) and each answer's status and
+    Retry-After."""
+    connections = []
+    for token in tokens:
+        connection = http.client.HTTPConnection("127.0.0.1", port, timeout=30)
+        connection.request("GET", path, headers={"Authorization": f"Bearer {token}"})
+        connections.append(connection)
+    answers = []
+    for connection in connections:
+        response = connection.getresponse()
+        answers.append((response.status, response.getheader("Retry-After")))
+        if response.status != 200:
+            response.read()
+    return connections, answers
+
+
+def timed(client: Client, path: str) -> tuple[int, float]:
+    started = time.perf_counter()
+    status, _ = client.request("GET", path)
+    return status, time.perf_counter() - started
+
+
+@pytest.mark.parametrize("count", [40, 200])
+def test_open_streams_leave_the_service_answering(database_url, redis_url, tmp_path, rows, count):
+    """With the default gunicorn settings (2 workers x 8 threads), 40 streams
+    of an execution that never ends took every thread and /healthz timed out.
+    Now each process serves 4 streams and refuses the rest at once (429 per
+    token, 503 per process, both with Retry-After); the other threads answer
+    ordinary requests while the streams stay open."""
+    port = free_port()
+    stream_tokens = [f"stream-{i}-{uuid.uuid4().hex}" for i in range(20)]
+    env = service_env(database_url, redis_url, tmp_path / "web", GUNICORN_BIND=f"127.0.0.1:{port}",
+                      API_TOKENS=",".join([TOKEN, *(f"{token}:read" for token in stream_tokens)]),
+                      API_SSE_HEARTBEAT="1", API_SSE_POLL_INTERVAL="0.5")
+    for name in ("WEB_CONCURRENCY", "GUNICORN_THREADS", "API_SSE_MAX_STREAMS",
+                 "API_SSE_MAX_STREAMS_PER_TOKEN"):
+        env.pop(name, None)  # the defaults: 2 workers, 8 threads, 4 streams a process, 2 a token
+    server = gunicorn(env, tmp_path / "gunicorn.log").start()
+    connections: list[http.client.HTTPConnection] = []
+    try:
+        wait_for_port(port, timeout=60)
+        client = Client(port)
+        execution_id = rows.execution()  # queued, and nothing runs it: its streams never end by themselves
+        connections, answers = open_streams(port, f"/api/v1/executions/{execution_id}/events",
+                                            [stream_tokens[i % 20] for i in range(count)])
+        served = [status for status, _ in answers if status == 200]
+        refused = [(status, after) for status, after in answers if status != 200]
+        assert 1 <= len(served) <= 2 * 4, answers
+        assert {status for status, _ in refused} <= {429, 503}
+        assert all(int(after) >= 1 for _, after in refused)
+
+        for path in ("/healthz", f"/api/v1/executions/{execution_id}"):
+            status, seconds = timed(client, path)
+            assert status == 200 and seconds < 1.0, (path, status, seconds)
+    finally:
+        for connection in connections:
+            connection.close()
+        server.stop()
+    assert "Traceback" not in server.output()
+
+
+def test_gunicorn_refuses_to_let_streams_take_every_thread(database_url, redis_url, tmp_path):
+    env = service_env(database_url, redis_url, tmp_path / "web", GUNICORN_BIND=f"127.0.0.1:{free_port()}",
+                      API_TOKENS=TOKEN, GUNICORN_THREADS="4", API_SSE_MAX_STREAMS="4")
+    said = refusal_to_start(env, tmp_path / "gunicorn.log")
+    assert "API_SSE_MAX_STREAMS (4) must be below GUNICORN_THREADS (4)" in said

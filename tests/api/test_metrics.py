@@ -88,3 +88,27 @@ def test_a_worker_serves_the_metrics_of_its_children(app_factory, database_url, 
         assert inserted() == 75
     finally:
         worker.stop()
+
+
+def test_what_anonymous_clients_send_cannot_grow_the_metrics(app_factory):
+    """Thirty made-up methods from a client without a token made 540 series;
+    every label is bounded: unknown methods are ``other``, paths are routes."""
+    client = app_factory(API_AUTH="token", API_TOKENS=["metrics-test"]).test_client()
+
+    def series() -> set:
+        return {key for key in samples(client.get("/metrics").get_data(as_text=True))
+                if key[0].startswith("http_")}
+
+    for method in ("GET", "FOO"):  # the series any client makes first: counted once, then only grow
+        client.open("/api/v1/executions", method=method)
+        client.open(f"/api/v1/executions/{uuid.uuid4()}/x{uuid.uuid4()}", method=method)
+    before = series()
+    for i in range(30):
+        client.open("/api/v1/executions", method=f"M{i}X{uuid.uuid4().hex[:6].upper()}")
+        client.open(f"/api/v1/executions/{uuid.uuid4()}/x{uuid.uuid4()}", method=f"ZZ{i}")
+        client.get(f"/api/v1/{uuid.uuid4()}")
+    after = series()
+    assert after - before <= {key for key in after if ("endpoint", "/metrics") in key[1]}
+    methods = {dict(labels)["method"] for _, labels in after}
+    assert methods <= {"GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS", "other"}
+    assert "other" in methods

@@ -8,6 +8,7 @@ import pytest
 from webapp.config import celery_config
 
 from ..support.processes import free_port
+from ..support.waiting import wait_for
 from .test_executions import assert_problem
 
 
@@ -31,6 +32,38 @@ def test_not_ready_when_the_broker_is_down(app_factory, tmp_path):
     assert body["checks"]["database"]["ok"] is True
     assert body["checks"]["broker"]["ok"] is False and "Error" in body["checks"]["broker"]["error"]
     assert body["checks"]["worker"]["ok"] is False
+
+
+@pytest.mark.usefixtures("celery_worker")
+def test_an_anonymous_caller_gets_only_the_verdict(app_factory, tmp_path):
+    """Error texts (hosts, ports, driver messages) are for operators: a caller
+    without a token with the read scope gets the verdict and nothing else."""
+    up = app_factory(API_AUTH="token", API_TOKENS=["ops:read", "feeder:ingest"]).test_client()
+    assert up.get("/readyz").json == {"status": "ready"}
+    assert up.get("/readyz", headers={"Authorization": "Bearer feeder"}).json == {"status": "ready"}
+    detailed = up.get("/readyz", headers={"Authorization": "Bearer ops"}).json
+    assert detailed["status"] == "ready" and detailed["checks"]["database"]["ok"] and detailed["checked_at"]
+
+    dead_broker = f"redis://127.0.0.1:{free_port()}/0"
+    down = app_factory(API_AUTH="token", API_TOKENS=["ops:read"], CELERY=celery_config(dead_broker, tmp_path))
+    verdict = down.test_client().get("/readyz")
+    assert verdict.status_code == 503 and verdict.content_type == "application/problem+json"
+    assert verdict.json == {"type": "urn:webapp:problem:not-ready", "title": "Not ready", "status": 503}
+    body = assert_problem(down.test_client().get("/readyz", headers={"Authorization": "Bearer ops"}), 503,
+                          "broker: ")
+    assert body["checks"]["broker"]["ok"] is False
+
+
+def test_readiness_is_checked_at_most_every_few_seconds(app_factory, tmp_path):
+    """Each check queries the database, the broker and the workers (a ping
+    of up to a second): repeated calls within API_READY_CACHE_SECONDS answer
+    from one report."""
+    cached = app_factory(API_READY_CACHE_SECONDS=3600.0).test_client()
+    first, second = cached.get("/readyz").json, cached.get("/readyz").json
+    assert first["checked_at"] == second["checked_at"]
+    fresh = app_factory(API_READY_CACHE_SECONDS=0.0).test_client()
+    first = fresh.get("/readyz").json["checked_at"]
+    assert wait_for(lambda: fresh.get("/readyz").json["checked_at"] != first, timeout=10)
 
 
 def test_on_the_file_system_broker_the_worker_is_not_checked(app_factory, tmp_path):
@@ -62,7 +95,8 @@ def test_the_openapi_document_describes_every_endpoint_and_has_a_page(client):
     assert set(spec["paths"]) == {
         "/healthz", "/readyz", "/metrics", "/api/v1/executions", "/api/v1/executions/{execution_id}",
         "/api/v1/executions/{execution_id}/retry", "/api/v1/executions/{execution_id}/logs",
-        "/api/v1/executions/{execution_id}/events", "/api/v1/logs", "/api/v1/runners"}
+        "/api/v1/executions/{execution_id}/events", "/api/v1/logs", "/api/v1/runners", "/api/v1/tokens",
+        "/api/v1/tokens/{name}"}
     start = spec["paths"]["/api/v1/executions"]["post"]
     assert {"202", "200", "400", "404", "409", "422", "503"} <= set(start["responses"])
     assert any(p["name"] == "Idempotency-Key" and p["in"] == "header" for p in start["parameters"])

@@ -84,13 +84,15 @@ def wait_for_log(log_table: Any, trace_id: str, message: str, timeout: float = 6
     return wait_for(stored, timeout=timeout, message=f"log {message!r} of {trace_id}")
 
 
-def sweep(app: Flask, stale_seconds: float | None = None) -> list[str]:
-    """Run the stalled-execution sweep as beat does (``stale_seconds``
-    defaults to the app's setting); the ids it failed, other tests' stalled
-    executions possibly among them."""
+def sweep(app: Flask, stale_seconds: float | None = None,
+          queued_stale_seconds: float | None = None) -> list[str]:
+    """Run the stalled-execution sweep (``stale_seconds`` defaults to the
+    app's setting; queued executions only with ``queued_stale_seconds``);
+    the ids it failed, other tests' stalled executions possibly among them."""
     from webapp.workflow.extension import current_notifier
     from webapp.workflow.heartbeat import fail_stalled
 
     stale = app.config["WORKFLOW_STALE_SECONDS"] if stale_seconds is None else stale_seconds
     with app.app_context():
-        return [str(i) for i in fail_stalled(current_notifier(), stale)]
+        failed = fail_stalled(current_notifier(), stale, queued_stale_seconds=queued_stale_seconds)
+    return [str(execution_id) for execution_id in failed]

@@ -145,7 +145,10 @@ def test_the_heartbeat_settings_default_and_come_from_the_environment():
     assert (config["WORKFLOW_HEARTBEAT_SECONDS"], config["WORKFLOW_STALE_SECONDS"]) == (5.0, 30.0)
     defaults: dict = {}
     check_heartbeat(defaults)
-    assert defaults == {"WORKFLOW_HEARTBEAT_SECONDS": 10.0, "WORKFLOW_STALE_SECONDS": 60.0}
+    assert defaults == {"WORKFLOW_HEARTBEAT_SECONDS": 10.0, "WORKFLOW_STALE_SECONDS": 60.0,
+                        "WORKFLOW_QUEUED_STALE_SECONDS": 3600.0}
+    with pytest.raises(ValueError, match="WORKFLOW_QUEUED_STALE_SECONDS must be positive, got 0"):
+        check_heartbeat({"WORKFLOW_QUEUED_STALE_SECONDS": 0})
 
 
 @pytest.mark.usefixtures("celery_worker")
@@ -160,3 +163,59 @@ def test_the_beat_task_fails_stalled_executions_in_a_real_worker(app, spare_app,
     wait_for(lambda: tables.get(execution_id)["status"] == "failed", timeout=60,
              message="the worker to fail the stalled execution")
     assert tables.get(execution_id)["error"]["kind"] == "worker_lost"
+
+
+def queued_ago(engine, execution_id: str, seconds: float) -> None:
+    """The state a lost run message leaves: queued, since ``seconds`` ago."""
+    stamp = datetime.now(timezone.utc) - timedelta(seconds=seconds)
+    set_columns(engine, "executions", f"id = '{execution_id}'", updated_at=stamp, created_at=stamp)
+
+
+def test_an_execution_no_worker_took_is_failed_as_lost_in_queue_and_can_be_resumed(spare_app, tables,
+                                                                                   db_engine):
+    """Its run message was acknowledged and never claimed (the worker died in
+    between): it stayed queued for ever, and so did its event streams."""
+    lost = start(spare_app, "flaky", {"records": 1})
+    waiting = start(spare_app, "flaky", {"records": 1})
+    queued_ago(db_engine, lost, 7200)
+    queued_ago(db_engine, waiting, 60)
+
+    assert lost not in sweep(spare_app, stale_seconds=10), "queued ones are swept only when asked"
+    failed = sweep(spare_app, stale_seconds=10, queued_stale_seconds=3600)
+    assert lost in failed and waiting not in failed
+    execution = tables.get(lost)
+    assert (execution["status"], execution["current_step"]) == ("failed", None)
+    assert execution["error"]["kind"] == "lost_in_queue" and execution["finished_at"] is not None
+    assert execution["error"]["message"].startswith("no worker took the execution within 3600 s")
+    assert [s["status"] for s in tables.steps(lost).values()] == ["skipped"] * 3
+    last = tables.events(lost)[-1]
+    assert (last["type"], last["data"]["error"]["kind"]) == ("execution_failed", "lost_in_queue")
+    assert tables.get(waiting)["status"] == "queued"
+    assert lost not in sweep(spare_app, stale_seconds=10, queued_stale_seconds=3600)
+
+    with spare_app.app_context():
+        resume_execution(lost)
+    assert tables.get(lost)["status"] == "queued"
+    assert lost not in sweep(spare_app, stale_seconds=10, queued_stale_seconds=3600), "queued again just now"
+    set_columns(db_engine, "executions", f"id IN ('{lost}', '{waiting}')", status="succeeded")
+
+
+def test_the_cli_sweeps_stale_queued_executions_too(spare_app, tables, db_engine):
+    execution_id = start(spare_app, "flaky", {"records": 1})
+    queued_ago(db_engine, execution_id, 120)
+    result = spare_app.test_cli_runner().invoke(args=["executions", "fail-stalled", "--queued-after", "60"])
+    assert result.exit_code == 0, result.output
+    assert f"{execution_id} failed (lost_in_queue)" in result.output
+    assert tables.get(execution_id)["error"]["kind"] == "lost_in_queue"
+
+
+@pytest.mark.usefixtures("celery_worker")
+def test_the_beat_task_fails_executions_lost_in_the_queue_in_a_real_worker(app, spare_app, tables, db_engine):
+    execution_id = start(spare_app, "flaky", {"records": 1})
+    queued_ago(db_engine, execution_id, 7200)
+    from webapp.config import FAIL_STALLED_TASK
+
+    app.extensions["celery"].send_task(FAIL_STALLED_TASK)
+    wait_for(lambda: tables.get(execution_id)["status"] == "failed", timeout=60,
+             message="the worker to fail the execution lost in the queue")
+    assert tables.get(execution_id)["error"]["kind"] == "lost_in_queue"

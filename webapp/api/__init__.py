@@ -11,8 +11,9 @@ key                      default         meaning
                          API_TOKENS is   (:mod:`.auth`); ``open``: none, loopback
                          set, else       clients only
                          ``open``
-``API_TOKENS``           (none)          comma-separated tokens; more with
-                                         ``flask tokens create``
+``API_TOKENS``           (none)          comma-separated tokens, each with every
+                                         scope or ``token:read+start``; more
+                                         with ``flask tokens create``
 ``API_PROTECT_PROBES``   ``0``           ``1``: ``/readyz`` and ``/metrics`` need
                                          a token too
 ``API_MAX_BODY_BYTES``   ``1048576``     larger request bodies get 413
@@ -22,6 +23,13 @@ key                      default         meaning
 ``API_SSE_HEARTBEAT``    ``15.0``        seconds of silence before a keepalive
 ``API_SSE_LOG_DELAY``    ``5.0``         how late a log record may land and still
                                          be streamed (:mod:`.feed`)
+``API_SSE_MAX_SECONDS``  ``300``         a stream ends after this long; the client
+                                         resumes with ``Last-Event-ID``
+``API_SSE_MAX_STREAMS``  ``4``           streams a process serves at once (below
+                                         ``GUNICORN_THREADS``; :mod:`.streams`);
+                                         half the threads under gunicorn
+``API_SSE_MAX_STREAMS_PER_TOKEN``  ``2`` streams one token may hold per process
+``API_READY_CACHE_SECONDS``  ``5``       ``/readyz`` checks at most this often
 =======================  ==============  =========================================
 """
 
@@ -73,7 +81,9 @@ class Api(flask_smorest.Api):
             self.spec.components.response(name, response, lazy=True)
 
 
-POSITIVE_SETTINGS = ("MAX_CONTENT_LENGTH", "API_MAX_LIMIT", "API_SSE_POLL_INTERVAL", "API_SSE_HEARTBEAT")
+POSITIVE_SETTINGS = ("MAX_CONTENT_LENGTH", "API_MAX_LIMIT", "API_SSE_POLL_INTERVAL", "API_SSE_HEARTBEAT",
+                     "API_SSE_MAX_SECONDS", "API_SSE_MAX_STREAMS", "API_SSE_MAX_STREAMS_PER_TOKEN")
+NON_NEGATIVE_SETTINGS = ("API_SSE_LOG_DELAY", "API_READY_CACHE_SECONDS")
 
 
 def check_settings(config: Mapping[str, Any]) -> None:
@@ -82,15 +92,16 @@ def check_settings(config: Mapping[str, Any]) -> None:
         if not config[key] > 0:
             raise ValueError(f"{'API_MAX_BODY_BYTES' if key == 'MAX_CONTENT_LENGTH' else key} must be "
                              f"positive, got {config[key]!r}")
-    if config["API_SSE_LOG_DELAY"] < 0:
-        raise ValueError(f"API_SSE_LOG_DELAY must be 0 or more, got {config['API_SSE_LOG_DELAY']!r}")
+    for key in NON_NEGATIVE_SETTINGS:
+        if config[key] < 0:
+            raise ValueError(f"{key} must be 0 or more, got {config[key]!r}")
 
 
 def init_app(app: Flask) -> None:
-    from . import auth, errors, metrics
+    from . import auth, errors, health, metrics, streams
+    from .admin import bp as admin_bp
     from .events import bp as events_bp
     from .executions import bp as executions_bp
-    from .health import bp as health_bp
     from .logs import bp as logs_bp
     from .runners import bp as runners_bp
 
@@ -100,6 +111,8 @@ def init_app(app: Flask) -> None:
     errors.init_app(app)
     metrics.init_app(app)
     auth.init_app(app)
+    health.init_app(app)
+    app.extensions[streams.EXTENSION_KEY] = streams.slots_from_config(app.config)
     api = Api(app)
-    for blueprint in (health_bp, metrics.bp, executions_bp, events_bp, logs_bp, runners_bp):
+    for blueprint in (health.bp, metrics.bp, executions_bp, events_bp, logs_bp, runners_bp, admin_bp):
         api.register_blueprint(blueprint)

@@ -1,17 +1,29 @@
-"""Who may call the API.
+"""Who may call the API, and what they may do.
+
+Every request but the always-open ones is authenticated into an
+:class:`~.scopes.Identity` (:func:`authenticate`), kept in ``g.identity``,
+then authorized: the view's scope (:meth:`~.blueprint.Blueprint.requires`;
+a view that declares none needs ``admin``) must be one of the identity's.
+A caller without it gets 403 naming the scope.
 
 ``API_AUTH=token`` (the default when ``API_TOKENS`` is set): every request
 needs ``Authorization: Bearer <token>`` with a token of :mod:`.tokens`;
 without one it gets 401 and ``WWW-Authenticate: Bearer``.
 
 ``API_AUTH=open`` (the default otherwise, so that ``make run`` works as it
-is): no token is asked, and so the API serves loopback clients only. It
-answers 403 to any other client, and gunicorn refuses to start open on an
+is): no token is asked, every scope is granted, and so the API serves
+requests made on this host only. It answers 403 to a peer that is not
+loopback, to a ``Host`` that is not loopback (a DNS-rebinding page in a
+browser sends its own host name), and to any request with a forwarding
+header (``Forwarded``, ``X-Forwarded-*``, ``X-Real-IP``, ``Via``): behind a
+reverse proxy every peer is loopback. gunicorn refuses to start open on an
 address that is not loopback (:func:`open_bind_problem`, called by
 ``docker/gunicorn.conf.py``).
 
 Always open: ``/healthz`` and the OpenAPI document with its page. ``/readyz``
-and ``/metrics`` are open too unless ``API_PROTECT_PROBES=1``.
+and ``/metrics`` are open too unless ``API_PROTECT_PROBES=1`` (then they
+need ``read``); ``/readyz`` shows its details only to an identity with
+``read`` (:func:`request_identity`).
 """
 
 from __future__ import annotations
@@ -20,50 +32,123 @@ import ipaddress
 from collections.abc import Iterable
 from typing import Any
 
-from flask import Flask, Response, current_app, request
+from flask import Flask, Request, Response, current_app, g, request
 
+from ..config import connect_args
 from .errors import problem
+from .scopes import OPEN_IDENTITY, Identity
 from .tokens import EXTENSION_KEY, TokenStore, TokenStoreUnavailable, current_store
 
 MODES = ("open", "token")
 ALWAYS_OPEN = ("/healthz", "/api/v1/openapi.json", "/api/v1/docs")
 PROBES = ("/readyz", "/metrics")
 CHALLENGE = 'Bearer realm="webapp"'
+#: A view that declares no scope needs this one: nothing is open by mistake.
+DEFAULT_SCOPE = "admin"
+#: Headers a proxy adds; open mode refuses requests that have any.
+FORWARDING_HEADERS = ("Forwarded", "X-Forwarded-For", "X-Forwarded-Host", "X-Forwarded-Proto",
+                      "X-Forwarded-Port", "X-Real-IP", "Via")
+
+
+class Refusal(Exception):
+    """Authentication failed: ``response`` says why."""
+
+    def __init__(self, response: Response) -> None:
+        super().__init__(response.status)
+        self.response = response
 
 
 def init_app(app: Flask) -> None:
     if app.config["API_AUTH"] not in MODES:
         raise ValueError(f"API_AUTH must be one of {', '.join(MODES)}; got {app.config['API_AUTH']!r}")
     config = app.config
+    url = config["SQLALCHEMY_DATABASE_URI"]
     app.extensions[EXTENSION_KEY] = TokenStore(
-        config["API_TOKENS"], config["SQLALCHEMY_DATABASE_URI"], f"{config['DB_APPLICATION_NAME']}-auth"
-    )
+        config["API_TOKENS"], url, connect_args(url, config, f"{config['DB_APPLICATION_NAME']}-auth"))
     app.before_request(check_access)
 
 
 def check_access() -> Response | None:
     """``before_request``: None to go on, or the refusal."""
-    config = current_app.config
-    if request.path in ALWAYS_OPEN or (request.path in PROBES and not config["API_PROTECT_PROBES"]):
+    if request.path in ALWAYS_OPEN:
         return None
-    if config["API_AUTH"] == "open":
-        if is_loopback(request.remote_addr):
-            return None
-        return problem(403, "Forbidden", "API_AUTH=open serves clients on this host only; "
-                                         "use API_AUTH=token to serve others")
-    return _check_token(request.headers.get("Authorization", ""))
-
-
-def _check_token(header: str) -> Response | None:
-    scheme, _, token = header.partition(" ")
-    if scheme.lower() != "bearer" or not token.strip():
-        return _unauthorized("a bearer token is required: Authorization: Bearer <token>", CHALLENGE)
+    if request.path in PROBES and not current_app.config["API_PROTECT_PROBES"]:
+        return None
     try:
-        if current_store().valid(token.strip()):
-            return None
+        g.identity = authenticate(request)
+    except Refusal as refusal:
+        return refusal.response
+    scope = required_scope()
+    if scope is None or g.identity.allows(scope):
+        return None
+    return _missing_scope(g.identity, scope)
+
+
+def authenticate(req: Request) -> Identity:
+    """The caller of ``req``; ``Refusal`` when it may not call at all."""
+    if current_app.config["API_AUTH"] == "open":
+        _check_open_mode(req)
+        return OPEN_IDENTITY
+    scheme, _, token = req.headers.get("Authorization", "").partition(" ")
+    if scheme.lower() != "bearer" or not token.strip():
+        raise Refusal(_unauthorized("a bearer token is required: Authorization: Bearer <token>", CHALLENGE))
+    try:
+        identity = current_store().identify(token.strip())
     except TokenStoreUnavailable as exc:
-        return problem(503, "Service Unavailable", f"tokens cannot be checked now: {exc}")
-    return _unauthorized("the token is not valid (unknown or revoked)", f'{CHALLENGE}, error="invalid_token"')
+        raise Refusal(problem(503, "Service Unavailable", f"tokens cannot be checked now: {exc}")) from None
+    if identity is None:
+        raise Refusal(_unauthorized("the token is not valid (unknown or revoked)",
+                                    f'{CHALLENGE}, error="invalid_token"'))
+    return identity
+
+
+def request_identity() -> Identity | None:
+    """Who calls, for a view that is open but says more to some callers
+    (``/readyz``): the identity, or None for an anonymous or refused one."""
+    identity = g.get("identity")
+    if identity is not None:
+        return identity  # type: ignore[no-any-return]
+    try:
+        return authenticate(request)
+    except Refusal:
+        return None
+
+
+def current_identity() -> Identity:
+    """The identity ``check_access`` found for this request."""
+    return g.identity  # type: ignore[no-any-return]
+
+
+def required_scope() -> str | None:
+    """The scope of the view this request goes to (None: no view, the
+    answer is a 404 or a 405)."""
+    if request.url_rule is None or request.endpoint is None:
+        return None
+    view = current_app.view_functions.get(request.endpoint)
+    return getattr(view, "required_scope", DEFAULT_SCOPE)
+
+
+def _check_open_mode(req: Request) -> None:
+    if not is_loopback(req.remote_addr):
+        raise Refusal(problem(403, "Forbidden", "API_AUTH=open serves clients on this host only; "
+                                                "use API_AUTH=token to serve others"))
+    forwarded = [name for name in FORWARDING_HEADERS if name in req.headers]
+    if forwarded:
+        raise Refusal(problem(403, "Forbidden", f"API_AUTH=open refuses requests through a proxy "
+                                                f"({', '.join(forwarded)}); use API_AUTH=token behind one"))
+    if not is_loopback(host_name(req.host)):
+        raise Refusal(problem(403, "Forbidden", f"API_AUTH=open serves requests to this host only: "
+                                                f"the Host header must be localhost, 127.0.0.1 or [::1], "
+                                                f"not {req.host!r}"))
+
+
+def _missing_scope(identity: Identity, scope: str) -> Response:
+    held = ", ".join(sorted(identity.scopes)) or "none"
+    response = problem(403, "Forbidden", f"this operation needs the scope '{scope}'; the token "
+                                         f"{identity.name} has: {held}",
+                       slug="missing-scope", required_scope=scope)
+    response.headers["WWW-Authenticate"] = f'{CHALLENGE}, error="insufficient_scope", scope="{scope}"'
+    return response
 
 
 def _unauthorized(detail: str, challenge: str) -> Response:
@@ -72,10 +157,17 @@ def _unauthorized(detail: str, challenge: str) -> Response:
     return response
 
 
+def host_name(host: str) -> str:
+    """The name of a ``Host`` header, without its port."""
+    if host.startswith("["):
+        return host[: host.find("]") + 1] if "]" in host else host
+    return host.rsplit(":", 1)[0] if host.count(":") == 1 else host
+
+
 def is_loopback(host: str | None) -> bool:
     if not host:
         return False
-    if host == "localhost":
+    if host.lower() == "localhost":
         return True
     try:
         return ipaddress.ip_address(host.strip("[]")).is_loopback

@@ -2,24 +2,35 @@
 
 flask-smorest (webargs underneath) loads every request's query, headers and
 body through marshmallow schemas and documents them in the OpenAPI document.
-Three rules differ from webargs' defaults: a body that is not
+These rules differ from webargs' defaults: a body that is not
 ``application/json`` is refused with 415 instead of being ignored, an unknown
 query parameter is an error (a misspelt filter must not widen a listing
 silently), and a request that does not match its schema gets 400, like every
 other malformed request.
+
+A JSON body is read strictly (:func:`load_json_body`): UTF-8 only, no
+``NaN`` or ``Infinity`` (not JSON) nor a number beyond a double (``1e400``,
+read as infinity), at most ``MAX_JSON_DEPTH`` levels deep (Python's parser
+raised ``RecursionError``, a 500, at about 1,000) and no number beyond the
+4,300 digits Python converts (a ``ValueError``, a 500).
 """
 
 from __future__ import annotations
 
+import json
+import math
+from collections.abc import Callable
 from typing import Any
 
 import flask_smorest
 from flask import Request
-from marshmallow import RAISE
+from marshmallow import RAISE, Schema
 from webargs import core
 from webargs.flaskparser import FlaskParser, is_json_request
 
+from ..storable import MAX_JSON_DEPTH, json_problem
 from .errors import PROBLEM_CONTENT_TYPE, Problem, ProblemSchema
+from .scopes import check_scope_name
 
 
 class ApiParser(FlaskParser):
@@ -30,14 +41,63 @@ class ApiParser(FlaskParser):
         "querystring": RAISE,
     }
 
-    def _raw_load_json(self, req: Request) -> Any:
+    def load_json(self, req: Request, schema: Schema) -> Any:
         body = req.get_data(cache=True)  # over MAX_CONTENT_LENGTH: 413
         if not body:
             return core.missing
         if not is_json_request(req):
             raise Problem(415, "unsupported-media-type", "Unsupported Media Type",
                           f"the body must be application/json, not {req.mimetype or 'untyped'}")
-        return core.parse_json(body)
+        return load_json_body(body)
+
+
+def load_json_body(body: bytes) -> Any:
+    """The JSON value of a request body; a 400 problem for anything else."""
+    try:
+        value = json.loads(body.decode("utf-8"), parse_constant=_not_json, parse_float=_finite)
+    except UnicodeDecodeError as exc:
+        raise _malformed(f"it is not UTF-8 ({exc.reason} at byte {exc.start})") from None
+    except (json.JSONDecodeError, _NotJson) as exc:
+        raise _malformed(str(exc)) from None
+    except RecursionError:
+        raise _too_complex(f"it is nested deeper than {MAX_JSON_DEPTH} levels") from None
+    except _Infinite as exc:
+        raise _too_complex(f"the number {exc} is beyond the range of a double") from None
+    except ValueError:  # int("1" * 5000): past sys.get_int_max_str_digits()
+        raise _too_complex("a number in it has more than 4300 digits") from None
+    problem = json_problem(value, check_text=False)
+    if problem is not None:
+        where, what = problem
+        raise _too_complex(f"{where or 'the body'} is {what}")
+    return value
+
+
+class _NotJson(ValueError):
+    pass
+
+
+class _Infinite(ValueError):
+    pass
+
+
+def _not_json(constant: str) -> Any:
+    raise _NotJson(f"{constant} is not a JSON value")
+
+
+def _finite(text: str) -> float:
+    number = float(text)
+    if math.isinf(number):
+        raise _Infinite(text[:40])
+    return number
+
+
+def _malformed(reason: str) -> Problem:
+    return Problem(400, "malformed-json", "Malformed JSON", f"the body is not valid JSON: {reason}")
+
+
+def _too_complex(reason: str) -> Problem:
+    return Problem(400, "json-too-complex", "JSON too complex",
+                   f"the body is JSON this API does not read: {reason}")
 
 
 class Blueprint(flask_smorest.Blueprint):
@@ -47,3 +107,16 @@ class Blueprint(flask_smorest.Blueprint):
         """Document an error answer (a problem document)."""
         return self.alt_response(status, schema=ProblemSchema, content_type=PROBLEM_CONTENT_TYPE,
                                  description=description)
+
+    def requires(self, scope: str) -> Callable[[Any], Any]:
+        """The scope a token needs for this view (:mod:`.auth` checks it),
+        also written in the OpenAPI document as ``x-required-scope``. Place
+        it right under the route decorator."""
+        check_scope_name(scope)
+
+        def decorator(view: Any) -> Any:
+            view.required_scope = scope
+            documented = self.doc(**{"x-required-scope": scope})(view)
+            return self.problem(403, f"The token lacks the scope `{scope}`.")(documented)
+
+        return decorator

@@ -10,10 +10,11 @@ traceback on the server only.
 
 from __future__ import annotations
 
-import json
+import logging
 from collections.abc import Mapping
 from typing import Any
 
+import sqlalchemy as sa
 from flask import Flask, Response, current_app, jsonify
 from marshmallow import Schema, ValidationError, fields
 from werkzeug.exceptions import HTTPException
@@ -43,6 +44,13 @@ WORKFLOW_ERRORS: dict[type[WorkflowError], tuple[int, str]] = {
 }
 #: Headers of an HTTP error that the problem response keeps.
 KEPT_HEADERS = ("Allow", "Retry-After", "WWW-Authenticate")
+#: Database errors that are the database's state, not a bug: answered 503.
+DATABASE_UNAVAILABLE = (sa.exc.OperationalError, sa.exc.InterfaceError, sa.exc.TimeoutError)
+#: PostgreSQL's SQLSTATE for a statement cancelled (statement_timeout).
+QUERY_CANCELED = "57014"
+DATABASE_RETRY_AFTER = 5
+
+log = logging.getLogger(__name__)
 
 
 class ProblemSchema(Schema):
@@ -57,11 +65,14 @@ class ProblemSchema(Schema):
 
 
 class Problem(Exception):
-    """An error a view raises to answer with a problem document."""
+    """An error a view raises to answer with a problem document (and
+    ``headers``, e.g. ``Retry-After``)."""
 
-    def __init__(self, status: int, slug: str, title: str, detail: str, **extra: Any) -> None:
+    def __init__(self, status: int, slug: str, title: str, detail: str, *,
+                 headers: Mapping[str, str] | None = None, **extra: Any) -> None:
         super().__init__(detail)
         self.status, self.slug, self.title, self.detail, self.extra = status, slug, title, detail, extra
+        self.headers = dict(headers or {})
 
 
 def problem(
@@ -116,10 +127,7 @@ def _http_error(error: HTTPException) -> Response:
     """Werkzeug's errors (404, 405, 413, 500, ...) and webargs' aborts."""
     code = error.code or 500
     data = getattr(error, "data", None) or {}
-    exc = getattr(error, "exc", None)  # webargs' abort keeps the exception it caught
-    if isinstance(exc, (json.JSONDecodeError, UnicodeDecodeError)):
-        response = problem(400, "Malformed JSON", f"the body is not valid JSON: {exc}", slug="malformed-json")
-    elif "messages" in data:
+    if "messages" in data:
         response = _request_invalid(data["messages"])
     elif code == 413:
         limit = current_app.config.get("MAX_CONTENT_LENGTH")
@@ -138,7 +146,25 @@ def _http_error(error: HTTPException) -> Response:
 
 
 def _problem(error: Problem) -> Response:
-    return problem(error.status, error.title, error.detail, slug=error.slug, **error.extra)
+    response = problem(error.status, error.title, error.detail, slug=error.slug, **error.extra)
+    response.headers.update(error.headers)
+    return response
+
+
+def _database_error(error: sa.exc.SQLAlchemyError) -> Response:
+    """The database is unreachable, its pool exhausted, or a statement ran
+    past ``DB_STATEMENT_TIMEOUT``: 503, never a 500 with a traceback."""
+    if getattr(getattr(error, "orig", None), "pgcode", None) == QUERY_CANCELED:
+        limit = current_app.config["DB_STATEMENT_TIMEOUT"]
+        log.warning("a query ran past DB_STATEMENT_TIMEOUT (%s s): %s", limit, error.statement)
+        return problem(503, "Query timeout", f"the query ran longer than DB_STATEMENT_TIMEOUT ({limit:g} s); "
+                                             "narrow it (a level, a step, an agent, a longer q)",
+                       slug="query-timeout")
+    log.warning("database unavailable: %s", error)
+    response = problem(503, "Database unavailable", "the database cannot answer now; try again shortly",
+                       slug="database-unavailable")
+    response.headers["Retry-After"] = str(DATABASE_RETRY_AFTER)
+    return response
 
 
 def _workflow_error(error: WorkflowError) -> Response:
@@ -155,6 +181,8 @@ def _workflow_error(error: WorkflowError) -> Response:
 
 
 def init_app(app: Flask) -> None:
+    for error_class in DATABASE_UNAVAILABLE:
+        app.register_error_handler(error_class, _database_error)
     app.register_error_handler(ValidationError, _validation_error)
     app.register_error_handler(HTTPException, _http_error)
     app.register_error_handler(Problem, _problem)

@@ -10,11 +10,14 @@ feed reads, and what it guarantees, is in :mod:`.feed`.
 
 A stream holds one gunicorn thread (gthread workers: ``WEB_CONCURRENCY`` x
 ``GUNICORN_THREADS`` requests at once, streams included) and no database
-connection between its polls.
+connection between its polls; how many a process serves, for how long, is
+bounded by :mod:`.streams`. A stream whose database fails ends (with a
+comment saying so) instead of breaking off with a traceback.
 """
 
 from __future__ import annotations
 
+import logging
 import uuid
 from collections.abc import Iterator
 from typing import Any
@@ -23,17 +26,36 @@ import redis
 from flask import Flask, Response, current_app
 from flask.typing import ResponseReturnValue
 from marshmallow import Schema, fields
+from sqlalchemy.exc import SQLAlchemyError
+from werkzeug.wsgi import ClosingIterator
 
 from ..workflow import current_notifier
+from ..workflow.notify import EVENT_TYPES
+from .auth import current_identity
 from .blueprint import Blueprint
 from .feed import Cursor, ExecutionFeed, Wakeup, follow, frame
 from .pagination import bad_cursor
 from .reads import get_execution, log_position
+from .streams import current_slots
+
+log = logging.getLogger(__name__)
 
 bp = Blueprint("events", __name__, url_prefix="/api/v1", description="Live progress of executions.")
 
 #: What EventSource waits before it reconnects, in milliseconds.
 RECONNECT_MS = 2000
+
+
+class StreamMessage(Schema):
+    """One Server-Sent Events message of the stream (comments aside)."""
+
+    event = fields.String(required=True, metadata={"enum": [*EVENT_TYPES, "log"]})
+    data = fields.String(required=True, metadata={
+        "description": "JSON: the event (its id, execution_id, type, data, created_at) or the log record "
+                       "(as GET .../logs shows it)"})
+    id = fields.String(metadata={"description": "The position, `<event id>:<log id>`: send it back as "
+                                                "Last-Event-ID to resume after this message."})
+    retry = fields.Integer(metadata={"description": "Milliseconds to wait before reconnecting."})
 
 
 class StreamHeaders(Schema):
@@ -43,17 +65,33 @@ class StreamHeaders(Schema):
 
 
 @bp.get("/executions/<uuid:execution_id>/events")
+@bp.requires("read")
 @bp.arguments(StreamHeaders, location="headers")
-@bp.response(200, {"type": "string"}, content_type="text/event-stream", description=(
+@bp.response(200, StreamMessage, content_type="text/event-stream", description=(
     "Messages `event: <type>` with `data: <JSON>`: the progress events (execution_queued, "
     "execution_started, step_started, step_succeeded, step_failed, step_retrying, "
     "execution_resumed, execution_succeeded, execution_failed) and `log` (a log record); "
-    "the stream ends after the final event."))
+    "the stream ends after the final event, or after API_SSE_MAX_SECONDS. The schema is "
+    "that of each message."))
 @bp.problem(400, "Last-Event-ID is not a position of this stream.")
 @bp.problem(404, "No such execution.")
+@bp.problem(429, "This token holds API_SSE_MAX_STREAMS_PER_TOKEN streams of this process: see Retry-After.")
+@bp.problem(503, "This process serves API_SSE_MAX_STREAMS streams already: see Retry-After.")
 def execution_events(headers: dict[str, Any], execution_id: uuid.UUID) -> ResponseReturnValue:
-    """Follow an execution live (Server-Sent Events)."""
+    """Follow an execution live (Server-Sent Events), for up to
+    ``API_SSE_MAX_SECONDS``; then reconnect with ``Last-Event-ID``."""
     cursor = _cursor(headers.get("last_event_id"))
+    lease = current_slots().acquire(current_identity().key)  # first: a refusal costs no query
+    try:
+        body = _prepared_stream(execution_id, cursor, lease.ends_at)
+    except BaseException:
+        lease.release()
+        raise
+    return Response(ClosingIterator(body, lease.release), mimetype="text/event-stream",
+                    headers={"Cache-Control": "no-cache", "X-Accel-Buffering": "no"})
+
+
+def _prepared_stream(execution_id: uuid.UUID, cursor: Cursor, ends_at: float) -> Iterator[str]:
     get_execution(execution_id)
     floor = None
     if cursor.log_id is not None:
@@ -61,13 +99,10 @@ def execution_events(headers: dict[str, Any], execution_id: uuid.UUID) -> Respon
         if floor is None:
             raise bad_cursor("Last-Event-ID", f"execution {execution_id} has no log record {cursor.log_id}",
                              location="headers")
-    config = current_app.config
-    feed = ExecutionFeed(execution_id, log_delay=config["API_SSE_LOG_DELAY"], event_id=cursor.event_id,
-                         floor=floor)
+    feed = ExecutionFeed(execution_id, log_delay=current_app.config["API_SSE_LOG_DELAY"],
+                         event_id=cursor.event_id, floor=floor)
     app = current_app._get_current_object()  # type: ignore[attr-defined]
-    body = _stream(app, feed, current_notifier().client)
-    return Response(body, mimetype="text/event-stream",
-                    headers={"Cache-Control": "no-cache", "X-Accel-Buffering": "no"})
+    return _stream(app, feed, current_notifier().client, ends_at)
 
 
 def _cursor(text: str | None) -> Cursor:
@@ -79,13 +114,20 @@ def _cursor(text: str | None) -> Cursor:
         raise bad_cursor("Last-Event-ID", str(exc), location="headers") from None
 
 
-def _stream(app: Flask, feed: ExecutionFeed, client: redis.Redis | None) -> Iterator[str]:
+def _stream(app: Flask, feed: ExecutionFeed, client: redis.Redis | None, ends_at: float) -> Iterator[str]:
     yield f"retry: {RECONNECT_MS}\n\n"
     wakeup = Wakeup(client, feed.execution_id)  # subscribed only once the stream is read
     config = app.config
-    for messages in follow(app, feed, wakeup, poll_interval=config["API_SSE_POLL_INTERVAL"],
-                           idle_every=config["API_SSE_HEARTBEAT"]):
-        if not messages:
-            yield ": keepalive\n\n"
-        for message in messages:
-            yield frame(message)
+    try:
+        for messages in follow(app, feed, wakeup, poll_interval=config["API_SSE_POLL_INTERVAL"],
+                               idle_every=config["API_SSE_HEARTBEAT"], until=ends_at):
+            if not messages:
+                yield ": keepalive\n\n"
+            for message in messages:
+                yield frame(message)
+    except SQLAlchemyError as exc:
+        log.warning("event stream of %s ended: the database failed (%s)", feed.execution_id, exc)
+        yield ": the database cannot be read now; reconnect with Last-Event-ID\n\n"
+        return
+    if not feed.done:
+        yield ": this stream is API_SSE_MAX_SECONDS old; reconnect with Last-Event-ID\n\n"

@@ -36,6 +36,7 @@ bp = Blueprint("executions", __name__, url_prefix="/api/v1",
 
 
 @bp.post("/executions")
+@bp.requires("start")
 @bp.arguments(IdempotencyHeader, location="headers")
 @bp.arguments(StartExecutionIn)
 @bp.response(202, ExecutionOut, description="Queued: a worker will run it.")
@@ -62,6 +63,7 @@ def start(headers: dict[str, Any], body: dict[str, Any]) -> ResponseReturnValue:
 
 
 @bp.get("/executions")
+@bp.requires("read")
 @bp.arguments(ExecutionListArgs, location="query")
 @bp.response(200, ExecutionPage)
 def list_executions(args: dict[str, Any]) -> ResponseReturnValue:
@@ -85,6 +87,7 @@ def list_executions(args: dict[str, Any]) -> ResponseReturnValue:
 
 
 @bp.get("/executions/<uuid:execution_id>")
+@bp.requires("read")
 @bp.response(200, ExecutionOut)
 @bp.problem(404, "No such execution.")
 def read_execution(execution_id: uuid.UUID) -> ResponseReturnValue:
@@ -93,6 +96,7 @@ def read_execution(execution_id: uuid.UUID) -> ResponseReturnValue:
 
 
 @bp.post("/executions/<uuid:execution_id>/retry")
+@bp.requires("start")
 @bp.response(202, ExecutionOut, description="Queued again, to run from its failed step.")
 @bp.problem(404, "No such execution.")
 @bp.problem(409, "The execution is not failed.")
@@ -104,6 +108,7 @@ def retry_execution(execution_id: uuid.UUID) -> ResponseReturnValue:
 
 
 @bp.get("/executions/<uuid:execution_id>/logs")
+@bp.requires("read")
 @bp.arguments(LogListArgs, location="query")
 @bp.response(200, LogPage)
 @bp.problem(404, "No such execution.")

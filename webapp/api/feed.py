@@ -36,11 +36,12 @@ from __future__ import annotations
 
 import json
 import logging
+import math
 import time
 import uuid
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
-from datetime import datetime, timedelta, timezone
+from datetime import datetime, timedelta
 from typing import Any
 
 import redis
@@ -56,6 +57,8 @@ log = logging.getLogger(__name__)
 #: Records read by one poll at most; a poll that reads this many is
 #: followed by another at once.
 POLL_RECORDS = 500
+#: Event ids are a BIGINT: a larger one in Last-Event-ID is no position.
+MAX_EVENT_ID = 2**63 - 1
 _log_schema = LogRecordOut()
 
 
@@ -73,7 +76,8 @@ class Cursor:
     def parse(cls, text: str) -> Cursor:
         """``ValueError`` for text that is not ``<int>:<uuid or nothing>``."""
         event_id, separator, log_id = text.strip().partition(":")
-        if not separator or not event_id.isdigit():
+        digits = event_id.isascii() and event_id.isdigit() and len(event_id) <= 19
+        if not separator or not digits or int(event_id) > MAX_EVENT_ID:
             raise ValueError(f"{text!r} is not a position of this stream (<event id>:<log id>)")
         return cls(int(event_id), uuid.UUID(log_id) if log_id else None)
 
@@ -113,7 +117,7 @@ class ExecutionFeed:
         items: list[tuple[datetime, str, Any]] = [
             (e["created_at"], "event", e) for e in self._new_events()
         ]
-        items += [(aware(r.created_at), "log", r) for r in self._new_logs()]
+        items += [(r.created_at, "log", r) for r in self._new_logs()]
         items.sort(key=lambda item: item[0])
         messages = [self._message(kind, item) for _, kind, item in items]
         self._forget_sent()
@@ -126,7 +130,7 @@ class ExecutionFeed:
     # -- events -----------------------------------------------------------
 
     def _new_events(self) -> list[dict[str, Any]]:
-        found = [event_payload(e) | {"created_at": aware(e.created_at)}
+        found = [event_payload(e) | {"created_at": e.created_at}
                  for e in events_after(self.execution_id, self._last_read_event())]
         if self._held_final is not None and found:
             found.insert(0, self._held_final)  # not final after all: the execution was resumed
@@ -172,18 +176,13 @@ class ExecutionFeed:
         position = (item.created_at, item.id)
         if self.newest is None or position > self.newest:
             self.newest = position
-        return Message("log", _log_schema.dump(item), aware(item.created_at), self._cursor())
+        return Message("log", _log_schema.dump(item), item.created_at, self._cursor())
 
     def _cursor(self) -> Cursor:
         """Where a client that got this far resumes: the newest record sent,
         or the one this feed resumed after."""
         latest = self.newest or self.floor
         return Cursor(self.event_id, None if latest is None else latest[1])
-
-
-def aware(moment: datetime) -> datetime:
-    """SQLite returns naive datetimes; every stored time is UTC."""
-    return moment if moment.tzinfo is not None else moment.replace(tzinfo=timezone.utc)
 
 
 class Wakeup:
@@ -220,10 +219,11 @@ class Wakeup:
 
 
 def follow(app: Flask, feed: ExecutionFeed, wakeup: Wakeup, *, poll_interval: float,
-           idle_every: float) -> Iterator[list[Message]]:
-    """Poll ``feed`` until it is done, each poll in an app context of its
-    own; yield each poll's messages, and an empty list after every
-    ``idle_every`` seconds without any (the stream's heartbeat)."""
+           idle_every: float, until: float = math.inf) -> Iterator[list[Message]]:
+    """Poll ``feed`` until it is done (or ``time.monotonic()`` reaches
+    ``until``), each poll in an app context of its own; yield each poll's
+    messages, and an empty list after every ``idle_every`` seconds without
+    any (the stream's heartbeat)."""
     last_yield = time.monotonic()
     try:
         while True:
@@ -232,11 +232,11 @@ def follow(app: Flask, feed: ExecutionFeed, wakeup: Wakeup, *, poll_interval: fl
             if messages or time.monotonic() - last_yield >= idle_every:
                 last_yield = time.monotonic()
                 yield messages
-            if feed.done:
+            if feed.done or time.monotonic() >= until:
                 return
             if not feed.behind:
-                remaining = idle_every - (time.monotonic() - last_yield)
-                wakeup.wait(max(0.0, min(poll_interval, remaining)))
+                now = time.monotonic()
+                wakeup.wait(max(0.0, min(poll_interval, idle_every - (now - last_yield), until - now)))
     finally:
         wakeup.close()
 

@@ -1,9 +1,13 @@
 """Probes: ``GET /healthz`` (the process answers) and ``GET /readyz`` (the
 database, the broker and a Celery worker answer).
 
-``/readyz`` answers 200 with what it checked, or 503 (a problem document
-with the same ``checks``) when something is down. It also reports the
-``logs`` queue length and this process's logger counters. The worker check
+``/readyz`` answers 200, or 503 (a problem document) when something is
+down. Each check costs a query, a broker round trip and a ping of up to a
+second, so a process checks at most every ``API_READY_CACHE_SECONDS`` (5)
+and answers from that report in between. To a caller with the ``read``
+scope (any caller in open mode) it also says what it checked (``checks``,
+with the errors of what is down), when, the ``logs`` queue length and this
+process's logger counters; anyone else gets the verdict only. The worker check
 is a Celery ``ping`` (first reply wins, ``WORKER_PING_TIMEOUT`` at most); the
 file-system broker of the embedded default has no remote control, so there
 the worker is reported as not checked, and does not count against
@@ -17,18 +21,25 @@ from collections.abc import Callable
 from typing import Any
 
 import sqlalchemy as sa
-from flask import current_app
+from flask import Flask, current_app
 from flask.typing import ResponseReturnValue
 from marshmallow import Schema, fields
 
 from ..execlog.monitoring import queue_length, status
 from ..extensions import db
+from ..models import utcnow
+from .auth import request_identity
 from .blueprint import Blueprint
 from .errors import problem
+from .refreshed import Refreshed
 
 bp = Blueprint("health", __name__, description="Probes for load balancers and orchestrators.")
 
 WORKER_PING_TIMEOUT = 1.0
+EXTENSION_KEY = "api_readiness"
+#: How long the first callers wait for the first report (each check is
+#: bounded: DB_CONNECT_TIMEOUT, the broker's socket timeouts, the ping's).
+READY_FIRST_WAIT = 30.0
 
 
 class HealthOut(Schema):
@@ -37,8 +48,11 @@ class HealthOut(Schema):
 
 class ReadyOut(Schema):
     status = fields.String(metadata={"example": "ready"})
-    checks = fields.Dict(metadata={"description": "database, broker (with the logs queue length), worker"})
-    logger = fields.Dict(metadata={"description": "This process's logger counters and spool size."})
+    checks = fields.Dict(metadata={"description": "database, broker (with the logs queue length), worker "
+                                                  "(with the `read` scope only)"})
+    logger = fields.Dict(metadata={"description": "This process's logger counters and spool size "
+                                                  "(with the `read` scope only)."})
+    checked_at = fields.String(metadata={"description": "When the checks ran (with the `read` scope only)."})
 
 
 @bp.get("/healthz")
@@ -50,10 +64,34 @@ def healthz() -> ResponseReturnValue:
 
 
 @bp.get("/readyz")
+@bp.requires("read")
 @bp.response(200, ReadyOut)
-@bp.problem(503, "Not ready: `checks` says what is down.")
+@bp.problem(503, "Not ready: `checks` says what is down (to a caller with the `read` scope).")
 def readyz() -> ResponseReturnValue:
-    """The database, the broker and a worker answer."""
+    """The database, the broker and a worker answer.
+
+    Checked at most every ``API_READY_CACHE_SECONDS`` per process; a caller
+    without a token (or without the ``read`` scope) gets the verdict only."""
+    report = current_app.extensions[EXTENSION_KEY].get()
+    if report is None:
+        return problem(503, "Not ready", slug="not-ready")
+    identity = request_identity()
+    if identity is None or not identity.allows("read"):
+        return {"status": "ready"} if report["ready"] else problem(503, "Not ready", slug="not-ready")
+    body = {key: report[key] for key in ("checks", "logger", "checked_at")}
+    if not report["ready"]:
+        return problem(503, "Not ready", report["detail"], slug="not-ready", **body)
+    return {"status": "ready", **body}
+
+
+def init_app(app: Flask) -> None:
+    """The readiness report of this process, read again at most every
+    ``API_READY_CACHE_SECONDS`` by one request at a time (:mod:`.refreshed`)."""
+    app.extensions[EXTENSION_KEY] = Refreshed(_readiness, app.config["API_READY_CACHE_SECONDS"],
+                                              first_wait=READY_FIRST_WAIT, what="the readiness checks")
+
+
+def _readiness() -> dict[str, Any]:
     celery = current_app.extensions["celery"]
     logger = current_app.extensions["execlog"]
     checks = {
@@ -62,12 +100,9 @@ def readyz() -> ResponseReturnValue:
         "worker": _check_worker(celery),
         "spool": _check_spool(logger),
     }
-    body = {"checks": checks, "logger": status(logger, None)}
     down = [name for name, check in checks.items() if check["ok"] is False]
-    if down:
-        detail = "; ".join(f"{name}: {checks[name]['error']}" for name in down)
-        return problem(503, "Not ready", detail, slug="not-ready", **body)
-    return {"status": "ready", **body}
+    return {"ready": not down, "detail": "; ".join(f"{name}: {checks[name]['error']}" for name in down),
+            "checks": checks, "logger": status(logger, None), "checked_at": utcnow().isoformat()}
 
 
 def _check_spool(logger: Any) -> dict[str, Any]:

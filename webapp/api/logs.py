@@ -52,6 +52,7 @@ class LogBatchOut(Schema):
 
 
 @bp.post("/logs")
+@bp.requires("ingest")
 @bp.arguments(LogBatchIn)
 @bp.response(202, LogBatchOut)
 @bp.problem(503, "The log spool is full: try again after `Retry-After` seconds.")

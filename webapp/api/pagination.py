@@ -16,7 +16,7 @@ import binascii
 import json
 import uuid
 from collections.abc import Callable, Sequence
-from datetime import datetime
+from datetime import datetime, timezone
 from typing import Any, TypeVar
 
 from .errors import Problem
@@ -42,12 +42,14 @@ def decode_cursor(cursor: str) -> tuple[datetime, uuid.UUID]:
     try:
         raw = base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4))
         created_at, item_id = json.loads(raw)
-        position = datetime.fromisoformat(created_at), uuid.UUID(item_id)
-    except (binascii.Error, ValueError, TypeError, UnicodeDecodeError):
+        moment, item = datetime.fromisoformat(created_at), uuid.UUID(item_id)
+        if moment.tzinfo is None:
+            raise ValueError("no offset")
+        # In UTC, as created_after is: PostgreSQL takes offsets up to 15:59
+        # only (a cursor with +20:00 was a 500), Python up to 23:59.
+        return moment.astimezone(timezone.utc), item
+    except (binascii.Error, ValueError, TypeError, UnicodeDecodeError, OverflowError, RecursionError):
         raise bad_cursor("cursor", f"{cursor!r} is not a cursor of this listing") from None
-    if position[0].tzinfo is None:
-        raise bad_cursor("cursor", f"{cursor!r} is not a cursor of this listing")
-    return position
 
 
 def bad_cursor(parameter: str, detail: str, location: str = "query") -> Problem:

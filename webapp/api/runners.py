@@ -13,6 +13,7 @@ bp = Blueprint("runners", __name__, url_prefix="/api/v1", description="Runner pl
 
 
 @bp.get("/runners")
+@bp.requires("read")
 @bp.response(200, PluginPage)
 def list_runners() -> ResponseReturnValue:
     """Every runner and workflow: where it comes from and whether it works."""

@@ -15,12 +15,38 @@ from marshmallow import Schema, ValidationError, fields, validate
 
 from ..execlog import LogCategory, LogLevel
 from ..models import EXECUTION_STATUSES, STEP_STATUSES
+from ..storable import unstorable
 from ..workflow.definition import NAME_PATTERN
 from ..workflow.notify import EVENT_TYPES
 from ..workflow.service import MAX_IDEMPOTENCY_KEY
 
 DEFAULT_LIMIT = 50
 _identifier = validate.Length(min=1, max=255)
+
+
+class Text(fields.String):
+    """A string PostgreSQL can store: no NUL character, no lone surrogate
+    (:mod:`webapp.storable`). Every string a request sends to the database
+    is one of these."""
+
+    default_error_messages = {"unstorable": "Must not hold {what}: it cannot be stored."}
+
+    def _deserialize(self, value: Any, attr: str | None, data: Any, **kwargs: Any) -> str:
+        text = super()._deserialize(value, attr, data, **kwargs)
+        what = unstorable(text)
+        if what:
+            raise self.make_error("unstorable", what=what)
+        return text
+
+
+class FullMatch(validate.Regexp):
+    """``validate.Regexp`` on the whole value (``Regexp`` matches only its
+    start: ``workflow=a%00b`` passed and reached PostgreSQL)."""
+
+    def __call__(self, value: Any) -> Any:
+        if not isinstance(value, str) or self.regex.fullmatch(value) is None:
+            raise ValidationError(self._format_error(value))
+        return value
 
 
 class UtcDateTime(fields.AwareDateTime):
@@ -49,7 +75,7 @@ def _limit() -> fields.Integer:
     )
 
 
-def _page(item: type[Schema] | Schema, name: str) -> type[Schema]:
+def page_of(item: type[Schema] | Schema, name: str) -> type[Schema]:
     """``{"items": [...], "next": cursor or null}``: every listing's shape."""
     return Schema.from_dict(
         {
@@ -67,8 +93,7 @@ def _page(item: type[Schema] | Schema, name: str) -> type[Schema]:
 
 
 class StartExecutionIn(Schema):
-    workflow = fields.String(required=True, validate=validate.Length(min=1, max=100),
-                             metadata={"example": "roadmap"})
+    workflow = Text(required=True, validate=validate.Length(min=1, max=100), metadata={"example": "roadmap"})
     input = fields.Dict(load_default=dict, metadata={
         "description": "The workflow's input, a JSON object checked against its runners' schemas.",
         "example": {"goal": "I am new to Python, 1 hour a day, ready in 4 months"},
@@ -76,7 +101,7 @@ class StartExecutionIn(Schema):
 
 
 class IdempotencyHeader(Schema):
-    idempotency_key = fields.String(
+    idempotency_key = Text(
         data_key="Idempotency-Key", validate=validate.Length(min=1, max=MAX_IDEMPOTENCY_KEY),
         metadata={"description": "Starting twice with the same key starts one execution."},
     )
@@ -84,7 +109,7 @@ class IdempotencyHeader(Schema):
 
 class ExecutionListArgs(Schema):
     status = fields.String(validate=validate.OneOf(EXECUTION_STATUSES))
-    workflow = fields.String(validate=validate.Regexp(NAME_PATTERN, error="Not a workflow name."))
+    workflow = fields.String(validate=FullMatch(f"^{NAME_PATTERN.pattern}$", error="Not a workflow name."))
     created_after = UtcDateTime(metadata={"description": "ISO 8601 with an offset; exclusive."})
     created_before = UtcDateTime(metadata={"description": "ISO 8601 with an offset; exclusive."})
     cursor = fields.String(validate=validate.Length(min=1, max=200),
@@ -151,7 +176,7 @@ def execution_links(execution_id: Any) -> dict[str, str]:
     }
 
 
-ExecutionPage = _page(ExecutionSummaryOut, "ExecutionPage")
+ExecutionPage = page_of(ExecutionSummaryOut, "ExecutionPage")
 
 
 # -- logs and events ----------------------------------------------------------
@@ -161,10 +186,10 @@ class LogListArgs(Schema):
     level = fields.String(validate=validate.OneOf([v.value for v in LogLevel]),
                           metadata={"description": "Minimum level: this one and the more severe."})
     category = fields.String(validate=validate.OneOf([v.value for v in LogCategory]))
-    step = fields.String(validate=_identifier)
-    agent_name = fields.String(validate=_identifier)
-    q = fields.String(validate=validate.Length(min=1, max=200),
-                      metadata={"description": "Text the message contains (case-insensitive)."})
+    step = Text(validate=_identifier)
+    agent_name = Text(validate=_identifier)
+    q = Text(validate=validate.Length(min=1, max=200),
+             metadata={"description": "Text the message contains (case-insensitive)."})
     after = fields.UUID(metadata={"description": "The id of the last record seen (the `next` of a page)."})
     limit = _limit()
 
@@ -187,7 +212,7 @@ class LogRecordOut(Schema):
     created_at = fields.DateTime()
 
 
-LogPage = _page(LogRecordOut, "LogPage")
+LogPage = page_of(LogRecordOut, "LogPage")
 
 
 class EventOut(Schema):
@@ -212,4 +237,4 @@ class PluginOut(Schema):
     steps = fields.List(fields.Raw(), metadata={"description": "A usable workflow's steps."})
 
 
-PluginPage = _page(PluginOut, "PluginPage")
+PluginPage = page_of(PluginOut, "PluginPage")

@@ -50,6 +50,11 @@ def run_migrations_online() -> None:
     conf_args.setdefault("include_name", include_name)
 
     with get_engine().connect() as connection:
+        if connection.dialect.name == "postgresql":
+            # A migration may rewrite a large table: DB_STATEMENT_TIMEOUT is
+            # for requests and tasks, not for this.
+            connection.exec_driver_sql("SET statement_timeout = 0")
+            connection.commit()
         context.configure(connection=connection, target_metadata=target_db.metadata, **conf_args)
         with context.begin_transaction():
             context.run_migrations()

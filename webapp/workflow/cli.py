@@ -12,6 +12,8 @@ import click
 from flask import current_app
 from flask.cli import AppGroup
 
+from ..extensions import db
+from ..models import Execution
 from .errors import InvalidInput, WorkflowError
 from .extension import current_notifier, current_registry
 from .heartbeat import fail_stalled as fail_stalled_executions
@@ -84,14 +86,21 @@ def resume(execution_id: str) -> None:
 @executions_cli.command("fail-stalled")
 @click.option("--stale-after", type=click.FloatRange(min=0), default=None,
               help="Seconds without a heartbeat [default: WORKFLOW_STALE_SECONDS].")
-def fail_stalled(stale_after: float | None) -> None:
+@click.option("--queued-after", type=click.FloatRange(min=0), default=None,
+              help="Seconds in the queue [default: WORKFLOW_QUEUED_STALE_SECONDS].")
+def fail_stalled(stale_after: float | None, queued_after: float | None) -> None:
     """Fail the running executions whose worker stopped giving signs of life
-    (worker_lost), as the beat task does every minute; print their ids."""
-    stale = current_app.config["WORKFLOW_STALE_SECONDS"] if stale_after is None else stale_after
-    failed = fail_stalled_executions(current_notifier(), stale)
+    (worker_lost) and the queued ones no worker took (lost_in_queue), as the
+    beat task does every minute; print their ids."""
+    config = current_app.config
+    stale = config["WORKFLOW_STALE_SECONDS"] if stale_after is None else stale_after
+    queued = config["WORKFLOW_QUEUED_STALE_SECONDS"] if queued_after is None else queued_after
+    failed = fail_stalled_executions(current_notifier(), stale, queued_stale_seconds=queued)
     for execution_id in failed:
-        click.echo(f"{execution_id} failed (worker_lost)")
-    click.echo(f"{len(failed)} execution(s) failed as worker_lost (no heartbeat for {stale:g} s)")
+        execution = db.session.get(Execution, execution_id)
+        click.echo(f"{execution_id} failed ({execution.error['kind'] if execution else '?'})")
+    click.echo(f"{len(failed)} execution(s) failed: worker_lost (no heartbeat for {stale:g} s) or "
+               f"lost_in_queue (queued over {queued:g} s ago)")
 
 
 @executions_cli.command("logs")

@@ -23,6 +23,9 @@ WORKFLOW_UNAVAILABLE = "workflow_unavailable"
 ENQUEUE_FAILED = "enqueue_failed"
 INTERNAL_ERROR = "internal_error"
 WORKER_LOST = "worker_lost"
+#: A ``queued`` execution no worker took within WORKFLOW_QUEUED_STALE_SECONDS
+#: (its message was lost between the broker's ack and the claim).
+LOST_IN_QUEUE = "lost_in_queue"
 
 
 class WorkflowError(Exception):

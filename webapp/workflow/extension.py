@@ -23,6 +23,9 @@ key                           default    meaning
 ``WORKFLOW_STALE_SECONDS``    ``60``     a ``running`` execution not stamped
                                          for this long lost its worker and
                                          is failed (``worker_lost``)
+``WORKFLOW_QUEUED_STALE_SECONDS`` ``3600`` a ``queued`` execution no worker
+                                         took for this long lost its message
+                                         and is failed (``lost_in_queue``)
 ============================  =========  ====================================
 """
 
@@ -30,7 +33,7 @@ from __future__ import annotations
 
 from flask import Flask, current_app
 
-from .heartbeat import HEARTBEAT_SECONDS, STALE_SECONDS
+from .heartbeat import HEARTBEAT_SECONDS, QUEUED_STALE_SECONDS, STALE_SECONDS
 from .notify import NotificationService
 from .registry import DENY_LIST_KEY, Registry, discover, parse_deny_list
 
@@ -63,6 +66,10 @@ def check_heartbeat(config: dict) -> None:
             f"({beat:g}), which must be positive: a live worker would be taken for a dead one"
         )
     config["WORKFLOW_HEARTBEAT_SECONDS"], config["WORKFLOW_STALE_SECONDS"] = beat, stale
+    queued = float(config.setdefault("WORKFLOW_QUEUED_STALE_SECONDS", QUEUED_STALE_SECONDS))
+    if queued <= 0:
+        raise ValueError(f"WORKFLOW_QUEUED_STALE_SECONDS must be positive, got {queued:g}")
+    config["WORKFLOW_QUEUED_STALE_SECONDS"] = queued
 
 
 def current_registry() -> Registry:

@@ -19,6 +19,7 @@ from sqlalchemy.exc import IntegrityError
 
 from ..extensions import db
 from ..models import Execution, ExecutionStep
+from ..storable import json_problem, unstorable
 from .definition import Workflow
 from .enqueue import enqueue
 from .errors import IdempotencyConflict, InvalidInput
@@ -69,10 +70,15 @@ def start_execution(workflow: str, input: Any, idempotency_key: str | None = Non
 
 def check_input(registry: Registry, workflow: Workflow, data: Any) -> dict[str, Any]:
     """The input as it will be stored; ``InvalidInput`` unless it is a JSON
-    object that every step's input schema accepts."""
+    object PostgreSQL can store (no NUL, no lone surrogate, at most
+    ``MAX_JSON_DEPTH`` levels deep) that every step's input schema accepts."""
     if not isinstance(data, Mapping):
         raise InvalidInput(f"the input must be a JSON object, got {type(data).__name__}")
     payload = dict(data)
+    problem = json_problem(payload)
+    if problem is not None:
+        where, what = problem
+        raise InvalidInput(f"the input cannot be stored: {where} {what}", fields={where: [what]})
     try:
         json.dumps(payload, allow_nan=False)
     except (TypeError, ValueError) as exc:
@@ -99,6 +105,9 @@ def _check_key(key: str | None) -> str | None:
         return None
     if not isinstance(key, str) or not 1 <= len(key) <= MAX_IDEMPOTENCY_KEY:
         raise InvalidInput(f"the idempotency key must be 1 to {MAX_IDEMPOTENCY_KEY} characters")
+    what = unstorable(key)
+    if what:
+        raise InvalidInput(f"the idempotency key holds {what}")
     return key
 
 

@@ -55,8 +55,12 @@ def run_execution(execution_id: str) -> str | None:
 
 @shared_task(name="workflow.fail_stalled", ignore_result=True)
 def fail_stalled() -> int:
-    """Fail the executions whose worker stopped stamping them; how many."""
-    failed = fail_stalled_executions(current_notifier(), current_app.config["WORKFLOW_STALE_SECONDS"])
+    """Fail the executions whose worker stopped stamping them, or that no
+    worker took; how many."""
+    config = current_app.config
+    failed = fail_stalled_executions(current_notifier(), config["WORKFLOW_STALE_SECONDS"],
+                                     queued_stale_seconds=config["WORKFLOW_QUEUED_STALE_SECONDS"])
     for execution_id in failed:
-        log.warning("workflow.fail_stalled: execution %s lost its worker; failed (worker_lost)", execution_id)
+        log.warning("workflow.fail_stalled: execution %s lost its worker or its message; failed",
+                    execution_id)
     return len(failed)

@@ -1,7 +1,8 @@
 """webapp-synthetic: runners for tests and benchmarks.
 
 * ``emit`` logs ``records`` records of ``size`` characters, at ``rate``
-  records a second (0: as fast as it can).
+  records a second (0: as fast as it can); at most ``MAX_RECORDS`` records,
+  ``MAX_CHARACTERS`` characters and ``MAX_SECONDS`` seconds a run.
 * ``flaky`` fails its first ``fail_times`` tries (or every try, with
   ``always``) with a ``failure`` of the given kind: ``transient`` (retried by
   policy), ``invalid_input`` or ``bug`` (not retried).
@@ -15,7 +16,7 @@ from __future__ import annotations
 import time
 from typing import Any
 
-from marshmallow import EXCLUDE, Schema, fields, validate
+from marshmallow import EXCLUDE, Schema, ValidationError, fields, validate, validates_schema
 
 from webapp.execlog import LogCategory
 from webapp.workflow import InvalidInput, RetryPolicy, Runner, Step, StepContext, TransientError, Workflow
@@ -23,13 +24,35 @@ from webapp.workflow import InvalidInput, RetryPolicy, Runner, Step, StepContext
 FAILURES = ("transient", "invalid_input", "bug")
 
 
+#: What one run may ask for: one request could otherwise hold a worker for
+#: years (``rate`` near 0) or queue gigabytes (a million records of 32 KiB).
+MAX_RECORDS = 100_000
+MAX_CHARACTERS = 16 * 1024 * 1024
+MAX_SECONDS = 600.0
+MIN_RATE = 0.1
+MAX_FAIL_TIMES = 10
+
+
 class EmitInput(Schema):
     class Meta:
         unknown = EXCLUDE
 
-    records = fields.Integer(strict=True, load_default=10, validate=validate.Range(min=0, max=1_000_000))
+    records = fields.Integer(strict=True, load_default=10, validate=validate.Range(min=0, max=MAX_RECORDS))
     size = fields.Integer(strict=True, load_default=64, validate=validate.Range(min=16, max=32_768))
-    rate = fields.Float(load_default=0.0, validate=validate.Range(min=0))
+    rate = fields.Float(load_default=0.0, allow_nan=False, validate=validate.Range(min=0, max=1_000_000))
+
+    @validates_schema
+    def _bounded(self, data: dict[str, Any], **_: Any) -> None:
+        records, size, rate = data.get("records", 10), data.get("size", 64), data.get("rate", 0.0)
+        if records * size > MAX_CHARACTERS:
+            raise ValidationError(f"records x size may be {MAX_CHARACTERS} characters at most, "
+                                  f"got {records * size}", "records")
+        if 0 < rate < MIN_RATE:
+            raise ValidationError(f"Must be 0 (as fast as it can) or at least {MIN_RATE:g} records a second.",
+                                  "rate")
+        if rate and records / rate > MAX_SECONDS:
+            raise ValidationError(f"records / rate may be {MAX_SECONDS:g} s at most, "
+                                  f"got {records / rate:g} s", "rate")
 
 
 class Emit(Runner):
@@ -54,7 +77,8 @@ class FlakyInput(Schema):
     class Meta:
         unknown = EXCLUDE
 
-    fail_times = fields.Integer(strict=True, load_default=0, validate=validate.Range(min=0))
+    fail_times = fields.Integer(strict=True, load_default=0,
+                                validate=validate.Range(min=0, max=MAX_FAIL_TIMES))
     failure = fields.String(load_default="transient", validate=validate.OneOf(FAILURES))
     always = fields.Boolean(load_default=False)
 
