@@ -1,6 +1,7 @@
 # make run  - set up (virtualenv, install, migrations) and serve on :8000
-# make test - set up, start PostgreSQL and Redis if stopped, run the tests
-#             (all but the container suite)
+# make test - set up, start PostgreSQL and Redis if stopped, install chromium
+#             for the browser tests if missing, run the tests (all but the
+#             container suite)
 # make docker-up / docker-down - the compose stack (docker/docker-compose.yml)
 # make test-containers - the container suite: builds and runs the stack
 
@@ -10,7 +11,7 @@ BIN    := $(VENV)/bin
 PLUGINS := $(wildcard plugins/*/pyproject.toml)
 STAMP  := $(VENV)/.installed
 
-.PHONY: install run test test-containers lint bench services test-db clean docker-up docker-down
+.PHONY: install run test test-containers lint bench services browser test-db clean docker-up docker-down
 
 install: $(STAMP)
 
@@ -28,7 +29,10 @@ run: install
 services:
 	scripts/ensure_services.sh
 
-test: install services
+browser:
+	scripts/ensure_browser.sh
+
+test: install services browser
 	$(BIN)/python -m pytest
 
 # Needs a Docker engine (scripts/ensure_docker.sh starts one where it can).
@@ -50,8 +54,7 @@ lint: install
 	$(BIN)/flake8 webapp plugins tests bench celery_worker.py wsgi.py docker/gunicorn.conf.py
 
 bench: install services
-	$(BIN)/python bench/log_call.py --durability memory
-	$(BIN)/python bench/log_call.py --durability disk
+	$(BIN)/python bench/log_call.py
 	$(BIN)/python bench/run.py
 
 clean:

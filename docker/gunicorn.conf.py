@@ -62,6 +62,9 @@ def on_starting(server):
                            "only clients on this host are served")
     else:
         server.log.info("API access: bearer tokens required (API_AUTH=token)")
+        if not config["SECRET_KEY"]:
+            server.log.info("page sessions are signed with the key in %s/secret_key: with more than one "
+                            "web host, set SECRET_KEY, the same on every host", config["VAR_DIR"])
     clear_multiprocess_dir(multiprocess_dir(), keep_pid=os.getpid())
 
 

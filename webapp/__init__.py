@@ -11,6 +11,8 @@ from typing import Any
 from flask import Flask
 
 from .config import config_from_env, connect_args
+from .secret_key import check as check_key
+from .secret_key import load_or_create
 
 __all__ = ["create_app"]
 
@@ -26,6 +28,7 @@ def create_app(config: Mapping[str, Any] | None = None) -> Flask:
     if config:
         app.config.from_mapping(config)
     _prepare_paths(app)
+    _secret_key(app)
     _configure_database_connections(app)
 
     from . import cli, models  # noqa: F401 - models registers the tables
@@ -33,6 +36,7 @@ def create_app(config: Mapping[str, Any] | None = None) -> Flask:
     from .celery_app import celery_init_app
     from .execlog import tasks  # noqa: F401 - registers the batch task
     from .extensions import db, execlog, migrate
+    from .ui import init_app as init_ui
     from .workflow import init_app as init_workflows
 
     db.init_app(app)
@@ -41,6 +45,7 @@ def create_app(config: Mapping[str, Any] | None = None) -> Flask:
     execlog.init_app(app)
     init_workflows(app)
     init_api(app)
+    init_ui(app)
     cli.init_app(app)
     return app
 
@@ -53,6 +58,16 @@ def _prepare_paths(app: Flask) -> None:
     for key in ("data_folder_in", "data_folder_out", "processed_folder", "control_folder"):
         if key in transport:
             Path(transport[key]).mkdir(parents=True, exist_ok=True)
+
+
+def _secret_key(app: Flask) -> None:
+    """One signing key for every process of the host (see :mod:`.secret_key`)."""
+    if app.config.get("SECRET_KEY"):
+        check_key(app.config["SECRET_KEY"])
+    else:
+        app.config["SECRET_KEY"] = load_or_create(Path(app.config["VAR_DIR"]))
+    for key in app.config.get("SECRET_KEY_FALLBACKS") or ():
+        check_key(key, "SECRET_KEY_FALLBACKS")
 
 
 def _configure_database_connections(app: Flask) -> None:

@@ -16,7 +16,6 @@ from __future__ import annotations
 
 import json
 import os
-import secrets
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
@@ -52,6 +51,14 @@ def _int(environ: Mapping[str, str], name: str, default: int) -> int:
 
 def _float(environ: Mapping[str, str], name: str, default: float) -> float:
     return float(_number(environ, name, default, float))
+
+
+def _flag(environ: Mapping[str, str], name: str) -> bool:
+    return environ.get(name, "0").strip().lower() in ("1", "true", "yes")
+
+
+def _list(environ: Mapping[str, str], name: str) -> list[str]:
+    return [item.strip() for item in environ.get(name, "").split(",") if item.strip()]
 
 
 def _json_object(environ: Mapping[str, str], name: str) -> dict[str, Any]:
@@ -194,11 +201,11 @@ def celery_config(
 
 def api_config(environ: Mapping[str, str]) -> dict[str, Any]:
     """The HTTP API's settings (see :mod:`webapp.api` for what each means)."""
-    tokens = [token.strip() for token in environ.get("API_TOKENS", "").split(",") if token.strip()]
+    tokens = _list(environ, "API_TOKENS")
     return {
         "API_AUTH": (environ.get("API_AUTH") or ("token" if tokens else "open")).strip().lower(),
         "API_TOKENS": tokens,
-        "API_PROTECT_PROBES": environ.get("API_PROTECT_PROBES", "0").strip().lower() in ("1", "true", "yes"),
+        "API_PROTECT_PROBES": _flag(environ, "API_PROTECT_PROBES"),
         "MAX_CONTENT_LENGTH": _int(environ, "API_MAX_BODY_BYTES", 1024 * 1024),
         "API_MAX_LIMIT": _int(environ, "API_MAX_LIMIT", 1000),
         "API_SSE_POLL_INTERVAL": _float(environ, "API_SSE_POLL_INTERVAL", 1.0),
@@ -211,6 +218,19 @@ def api_config(environ: Mapping[str, str]) -> dict[str, Any]:
     }
 
 
+def session_config(environ: Mapping[str, str]) -> dict[str, Any]:
+    """The browser session of the pages (:mod:`webapp.api.session`): a
+    signed cookie, HttpOnly, SameSite=Lax, Secure when ``UI_COOKIE_SECURE=1``
+    (set it behind HTTPS)."""
+    return {
+        "SESSION_COOKIE_NAME": "webapp_session",
+        "SESSION_COOKIE_HTTPONLY": True,
+        "SESSION_COOKIE_SAMESITE": "Lax",
+        "SESSION_COOKIE_SECURE": _flag(environ, "UI_COOKIE_SECURE"),
+        "PERMANENT_SESSION_LIFETIME": _float(environ, "UI_SESSION_HOURS", 12.0) * 3600.0,
+    }
+
+
 def config_from_env(environ: Mapping[str, str] | None = None) -> dict[str, Any]:
     """The app's configuration from environment variables and defaults."""
     environ = os.environ if environ is None else environ
@@ -218,7 +238,9 @@ def config_from_env(environ: Mapping[str, str] | None = None) -> dict[str, Any]:
     db_url = database_url(environ, var_dir)
     config: dict[str, Any] = {
         "VAR_DIR": str(var_dir),
-        "SECRET_KEY": environ.get("SECRET_KEY") or secrets.token_hex(16),
+        # None: the factory takes the key kept under VAR_DIR (webapp.secret_key).
+        "SECRET_KEY": environ.get("SECRET_KEY") or None,
+        "SECRET_KEY_FALLBACKS": _list(environ, "SECRET_KEY_FALLBACKS"),
         "SQLALCHEMY_DATABASE_URI": db_url,
         "SQLALCHEMY_ENGINE_OPTIONS": engine_options(db_url, environ),
         "DB_APPLICATION_NAME": environ.get("DB_APPLICATION_NAME", "webapp"),
@@ -237,6 +259,7 @@ def config_from_env(environ: Mapping[str, str] | None = None) -> dict[str, Any]:
         "WORKFLOW_STALE_SECONDS": _float(environ, "WORKFLOW_STALE_SECONDS", 60.0),
         "WORKFLOW_QUEUED_STALE_SECONDS": _float(environ, "WORKFLOW_QUEUED_STALE_SECONDS", 3600.0),
         **api_config(environ),
+        **session_config(environ),
     }
     for name, value in environ.items():
         if name.startswith("EXECLOG_"):

@@ -202,6 +202,30 @@ class ExecutionStep(db.Model):
     )
 
 
+class ExecutionLogCount(db.Model):
+    """What one run (attempt) of an execution logged, as the run counted it.
+
+    Written once by the run when it ends, after its logger flushed
+    (:mod:`webapp.workflow.tally`): ``emitted`` records, of which
+    ``dropped`` were dropped for good by its process. The API compares them
+    with what ``execution_logs`` holds (:mod:`webapp.api.completeness`).
+    """
+
+    __tablename__ = "execution_log_counts"
+
+    execution_id: Mapped[uuid.UUID] = mapped_column(
+        sa.ForeignKey("executions.id", ondelete="CASCADE"), primary_key=True
+    )
+    attempt: Mapped[int] = mapped_column(sa.Integer, primary_key=True, autoincrement=False)
+    emitted: Mapped[int] = mapped_column(sa.BigInteger().with_variant(sa.Integer, "sqlite"))
+    dropped: Mapped[int] = mapped_column(sa.BigInteger().with_variant(sa.Integer, "sqlite"))
+    reported_at: Mapped[datetime] = mapped_column(sa.DateTime(timezone=True), default=utcnow)
+
+    __table_args__ = (
+        sa.CheckConstraint("emitted >= 0 AND dropped >= 0", name="counts_sane"),
+    )
+
+
 class ExecutionEvent(db.Model):
     """A progress event of an execution (started, step succeeded, ...).
 

@@ -49,18 +49,36 @@ class Rows:
                 "c": created_at or datetime.now(timezone.utc)}).scalar_one()
 
     def log(self, trace_id: str, message: str, *, level: str = "info", category: str = "agent",
-            step: str | None = None, agent_name: str | None = None, ago: float = 0.0) -> str:
+            step: str | None = None, agent_name: str | None = None, ago: float = 0.0,
+            attempt: int | None = None) -> str:
         """Store one record logged ``ago`` seconds ago; its id."""
         created_ns, counter = self.stamp.next()
         created_ns -= int(ago * 1e9)
         record = make_record(trace_id, level, category, message, created_ns=created_ns, counter=counter,
-                             step=step, agent_name=agent_name)
+                             step=step, agent_name=agent_name, attempt=attempt)
         result = store_rows(self.engine, [record.to_wire()])
         assert result.inserted == 1
         return record.id
 
-    def logs(self, trace_id: str, count: int, prefix: str = "record") -> list[str]:
-        return [self.log(trace_id, f"{prefix} {i}") for i in range(count)]
+    def logs(self, trace_id: str, count: int, prefix: str = "record",
+             attempt: int | None = None) -> list[str]:
+        return [self.log(trace_id, f"{prefix} {i}", attempt=attempt) for i in range(count)]
+
+    def log_count(self, execution_id: str, attempt: int, emitted: int, dropped: int = 0) -> None:
+        """What a run reports when it ends (webapp.workflow.tally)."""
+        with self.engine.begin() as connection:
+            connection.execute(sa.text(
+                "INSERT INTO execution_log_counts (execution_id, attempt, emitted, dropped, reported_at) "
+                "VALUES (:e, :a, :n, :d, now())"),
+                {"e": execution_id, "a": attempt, "n": emitted, "d": dropped})
+
+    def dead_letter(self, trace_id: str, attempt: int | None) -> None:
+        """A row the worker could not store, as it sets it aside."""
+        with self.engine.begin() as connection:
+            connection.execute(sa.text(
+                "INSERT INTO execution_log_dead_letters (received_at, source, reason, payload, trace_id, "
+                "attempt) VALUES (now(), 'batch', 'refused by a check', '[]', :t, :a)"),
+                {"t": trace_id, "a": attempt})
 
 
 @pytest.fixture

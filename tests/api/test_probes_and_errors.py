@@ -96,7 +96,8 @@ def test_the_openapi_document_describes_every_endpoint_and_has_a_page(client):
         "/healthz", "/readyz", "/metrics", "/api/v1/executions", "/api/v1/executions/{execution_id}",
         "/api/v1/executions/{execution_id}/retry", "/api/v1/executions/{execution_id}/logs",
         "/api/v1/executions/{execution_id}/events", "/api/v1/logs", "/api/v1/runners", "/api/v1/tokens",
-        "/api/v1/tokens/{name}"}
+        "/api/v1/tokens/{name}", "/api/v1/executions/{execution_id}/logs.ndjson",
+        "/api/v1/executions/{execution_id}/logs.txt"}
     start = spec["paths"]["/api/v1/executions"]["post"]
     assert {"202", "200", "400", "404", "409", "422", "503"} <= set(start["responses"])
     assert any(p["name"] == "Idempotency-Key" and p["in"] == "header" for p in start["parameters"])
@@ -109,7 +110,15 @@ def test_the_openapi_document_describes_every_endpoint_and_has_a_page(client):
 
     page = client.get("/api/v1/docs")
     assert page.status_code == 200 and page.mimetype == "text/html"
-    assert "/api/v1/openapi.json" in page.get_data(as_text=True)
+    html = page.get_data(as_text=True)
+    assert "/api/v1/openapi.json" in html
+    assert "http" not in html.replace("http-equiv", ""), "the page loads nothing from elsewhere"
+    assert '<script src="/api/v1/docs/static/redoc.standalone.js">' in html
+    assert page.headers["Content-Security-Policy"].startswith("default-src 'self';")
+    script = client.get("/api/v1/docs/static/redoc.standalone.js")
+    assert script.status_code == 200 and script.mimetype in ("text/javascript", "application/javascript")
+    assert b"Redoc" in script.get_data()
+    script.close()
 
 
 def test_an_unexpected_error_is_a_500_problem_without_a_trace(app_factory):

@@ -185,6 +185,8 @@ def test_the_openapi_document_names_each_operations_scope(client):
         ("GET", "/api/v1/executions/{execution_id}"): "read",
         ("POST", "/api/v1/executions/{execution_id}/retry"): "start",
         ("GET", "/api/v1/executions/{execution_id}/logs"): "read",
+        ("GET", "/api/v1/executions/{execution_id}/logs.ndjson"): "read",
+        ("GET", "/api/v1/executions/{execution_id}/logs.txt"): "read",
         ("GET", "/api/v1/executions/{execution_id}/events"): "read",
         ("POST", "/api/v1/logs"): "ingest",
         ("GET", "/api/v1/runners"): "read",

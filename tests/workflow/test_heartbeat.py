@@ -119,7 +119,10 @@ def test_a_run_failed_by_the_sweep_while_it_runs_stops_and_writes_nothing_more(s
     try:
         wait_for(lambda: tables.steps(execution_id)["before"]["status"] == "running", timeout=30,
                  message="the first step to start")
-        assert execution_id in sweep(spare_app, stale_seconds=0)  # as if no stamp had arrived
+        # As if no stamp had arrived; a stamp (every 50 ms) that lands between the sweep's
+        # cutoff and its UPDATE wins that sweep, so sweep again until one takes it.
+        wait_for(lambda: execution_id in sweep(spare_app, stale_seconds=0), timeout=10, interval=0.01,
+                 message="a sweep to take the execution")
     finally:
         runner.join(timeout=60)
     assert outcome == [LOST]

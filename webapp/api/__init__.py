@@ -1,6 +1,6 @@
 """The HTTP API: blueprints, their marshmallow schemas, and the OpenAPI
 document made from them (flask-smorest), served at
-``/api/v1/openapi.json`` and rendered at ``/api/v1/docs``.
+``/api/v1/openapi.json`` and rendered at ``/api/v1/docs`` (:mod:`.docs`).
 
 Settings (environment variables of the same name, see ``.env.example``):
 
@@ -43,6 +43,7 @@ import flask_smorest
 from flask import Flask
 from flask_smorest.utils import prepare_response
 
+from .docs import REDOC_URL
 from .errors import PROBLEM_CONTENT_TYPE, ProblemSchema
 
 SPEC_SETTINGS = {
@@ -52,7 +53,8 @@ SPEC_SETTINGS = {
     "OPENAPI_URL_PREFIX": "/api/v1",
     "OPENAPI_JSON_PATH": "openapi.json",
     "OPENAPI_REDOC_PATH": "docs",
-    "OPENAPI_REDOC_URL": "https://cdn.jsdelivr.net/npm/redoc@2.1.5/bundles/redoc.standalone.js",
+    # Served from the package (:mod:`.docs`): the page loads nothing from elsewhere.
+    "OPENAPI_REDOC_URL": REDOC_URL,
     "API_SPEC_OPTIONS": {
         "security": [{"bearerAuth": []}],
         "components": {"securitySchemes": {"bearerAuth": {"type": "http", "scheme": "bearer"}}},
@@ -98,8 +100,9 @@ def check_settings(config: Mapping[str, Any]) -> None:
 
 
 def init_app(app: Flask) -> None:
-    from . import auth, errors, health, metrics, streams
+    from . import auth, docs, errors, health, metrics, streams
     from .admin import bp as admin_bp
+    from .downloads import bp as downloads_bp
     from .events import bp as events_bp
     from .executions import bp as executions_bp
     from .logs import bp as logs_bp
@@ -112,7 +115,9 @@ def init_app(app: Flask) -> None:
     metrics.init_app(app)
     auth.init_app(app)
     health.init_app(app)
+    docs.init_app(app)
     app.extensions[streams.EXTENSION_KEY] = streams.slots_from_config(app.config)
     api = Api(app)
-    for blueprint in (health.bp, metrics.bp, executions_bp, events_bp, logs_bp, runners_bp, admin_bp):
+    for blueprint in (health.bp, metrics.bp, executions_bp, downloads_bp, events_bp, logs_bp, runners_bp,
+                      admin_bp):
         api.register_blueprint(blueprint)

@@ -20,10 +20,22 @@ reverse proxy every peer is loopback. gunicorn refuses to start open on an
 address that is not loopback (:func:`open_bind_problem`, called by
 ``docker/gunicorn.conf.py``).
 
-Always open: ``/healthz`` and the OpenAPI document with its page. ``/readyz``
-and ``/metrics`` are open too unless ``API_PROTECT_PROBES=1`` (then they
-need ``read``); ``/readyz`` shows its details only to an identity with
-``read`` (:func:`request_identity`).
+In token mode the pages (``/ui/``) sign a person in once with a token and
+keep a browser session (:mod:`.session`): a request that carries no
+``Authorization`` header may use that session instead, with the scopes of
+the token it signed in with, and a state-changing one needs the session's
+CSRF token as well. A page refused for want of a session is sent to the
+sign-in page rather than answered 401.
+
+In every mode, a state-changing request that a browser sends from a page of
+another origin (its ``Origin`` header names another host) is refused: in
+open mode nothing else would stop a web page from driving the API of the
+machine its reader sits at.
+
+Always open: ``/healthz``, the OpenAPI document with its page, the sign-in
+page and the pages' static files. ``/readyz`` and ``/metrics`` are open too
+unless ``API_PROTECT_PROBES=1`` (then they need ``read``); ``/readyz`` shows
+its details only to an identity with ``read`` (:func:`request_identity`).
 """
 
 from __future__ import annotations
@@ -31,17 +43,22 @@ from __future__ import annotations
 import ipaddress
 from collections.abc import Iterable
 from typing import Any
+from urllib.parse import urlsplit
 
-from flask import Flask, Request, Response, current_app, g, request
+from flask import Flask, Request, Response, current_app, g, redirect, request, url_for
 
 from ..config import connect_args
+from . import session
 from .errors import problem
 from .scopes import OPEN_IDENTITY, Identity
 from .tokens import EXTENSION_KEY, TokenStore, TokenStoreUnavailable, current_store
 
 MODES = ("open", "token")
-ALWAYS_OPEN = ("/healthz", "/api/v1/openapi.json", "/api/v1/docs")
+ALWAYS_OPEN = ("/healthz", "/api/v1/openapi.json", "/api/v1/docs", "/ui/login")
+ALWAYS_OPEN_PREFIXES = ("/api/v1/docs/", "/ui/static/")
 PROBES = ("/readyz", "/metrics")
+#: Blueprints of pages a person opens: a refusal sends them to sign in.
+BROWSER_BLUEPRINTS = ("ui",)
 CHALLENGE = 'Bearer realm="webapp"'
 #: A view that declares no scope needs this one: nothing is open by mistake.
 DEFAULT_SCOPE = "admin"
@@ -70,7 +87,9 @@ def init_app(app: Flask) -> None:
 
 def check_access() -> Response | None:
     """``before_request``: None to go on, or the refusal."""
-    if request.path in ALWAYS_OPEN:
+    if request.method not in session.SAFE_METHODS and _foreign_origin():
+        return problem(403, "Forbidden", "a state-changing request from a page of another origin")
+    if request.path in ALWAYS_OPEN or request.path.startswith(ALWAYS_OPEN_PREFIXES):
         return None
     if request.path in PROBES and not current_app.config["API_PROTECT_PROBES"]:
         return None
@@ -85,21 +104,46 @@ def check_access() -> Response | None:
 
 
 def authenticate(req: Request) -> Identity:
-    """The caller of ``req``; ``Refusal`` when it may not call at all."""
+    """The caller of ``req``: a bearer token, else the browser session;
+    ``Refusal`` when it may not call at all."""
     if current_app.config["API_AUTH"] == "open":
         _check_open_mode(req)
         return OPEN_IDENTITY
-    scheme, _, token = req.headers.get("Authorization", "").partition(" ")
-    if scheme.lower() != "bearer" or not token.strip():
-        raise Refusal(_unauthorized("a bearer token is required: Authorization: Bearer <token>", CHALLENGE))
     try:
-        identity = current_store().identify(token.strip())
+        header = req.headers.get("Authorization")
+        return _token_identity(header) if header is not None else _session_identity(req)
     except TokenStoreUnavailable as exc:
         raise Refusal(problem(503, "Service Unavailable", f"tokens cannot be checked now: {exc}")) from None
+
+
+def _token_identity(header: str) -> Identity:
+    scheme, _, token = header.partition(" ")
+    if scheme.lower() != "bearer" or not token.strip():
+        raise Refusal(_unauthorized("a bearer token is required: Authorization: Bearer <token>", CHALLENGE))
+    identity = current_store().identify(token.strip())
     if identity is None:
         raise Refusal(_unauthorized("the token is not valid (unknown or revoked)",
                                     f'{CHALLENGE}, error="invalid_token"'))
     return identity
+
+
+def _session_identity(req: Request) -> Identity:
+    identity = session.session_identity()
+    if identity is None:
+        if req.blueprint in BROWSER_BLUEPRINTS:
+            raise Refusal(redirect(url_for("ui.login", next=req.full_path.rstrip("?"))))
+        raise Refusal(_unauthorized("a bearer token is required: Authorization: Bearer <token>", CHALLENGE))
+    if not session.csrf_ok():
+        raise Refusal(problem(403, "Forbidden", f"a state-changing request of a browser session needs "
+                                                f"its CSRF token ({session.CSRF_HEADER} header)"))
+    return identity
+
+
+def _foreign_origin() -> bool:
+    origin = request.headers.get("Origin")
+    if origin is None:
+        return False  # not a browser, or a same-origin request of an older one
+    return origin == "null" or urlsplit(origin).netloc != request.host
 
 
 def request_identity() -> Identity | None:

@@ -30,7 +30,7 @@ from webargs.flaskparser import FlaskParser, is_json_request
 
 from ..storable import MAX_JSON_DEPTH, json_problem
 from .errors import PROBLEM_CONTENT_TYPE, Problem, ProblemSchema
-from .scopes import check_scope_name
+from .scopes import requires
 
 
 class ApiParser(FlaskParser):
@@ -112,11 +112,10 @@ class Blueprint(flask_smorest.Blueprint):
         """The scope a token needs for this view (:mod:`.auth` checks it),
         also written in the OpenAPI document as ``x-required-scope``. Place
         it right under the route decorator."""
-        check_scope_name(scope)
+        mark = requires(scope)
 
         def decorator(view: Any) -> Any:
-            view.required_scope = scope
-            documented = self.doc(**{"x-required-scope": scope})(view)
+            documented = self.doc(**{"x-required-scope": scope})(mark(view))
             return self.problem(403, f"The token lacks the scope `{scope}`.")(documented)
 
         return decorator

@@ -19,8 +19,8 @@ from ..extensions import db
 from ..models import Execution
 from ..workflow import resume_execution, start_execution
 from .blueprint import Blueprint
-from .pagination import bad_cursor, decode_cursor, encode_cursor, page
-from .reads import LogFilter, get_execution, log_position, logs_after
+from .pagination import bad_cursor, encode_cursor, page
+from .reads import LogFilter, executions_before, get_execution, log_position, logs_after
 from .schemas import (
     ExecutionListArgs,
     ExecutionOut,
@@ -68,21 +68,8 @@ def start(headers: dict[str, Any], body: dict[str, Any]) -> ResponseReturnValue:
 @bp.response(200, ExecutionPage)
 def list_executions(args: dict[str, Any]) -> ResponseReturnValue:
     """List executions, newest first."""
-    query = sa.select(Execution)
-    for name in ("status", "workflow"):
-        if name in args:
-            query = query.where(getattr(Execution, name) == args[name])
-    if "created_after" in args:
-        query = query.where(Execution.created_at > args["created_after"])
-    if "created_before" in args:
-        query = query.where(Execution.created_at < args["created_before"])
-    if "cursor" in args:
-        position = sa.tuple_(*decode_cursor(args["cursor"]))
-        query = query.where(sa.tuple_(Execution.created_at, Execution.id) < position)
     limit = args["limit"]
-    rows = db.session.scalars(
-        query.order_by(Execution.created_at.desc(), Execution.id.desc()).limit(limit + 1)
-    ).all()
+    rows = executions_before(args, limit + 1)
     return page(rows, limit, lambda e: encode_cursor(e.created_at, e.id))
 
 

@@ -9,9 +9,10 @@ parameter; text search escapes LIKE's wildcards.
 from __future__ import annotations
 
 import uuid
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
+from typing import Any
 
 import sqlalchemy as sa
 
@@ -19,6 +20,7 @@ from ..execlog.constants import LEVEL_RANK
 from ..extensions import db
 from ..models import Execution, ExecutionEvent, ExecutionLog
 from ..workflow.errors import ExecutionNotFound
+from .pagination import decode_cursor
 
 #: A log record's place in the read order.
 Position = tuple[datetime, uuid.UUID]
@@ -59,6 +61,26 @@ def get_execution(execution_id: uuid.UUID) -> Execution:
     if execution is None:
         raise ExecutionNotFound(f"no execution {execution_id}")
     return execution
+
+
+def executions_before(args: Mapping[str, Any], limit: int) -> Sequence[Execution]:
+    """Up to ``limit`` executions, newest first, that match the listing's
+    ``args`` (``status``, ``workflow``, ``created_after``,
+    ``created_before``) after its ``cursor``."""
+    query = sa.select(Execution)
+    for name in ("status", "workflow"):
+        if name in args:
+            query = query.where(getattr(Execution, name) == args[name])
+    if "created_after" in args:
+        query = query.where(Execution.created_at > args["created_after"])
+    if "created_before" in args:
+        query = query.where(Execution.created_at < args["created_before"])
+    if "cursor" in args:
+        position = sa.tuple_(*decode_cursor(args["cursor"]))
+        query = query.where(sa.tuple_(Execution.created_at, Execution.id) < position)
+    return db.session.scalars(
+        query.order_by(Execution.created_at.desc(), Execution.id.desc()).limit(limit)
+    ).all()
 
 
 def log_position(trace_id: str, log_id: uuid.UUID) -> Position | None:

@@ -19,6 +19,7 @@ from ..storable import unstorable
 from ..workflow.definition import NAME_PATTERN
 from ..workflow.notify import EVENT_TYPES
 from ..workflow.service import MAX_IDEMPOTENCY_KEY
+from .completeness import STATES, verdict
 
 DEFAULT_LIMIT = 50
 _identifier = validate.Length(min=1, max=255)
@@ -161,10 +162,52 @@ class ExecutionSummaryOut(Schema):
         return execution_links(execution.id)
 
 
+_STATE = {"enum": list(STATES), "description": (
+    "complete: every record stored; running: the run has not reported yet; in_flight: records on "
+    "their way; incomplete: records lost for good (reason says how many and why); unreported: the "
+    "run never reported (its worker died)")}
+
+
+class AttemptLogsOut(Schema):
+    """One attempt's log: what its run counted against what is stored."""
+
+    attempt = fields.Integer()
+    emitted = fields.Integer(allow_none=True, metadata={"description": "null until the run reports"})
+    stored = fields.Integer()
+    dropped = fields.Integer(metadata={"description": "dropped for good by the run's process"})
+    dead_letters = fields.Integer(metadata={"description": "refused by the database"})
+    complete = fields.Boolean()
+    state = fields.String(metadata=_STATE)
+    reason = fields.String(allow_none=True)
+
+
+class LogsOut(Schema):
+    """The completeness verdict of an execution's log (webapp.api.completeness)."""
+
+    emitted = fields.Integer(allow_none=True, metadata={
+        "description": "records its runs logged; null while one has not reported"})
+    stored = fields.Integer(metadata={"description": "rows of the trace in execution_logs, all of them"})
+    from_elsewhere = fields.Integer(metadata={
+        "description": "stored records with no attempt (POST /logs, web requests): in stored, "
+                       "never compared with emitted"})
+    complete = fields.Boolean(metadata={"description": "over, and every attempt complete"})
+    state = fields.String(metadata={**_STATE, "enum": ["pending", *STATES]})
+    reason = fields.String(allow_none=True)
+    attempts = fields.List(fields.Nested(AttemptLogsOut))
+
+
+class VerdictField(fields.Nested):
+    """An execution's verdict, read when the execution is dumped."""
+
+    def get_value(self, obj: Any, attr: str, accessor: Any = None, default: Any = None) -> Any:
+        return verdict(obj)
+
+
 class ExecutionOut(ExecutionSummaryOut):
-    """An execution with its steps."""
+    """An execution with its steps and its log's completeness."""
 
     steps = fields.List(fields.Nested(StepOut))
+    logs = VerdictField(LogsOut, dump_only=True)
 
 
 def execution_links(execution_id: Any) -> dict[str, str]:
@@ -182,7 +225,9 @@ ExecutionPage = page_of(ExecutionSummaryOut, "ExecutionPage")
 # -- logs and events ----------------------------------------------------------
 
 
-class LogListArgs(Schema):
+class LogFilterArgs(Schema):
+    """The filters of an execution's logs (the listing and the downloads)."""
+
     level = fields.String(validate=validate.OneOf([v.value for v in LogLevel]),
                           metadata={"description": "Minimum level: this one and the more severe."})
     category = fields.String(validate=validate.OneOf([v.value for v in LogCategory]))
@@ -190,6 +235,9 @@ class LogListArgs(Schema):
     agent_name = Text(validate=_identifier)
     q = Text(validate=validate.Length(min=1, max=200),
              metadata={"description": "Text the message contains (case-insensitive)."})
+
+
+class LogListArgs(LogFilterArgs):
     after = fields.UUID(metadata={"description": "The id of the last record seen (the `next` of a page)."})
     limit = _limit()
 

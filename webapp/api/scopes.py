@@ -18,8 +18,9 @@ scope      operations
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
+from typing import Any
 
 from ..models import TOKEN_SCOPES
 
@@ -42,6 +43,19 @@ class Identity:
 
 #: Open mode (``API_AUTH=open``): loopback callers may do everything.
 OPEN_IDENTITY = Identity("open mode", ALL_SCOPES, None)
+
+
+def requires(scope: str) -> Callable[[Any], Any]:
+    """Mark a view with the scope it needs (:mod:`.auth` checks it; a view
+    marked with none needs ``admin``). The API's blueprints also document it
+    (:meth:`~.blueprint.Blueprint.requires`); the pages use this one."""
+    check_scope_name(scope)
+
+    def decorator(view: Any) -> Any:
+        view.required_scope = scope
+        return view
+
+    return decorator
 
 
 def check_scope_name(scope: str) -> str:

@@ -95,7 +95,13 @@ class TokenStore:
 
         ``TokenStoreUnavailable`` when it is not in API_TOKENS and the table
         was never readable."""
-        digest = hash_token(token)
+        return self.identify_digest(hash_token(token))
+
+    def identify_digest(self, digest: str) -> Identity | None:
+        """:meth:`identify` from the token's SHA-256 (the identity's ``key``):
+        what a browser session keeps, so that its cookie never holds the
+        token, and checks again at every request (a revoked token ends its
+        sessions too)."""
         found = _match(digest, self._configured)
         if found is not None:
             return found
@@ -133,3 +139,13 @@ def _match(digest: str, known: Known) -> Identity | None:
 
 def current_store() -> TokenStore:
     return current_app.extensions[EXTENSION_KEY]  # type: ignore[no-any-return]
+
+
+def identify(token: str) -> Identity | None:
+    """:meth:`TokenStore.identify` of this app's store."""
+    return current_store().identify(token)
+
+
+def identify_digest(digest: str) -> Identity | None:
+    """:meth:`TokenStore.identify_digest` of this app's store."""
+    return current_store().identify_digest(digest)

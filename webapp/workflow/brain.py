@@ -14,6 +14,12 @@ No database connection is held while a runner runs: the state changes before
 and after it are committed (``NotificationService.publish`` commits), and the
 runner's input is read before.
 
+Each run is an attempt of the execution (``Execution.attempts`` once
+claimed). Everything the run logs goes through its
+:class:`~.tally.AttemptLogger`, which tags each record with the attempt and
+counts it; when the run ends, the count is stored with what the process
+dropped for good, for the log's completeness verdict.
+
 While the run lasts, a :class:`~.heartbeat.Heartbeat` stamps the execution,
 so that one whose worker died is found and failed (``worker_lost``); if that
 sweep failed this very run (its stamps could not be written), the run stops
@@ -24,7 +30,7 @@ from __future__ import annotations
 
 import time
 import uuid
-from collections.abc import Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass
 from functools import partial
@@ -49,6 +55,7 @@ from .registry import Registry
 from .retry import RetryService, StepFailed
 from .runner import Runner, StepContext
 from .steplog import StepLogger
+from .tally import REPORT_FLUSH_TIMEOUT, AttemptLogger
 
 #: What ``run`` returns when the execution was not queued (nothing done).
 NOT_CLAIMED = "not_claimed"
@@ -69,23 +76,35 @@ class Node:
     output: dict[str, Any] | None = None
 
 
+@dataclass
+class Run:
+    """One attempt's tools: its logger (tags and counts), the error handler
+    and the retry service that log through it, and its heartbeat."""
+
+    log: AttemptLogger
+    errors: ErrorHandler
+    retries: RetryService
+    heartbeat: Heartbeat | None = None
+
+
 class WorkflowBrain:
     def __init__(
         self,
         registry: Registry,
         notifier: NotificationService,
         *,
-        errors: ErrorHandler | None = None,
-        retries: RetryService | None = None,
         logger: ExecutionLogger | None = None,
         heartbeat_seconds: float = HEARTBEAT_SECONDS,
+        sleep: Callable[[float], None] = time.sleep,
     ) -> None:
         self.registry = registry
         self.heartbeat_seconds = heartbeat_seconds
         self.notifier = notifier
         self.logger = _default_logger if logger is None else logger
-        self.errors = errors or ErrorHandler(self.logger)
-        self.retries = retries or RetryService(notifier, self.logger)
+        self.sleep = sleep
+        #: For failures of the engine after a run (``abandon``): not an
+        #: attempt's record.
+        self.errors = ErrorHandler(self.logger)
 
     @classmethod
     def for_current_app(cls) -> WorkflowBrain:
@@ -99,43 +118,53 @@ class WorkflowBrain:
         execution = self._claim(execution_id)
         if execution is None:
             return NOT_CLAIMED
-        with Heartbeat(db.engine, execution_id, self.heartbeat_seconds) as heartbeat:
-            try:
-                return self._run_claimed(execution, heartbeat)
-            except ExecutionLost as exc:
-                db.session.rollback()
-                self.logger.warning(str(execution_id), LogCategory.WORKFLOW, f"run stopped: {exc}")
-                return LOST
+        run = self.new_run(execution.attempts)
+        try:
+            with Heartbeat(db.engine, execution_id, self.heartbeat_seconds) as heartbeat:
+                run.heartbeat = heartbeat
+                try:
+                    return self._run_claimed(execution, run)
+                except ExecutionLost as exc:
+                    db.session.rollback()
+                    run.log.warning(str(execution_id), LogCategory.WORKFLOW, f"run stopped: {exc}")
+                    return LOST
+        finally:
+            run.log.report(execution_id, REPORT_FLUSH_TIMEOUT)
 
-    def _run_claimed(self, execution: Execution, heartbeat: Heartbeat) -> str:
+    def new_run(self, attempt: int) -> Run:
+        """The tools of attempt ``attempt``, all logging through one
+        AttemptLogger."""
+        log = AttemptLogger(self.logger, attempt)
+        return Run(log, ErrorHandler(log), RetryService(self.notifier, log, sleep=self.sleep))
+
+    def _run_claimed(self, execution: Execution, run: Run) -> str:
         execution_id = execution.id
         started = time.perf_counter()
         rows = list(db.session.scalars(
             sa.select(ExecutionStep).where(ExecutionStep.execution_id == execution_id)
             .order_by(ExecutionStep.position)
         ))
+        assert run.heartbeat is not None
         try:
-            result = self._run_steps(execution, self._plan(execution.workflow, rows), heartbeat)
+            result = self._run_steps(execution, self._plan(execution.workflow, rows), run)
         except (UnknownWorkflow, WorkflowUnavailable) as exc:
             failure = Failure(WORKFLOW_UNAVAILABLE, str(exc))
         except StepFailed as failed:
             failure = failed.failure
         else:
-            heartbeat.check()
-            self._succeed(execution, result, started)
+            run.heartbeat.check()
+            self._succeed(execution, result, started, run)
             return "succeeded"
-        heartbeat.check()
-        self._fail(execution, rows, failure, started)
+        run.heartbeat.check()
+        self._fail(execution, rows, failure, started, run)
         return "failed"
 
-    def _run_steps(
-        self, execution: Execution, plan: list[tuple[Step, ExecutionStep]], heartbeat: Heartbeat
-    ) -> Any:
+    def _run_steps(self, execution: Execution, plan: list[tuple[Step, ExecutionStep]], run: Run) -> Any:
         """Run the steps that have not succeeded yet, reusing the outputs of
         those that have; the last step's output. ``StepFailed`` when a step
         fails for good."""
         workflow_input = dict(execution.input)
-        self.logger.log_workflow_start(
+        run.log.log_workflow_start(
             str(execution.id), None, f"workflow {execution.workflow} started",
             details={"steps": [step.name for step, _ in plan], "run": execution.attempts,
                      "completed_steps": [row.name for _, row in plan if row.status == "succeeded"]},
@@ -146,19 +175,18 @@ class WorkflowBrain:
                 outputs[step.name] = row.output
                 continue
             runner = self.registry.runner(step.runner)
-            attempt = partial(self._attempt, execution, row, runner, workflow_input, outputs, heartbeat)
-            outputs[step.name] = self.retries.run(execution.id, step, attempt)
+            attempt = partial(self._attempt, execution, row, runner, workflow_input, outputs, run)
+            outputs[step.name] = run.retries.run(execution.id, step, attempt)
         return outputs[plan[-1][0].name]
 
     @contextmanager
-    def node_execution(
-        self, step: ExecutionStep, execution: Execution, heartbeat: Heartbeat | None = None
-    ) -> Iterator[Node]:
+    def node_execution(self, step: ExecutionStep, execution: Execution, run: Run) -> Iterator[Node]:
         """One try of ``step``: mark it running, log and publish its start;
         on success record the output the body set, log and publish; on an
         exception record the classified failure, publish it and raise
-        ``StepFailed``. With a ``heartbeat`` that has found the execution
+        ``StepFailed``. With a heartbeat that has found the execution
         taken away, raise ``ExecutionLost`` instead of writing anything."""
+        heartbeat = run.heartbeat
         if heartbeat is not None:
             heartbeat.check()
         execution_id, name, position = execution.id, step.name, step.position
@@ -167,7 +195,7 @@ class WorkflowBrain:
         step.finished_at = step.duration_ms = None
         step.error = sa.null()
         execution.current_step = name
-        node = Node(trace_id, execution.workflow, name, attempt, StepLogger(trace_id, name, self.logger))
+        node = Node(trace_id, execution.workflow, name, attempt, StepLogger(trace_id, name, run.log))
         node.logger.log_workflow_start(
             f"step {name} started", details={"runner": step.runner, "position": position, "attempt": attempt}
         )
@@ -181,7 +209,7 @@ class WorkflowBrain:
             db.session.rollback()  # whatever the runner left in the session
             if heartbeat is not None:
                 heartbeat.check()
-            failure = self.errors.step_failed(exc, step, attempt, duration_ms)
+            failure = run.errors.step_failed(exc, step, attempt, duration_ms)
             self.notifier.publish(execution_id, "step_failed",
                                   {**where, "duration_ms": duration_ms, "error": failure.to_json()})
             raise StepFailed(failure) from exc
@@ -255,9 +283,9 @@ class WorkflowBrain:
         runner: type[Runner],
         workflow_input: Mapping[str, Any],
         outputs: Mapping[str, Any],
-        heartbeat: Heartbeat,
+        run: Run,
     ) -> dict[str, Any]:
-        with self.node_execution(row, execution, heartbeat) as node:
+        with self.node_execution(row, execution, run) as node:
             context = StepContext(
                 execution_id=node.execution_id,
                 workflow=node.workflow,
@@ -270,26 +298,26 @@ class WorkflowBrain:
             node.output = runner.check_output(runner().run(context))
         return node.output
 
-    def _succeed(self, execution: Execution, result: Any, started: float) -> None:
+    def _succeed(self, execution: Execution, result: Any, started: float, run: Run) -> None:
         duration_ms = (time.perf_counter() - started) * 1000.0
         execution_id, workflow_name = execution.id, execution.workflow
         execution.status, execution.result = "succeeded", result
         execution.finished_at, execution.current_step = utcnow(), None
-        self.logger.log_workflow_complete(
+        run.log.log_workflow_complete(
             str(execution_id), None, f"workflow {workflow_name} succeeded",
             duration_ms=duration_ms, details={"run": execution.attempts},
         )
         self.notifier.publish(execution_id, "execution_succeeded", {"duration_ms": duration_ms})
 
     def _fail(
-        self, execution: Execution, rows: list[ExecutionStep], failure: Failure, started: float
+        self, execution: Execution, rows: list[ExecutionStep], failure: Failure, started: float, run: Run
     ) -> None:
         duration_ms = (time.perf_counter() - started) * 1000.0
         execution_id = execution.id
         for row in rows:
             if row.status == "pending":
                 row.status = "skipped"
-        self.errors.execution_failed(execution, failure, duration_ms)
+        run.errors.execution_failed(execution, failure, duration_ms)
         self.notifier.publish(execution_id, "execution_failed",
                               {"error": failure.to_json(), "duration_ms": duration_ms})
 

@@ -108,6 +108,7 @@ def fail_stalled(stale_after: float | None, queued_after: float | None) -> None:
 @click.option("--level", type=click.Choice(["debug", "info", "warning", "error"]), help="Minimum level.")
 def logs(execution_id: uuid.UUID, level: str | None) -> None:
     """Print the logs of an execution, in time order."""
+    from ..api.formats import log_line
     from ..api.reads import LogFilter, get_execution, logs_after
     from ..api.schemas import LogRecordOut
 
@@ -118,13 +119,14 @@ def logs(execution_id: uuid.UUID, level: str | None) -> None:
     after = None
     while rows := logs_after(trace_id, after, 500, LogFilter(level=level)):
         for row in rows:
-            click.echo(_log_line(LogRecordOut().dump(row)))
+            click.echo(log_line(LogRecordOut().dump(row)))
         after = (rows[-1].created_at, rows[-1].id)
 
 
 def _follow(execution_id: uuid.UUID) -> None:
     """Print the execution's feed until it ends; fail if the execution did."""
     from ..api.feed import ExecutionFeed, Wakeup, follow
+    from ..api.formats import log_line
 
     app = current_app._get_current_object()  # type: ignore[attr-defined]
     feed = ExecutionFeed(execution_id, log_delay=app.config["API_SSE_LOG_DELAY"])
@@ -133,19 +135,11 @@ def _follow(execution_id: uuid.UUID) -> None:
     for messages in follow(app, feed, wakeup, poll_interval=app.config["API_SSE_POLL_INTERVAL"],
                            idle_every=float("inf")):
         for message in messages:
-            click.echo(_log_line(message.data) if message.name == "log" else _event_line(message.data))
+            click.echo(log_line(message.data) if message.name == "log" else _event_line(message.data))
             final = message
     if final is not None and final.name == "execution_failed":
         error = final.data["data"]["error"]
         raise click.ClickException(f"execution {execution_id} failed: {error['message']}")
-
-
-def _log_line(record: dict[str, Any]) -> str:
-    """``<time>  INFO    agent     [step] agent: message``"""
-    step = f"[{record['step']}]" if record["step"] else None
-    where = " ".join(part for part in (step, record["agent_name"]) if part)
-    return (f"{record['created_at']}  {record['level'].upper():7} {record['category']:9} "
-            f"{where + ': ' if where else ''}{record['message']}")
 
 
 def _event_line(event: dict[str, Any]) -> str:

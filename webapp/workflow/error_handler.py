@@ -26,6 +26,7 @@ from webapp.execlog import execution_logger as _default_logger
 
 from ..models import Execution, ExecutionStep, utcnow
 from .errors import INVALID_INPUT, RUNNER_BUG, TRANSIENT, InvalidInput, TransientError
+from .tally import AttemptLogger
 
 #: Exceptions worth another try.
 TRANSIENT_EXCEPTIONS: tuple[type[BaseException], ...] = (TransientError, TimeoutError, ConnectionError)
@@ -63,7 +64,7 @@ class Failure:
 class ErrorHandler:
     """Classifies failures and records them on steps, executions and logs."""
 
-    def __init__(self, logger: ExecutionLogger | None = None) -> None:
+    def __init__(self, logger: ExecutionLogger | AttemptLogger | None = None) -> None:
         self.logger = _default_logger if logger is None else logger
 
     @staticmethod

@@ -35,6 +35,7 @@ from .errors import ExecutionNotFound, ExecutionNotResumable
 from .extension import current_notifier
 from .notify import NotificationService
 from .steplog import StepLogger
+from .tally import AttemptLogger
 
 T = TypeVar("T")
 
@@ -51,7 +52,7 @@ class RetryService:
     def __init__(
         self,
         notifier: NotificationService,
-        logger: ExecutionLogger | None = None,
+        logger: ExecutionLogger | AttemptLogger | None = None,
         sleep: Callable[[float], None] = time.sleep,
     ) -> None:
         self.notifier = notifier

@@ -15,13 +15,16 @@ from typing import Any
 from webapp.execlog import ExecutionLogger, LogCategory, LogLevel, LogRecord, OperationTimer
 from webapp.execlog import execution_logger as _default_logger
 
+from .tally import AttemptLogger
+
 Details = Mapping[str, Any] | None
 
 
 class StepLogger:
     """The ExecutionLogger API bound to one trace (the execution id) and step."""
 
-    def __init__(self, trace_id: str, step: str | None, logger: ExecutionLogger | None = None) -> None:
+    def __init__(self, trace_id: str, step: str | None,
+                 logger: ExecutionLogger | AttemptLogger | None = None) -> None:
         self.trace_id = trace_id
         self.step = step
         self._logger = _default_logger if logger is None else logger

@@ -1,0 +1,147 @@
+"""The pages' views: the executions list, one execution, its summary
+fragment (refreshed by the page while it runs, with the log's completeness
+verdict), and signing in and out."""
+
+from __future__ import annotations
+
+import uuid
+from datetime import datetime
+from typing import Any
+
+from flask import Blueprint, current_app, redirect, render_template, request, url_for
+from flask.typing import ResponseReturnValue
+from marshmallow import ValidationError
+
+from ..api import session
+from ..api.errors import Problem
+from ..api.completeness import verdict, verdicts
+from ..api.pagination import encode_cursor
+from ..api.reads import executions_before, get_execution
+from ..api.schemas import ExecutionListArgs
+from ..api.scopes import requires
+from ..api.tokens import TokenStoreUnavailable, identify
+from ..execlog import LogLevel
+from ..models import EXECUTION_STATUSES, Execution, utcnow
+from ..workflow import current_registry
+from ..workflow.notify import EVENT_TYPES, FINAL_EVENT_TYPES
+
+bp = Blueprint("ui", __name__, url_prefix="/ui", template_folder="templates",
+               static_folder="static", static_url_path="/static")
+
+#: Executions a page of the list shows.
+PAGE_SIZE = 50
+LIST_FILTERS = ("status", "workflow", "cursor")
+
+
+@bp.app_context_processor
+def _helpers() -> dict[str, Any]:
+    return {"csrf_token": session.csrf_token, "duration": duration, "moment": moment,
+            "token_mode": current_app.config["API_AUTH"] == "token",
+            "signed_in": session.has_session()}
+
+
+def moment(value: datetime | None) -> str:
+    return value.strftime("%Y-%m-%d %H:%M:%S UTC") if value else "-"
+
+
+def duration(execution: Execution) -> str:
+    """How long it ran, or has been running."""
+    if execution.started_at is None:
+        return "-"
+    end = execution.finished_at or utcnow()
+    seconds = max(0.0, (end - execution.started_at).total_seconds())
+    if seconds < 1:
+        return f"{seconds * 1000:.0f} ms"
+    if seconds < 60:
+        return f"{seconds:.1f} s"
+    minutes, seconds = divmod(int(seconds), 60)
+    return f"{minutes} min {seconds} s" if minutes < 60 else f"{minutes // 60} h {minutes % 60} min"
+
+
+@bp.get("/")
+@requires("read")
+def executions() -> ResponseReturnValue:
+    """Recent executions, newest first, filtered by status and workflow."""
+    raw = {key: request.args[key] for key in LIST_FILTERS if request.args.get(key)}
+    try:
+        args = ExecutionListArgs().load({**raw, "limit": PAGE_SIZE})
+        rows = list(executions_before(args, PAGE_SIZE + 1))
+    except ValidationError as exc:
+        return _list_page([], raw, None, _messages(exc.normalized_messages())), 400
+    except Problem as exc:
+        return _list_page([], raw, None, exc.detail), 400
+    older = None
+    if len(rows) > PAGE_SIZE:
+        rows = rows[:PAGE_SIZE]
+        older = encode_cursor(rows[-1].created_at, rows[-1].id)
+    return _list_page(rows, raw, older, None)
+
+
+def _list_page(rows: list[Execution], filters: dict[str, str], older: str | None,
+               error: str | None) -> str:
+    workflows = sorted(current_registry().names("workflow"))
+    return render_template("executions.html", executions=rows, logs=verdicts(rows), filters=filters,
+                           older=older, error=error, statuses=EXECUTION_STATUSES, workflows=workflows)
+
+
+def _messages(errors: dict[str, Any]) -> str:
+    return "; ".join(f"{name}: {' '.join(map(str, messages))}" for name, messages in errors.items())
+
+
+@bp.get("/executions/<uuid:execution_id>")
+@requires("read")
+def execution(execution_id: uuid.UUID) -> ResponseReturnValue:
+    """One execution: its steps, its log (live), the downloads."""
+    found = get_execution(execution_id)
+    return render_template("execution.html", execution=found, logs=verdict(found),
+                           levels=[level.value for level in LogLevel],
+                           level=request.args.get("level", "debug"), q=request.args.get("q", ""),
+                           event_types=EVENT_TYPES, final_event_types=FINAL_EVENT_TYPES)
+
+
+@bp.get("/executions/<uuid:execution_id>/summary")
+@requires("read")
+def summary(execution_id: uuid.UUID) -> ResponseReturnValue:
+    """The execution's status, steps and actions, as the page shows them
+    (the page fetches it again after each progress event)."""
+    found = get_execution(execution_id)
+    return render_template("_summary.html", execution=found, logs=verdict(found))
+
+
+@bp.route("/login", methods=["GET", "POST"])
+def login() -> ResponseReturnValue:
+    """Sign in with a token (token mode): the token goes in the form's
+    body, never in a URL, and is kept only as its hash in the session."""
+    target = _safe_next(request.values.get("next"))
+    if current_app.config["API_AUTH"] != "token":
+        return redirect(target)
+    if request.method == "GET":
+        return render_template("login.html", next=target, error=None)
+    if not session.csrf_ok():
+        return render_template("login.html", next=target, error="The form expired: try again."), 400
+    try:
+        identity = identify(request.form.get("token", "").strip())
+    except TokenStoreUnavailable:
+        return render_template("login.html", next=target, error="Tokens cannot be checked now: "
+                               "try again in a moment."), 503
+    if identity is None:
+        return render_template("login.html", next=target, error="That token is not valid."), 401
+    if not identity.allows("read"):
+        return render_template("login.html", next=target, error="That token may not read executions "
+                               "(it lacks the scope 'read')."), 403
+    session.sign_in(identity)
+    return redirect(target)
+
+
+@bp.post("/logout")
+@requires("read")
+def logout() -> ResponseReturnValue:
+    session.sign_out()
+    return redirect(url_for("ui.login"))
+
+
+def _safe_next(target: str | None) -> str:
+    """Only a page of ours: never an open redirect to another site."""
+    if target and target.startswith("/ui/") and not target.startswith("/ui//") and "\\" not in target:
+        return target
+    return url_for("ui.executions")
