@@ -22,6 +22,8 @@ from typing import Any
 
 from celery.schedules import crontab
 
+from .execlog.extension import postgres_connect_args
+
 #: Queues: log batches on ``logs`` (so ``redis-cli LLEN logs`` is the
 #: backlog), workflow runs on ``workflows``.
 LOGS_QUEUE = "logs"
@@ -100,11 +102,8 @@ def connect_args(url: str, config: Mapping[str, Any], application_name: str) -> 
     for key in ("DB_CONNECT_TIMEOUT", "DB_STATEMENT_TIMEOUT"):
         if config[key] < 0:
             raise ValueError(f"{key} must be 0 or more, got {config[key]!r}")
-    args: dict[str, Any] = {"application_name": application_name,
-                            "connect_timeout": config["DB_CONNECT_TIMEOUT"]}
-    if config["DB_STATEMENT_TIMEOUT"] > 0:
-        args["options"] = f"-c statement_timeout={round(config['DB_STATEMENT_TIMEOUT'] * 1000)}"
-    return args
+    return postgres_connect_args(application_name, config["DB_CONNECT_TIMEOUT"],
+                                 config["DB_STATEMENT_TIMEOUT"])
 
 
 def engine_options(url: str, environ: Mapping[str, str]) -> dict[str, Any]:

@@ -56,3 +56,16 @@ def test_connections_carry_both_timeouts(app, db_engine):
             assert connection.exec_driver_sql("SHOW statement_timeout").scalar() == "30s"
     assert connect_args("postgresql://x", {"DB_CONNECT_TIMEOUT": 3, "DB_STATEMENT_TIMEOUT": 0}, "n") == {
         "application_name": "n", "connect_timeout": 3}
+
+
+def test_the_loggers_own_connections_carry_them_too(app_factory):
+    """The worker's batch store and the thread back end's engine: a database
+    that hangs fails a batch (to be retried), never holds a worker for good."""
+    from webapp.execlog.extension import own_engine, store_engine
+
+    app = app_factory(DB_STATEMENT_TIMEOUT=0.5, DB_CONNECT_TIMEOUT=3)
+    for engine in (store_engine(app), own_engine(app, "execlog-thread")):
+        with engine.connect() as connection:
+            assert connection.exec_driver_sql("SHOW statement_timeout").scalar() == "500ms"
+            assert connection.connection.dbapi_connection.info.dsn_parameters["connect_timeout"] == "3"
+        engine.dispose()

@@ -61,3 +61,29 @@ def test_garbage_on_the_logs_queue_is_set_aside_and_the_worker_goes_on(
     status = app.test_cli_runner().invoke(args=["execlog", "status", "--json"])
     assert json.loads(status.output)["queue_rejected"] == len(items)
     client.delete("logs.rejected")
+
+
+def test_the_rejected_list_stays_bounded_and_counts_everything(app, redis_url, celery_worker):
+    """Whoever can write to the queue can fill it with garbage: the broker
+    keeps the newest items, each cut to a bounded size, and counts them all."""
+    from webapp.execlog.broker import REJECTED_KEEP, REJECTED_RAW_CHARS
+
+    client = redis.Redis.from_url(redis_url)
+    client.delete("logs.rejected", "logs.rejected.count")
+    marker = uuid.uuid4().hex
+    huge = f"huge {marker} " + "x" * (4 * REJECTED_RAW_CHARS)
+    items = [f"garbage {n} {marker}" for n in range(REJECTED_KEEP + 5)] + [huge]
+    client.lpush("logs", *items)  # taken from the right: the first pushed goes first
+
+    wait_for(lambda: int(client.get("logs.rejected.count") or 0) == len(items), timeout=60,
+             message="every item set aside")
+    kept = [json.loads(raw) for raw in client.lrange("logs.rejected", 0, -1)]
+    assert len(kept) == REJECTED_KEEP
+    assert kept[0]["raw"] == huge[:REJECTED_RAW_CHARS] and kept[0]["raw_chars"] == len(huge)
+    assert kept[-1]["raw"] == items[-REJECTED_KEEP]  # the oldest went first
+    assert celery_worker.alive()
+
+    status = app.test_cli_runner().invoke(args=["execlog", "status", "--json"])
+    figures = json.loads(status.output)
+    assert (figures["queue_rejected"], figures["queue_rejected_total"]) == (REJECTED_KEEP, len(items))
+    client.delete("logs.rejected", "logs.rejected.count")

@@ -46,10 +46,19 @@ from kombu.utils.encoding import bytes_to_str
 log = logging.getLogger(__name__)
 
 REJECTED_SUFFIX = ".rejected"
+#: How many rejected items ``<queue>.rejected`` keeps (the newest), and how
+#: much of each item's text: whoever can write to the queue can fill it, and
+#: Redis's memory is the broker's. ``<queue>.rejected.count`` counts them all.
+REJECTED_KEEP = 1000
+REJECTED_RAW_CHARS = 16384
 
 
 def rejected_list(queue: str) -> str:
     return queue + REJECTED_SUFFIX
+
+
+def rejected_counter(queue: str) -> str:
+    return queue + REJECTED_SUFFIX + ".count"
 
 
 def why_not_a_message(item: bytes) -> tuple[Any, str | None]:
@@ -158,14 +167,19 @@ class RejectingChannel(kombu_redis.Channel):
         return message
 
     def set_aside(self, item: bytes, queue: str, reason: str) -> None:
+        raw = bytes_to_str(item) if isinstance(item, bytes) else str(item)
         record = json.dumps(
             {"queue": queue, "reason": reason, "rejected_at": time.time(),
-             "raw": bytes_to_str(item) if isinstance(item, bytes) else str(item)},
+             "raw": raw[:REJECTED_RAW_CHARS], "raw_chars": len(raw)},
             ensure_ascii=True,
         )
         try:
             with self.conn_or_acquire() as client:
-                client.lpush(rejected_list(queue), record)
+                pipe = client.pipeline(transaction=False)
+                pipe.lpush(rejected_list(queue), record)
+                pipe.ltrim(rejected_list(queue), 0, REJECTED_KEEP - 1)
+                pipe.incr(rejected_counter(queue))
+                pipe.execute()
         except self.connection_errors:
             log.exception("could not keep a rejected item of %s", queue)
         log.error("rejected an item of queue %s (%s); kept in %s", queue, reason, rejected_list(queue))

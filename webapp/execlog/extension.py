@@ -243,7 +243,10 @@ def own_engine(app: Flask, role: str, pool_size: int = 1) -> Any:
 
     No pre-ping: SQLAlchemy's ping costs a transaction of its own at every
     checkout (measured: 2 commits per batch instead of 1). A connection that
-    died fails its batch, which is retried (or spooled) on a fresh one.
+    died fails its batch, which is retried (or spooled) on a fresh one. The
+    app's ``DB_CONNECT_TIMEOUT`` and ``DB_STATEMENT_TIMEOUT`` (seconds; 0: no
+    limit) hold here too, so a database that hangs fails the batch, to be
+    retried, instead of holding a worker or the flusher for good.
     """
     import sqlalchemy as sa
 
@@ -256,8 +259,19 @@ def own_engine(app: Flask, role: str, pool_size: int = 1) -> Any:
         pool_size=pool_size,
         max_overflow=0,
         pool_pre_ping=False,
-        connect_args={"application_name": name},
+        connect_args=postgres_connect_args(name, app.config.get("DB_CONNECT_TIMEOUT", 5),
+                                           app.config.get("DB_STATEMENT_TIMEOUT", 30.0)),
     )
+
+
+def postgres_connect_args(application_name: str, connect_timeout: int,
+                          statement_timeout: float) -> dict[str, Any]:
+    """psycopg2's connection arguments: the name ``pg_stat_activity`` shows,
+    the connect timeout (s) and the statement timeout (s; 0: none)."""
+    args: dict[str, Any] = {"application_name": application_name, "connect_timeout": int(connect_timeout)}
+    if statement_timeout > 0:
+        args["options"] = f"-c statement_timeout={round(statement_timeout * 1000)}"
+    return args
 
 
 STORE_ENGINE_KEY = "execlog_store_engine"

@@ -27,15 +27,17 @@ def queue_length(celery: Celery, queue: str) -> int:
             raise
 
 
-def rejected_count(celery: Celery, queue: str) -> int | None:
-    """Items set aside from ``queue`` as not being messages (Redis only)."""
-    from .broker import Channel, rejected_list
+def rejected_count(celery: Celery, queue: str) -> tuple[int, int] | None:
+    """Items set aside from ``queue`` as not being messages (Redis only): how
+    many ``<queue>.rejected`` keeps, and how many there have been."""
+    from .broker import Channel, rejected_counter, rejected_list
 
     with celery.connection_for_read() as connection:
         channel = connection.default_channel
         if not isinstance(channel, Channel):
             return None
-        return int(channel.client.llen(rejected_list(queue)))
+        kept = int(channel.client.llen(rejected_list(queue)))
+        return kept, int(channel.client.get(rejected_counter(queue)) or 0)
 
 
 def status(logger: Any, celery: Celery | None) -> dict[str, Any]:
@@ -52,7 +54,8 @@ def status(logger: Any, celery: Celery | None) -> dict[str, Any]:
     if celery is not None and settings is not None and settings.backend == "celery":
         try:
             result["queue_length"] = queue_length(celery, settings.queue)
-            result["queue_rejected"] = rejected_count(celery, settings.queue)
+            rejected = rejected_count(celery, settings.queue)
+            result["queue_rejected"], result["queue_rejected_total"] = rejected or (None, None)
         except Exception as exc:  # noqa: BLE001 - reported, not raised
             result["queue_length"] = None
             result["queue_error"] = f"{type(exc).__name__}: {exc}"
