@@ -22,8 +22,6 @@ from typing import Any
 
 from celery.schedules import crontab
 
-from .execlog.extension import postgres_connect_args
-
 #: Queues: log batches on ``logs`` (so ``redis-cli LLEN logs`` is the
 #: backlog), workflow runs on ``workflows``.
 LOGS_QUEUE = "logs"
@@ -88,6 +86,16 @@ def database_url(environ: Mapping[str, str], var_dir: Path) -> str:
 
 def broker_url(environ: Mapping[str, str]) -> str:
     return environ.get("CELERY_BROKER_URL") or environ.get("REDIS_URL") or "filesystem://"
+
+
+def postgres_connect_args(application_name: str, connect_timeout: int,
+                          statement_timeout: float) -> dict[str, Any]:
+    """psycopg2's connection arguments: the name ``pg_stat_activity`` shows,
+    the connect timeout (s) and the statement timeout (s; 0: none)."""
+    args: dict[str, Any] = {"application_name": application_name, "connect_timeout": int(connect_timeout)}
+    if statement_timeout > 0:
+        args["options"] = f"-c statement_timeout={round(statement_timeout * 1000)}"
+    return args
 
 
 def connect_args(url: str, config: Mapping[str, Any], application_name: str) -> dict[str, Any]:

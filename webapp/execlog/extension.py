@@ -68,6 +68,7 @@ from typing import TYPE_CHECKING, Any, cast
 from flask import current_app, has_app_context
 from werkzeug.local import LocalProxy
 
+from ..config import postgres_connect_args
 from .buffer import RecordBuffer
 from .delivery import Delivery
 from .direct import DirectWriter
@@ -262,16 +263,6 @@ def own_engine(app: Flask, role: str, pool_size: int = 1) -> Any:
         connect_args=postgres_connect_args(name, app.config.get("DB_CONNECT_TIMEOUT", 5),
                                            app.config.get("DB_STATEMENT_TIMEOUT", 30.0)),
     )
-
-
-def postgres_connect_args(application_name: str, connect_timeout: int,
-                          statement_timeout: float) -> dict[str, Any]:
-    """psycopg2's connection arguments: the name ``pg_stat_activity`` shows,
-    the connect timeout (s) and the statement timeout (s; 0: none)."""
-    args: dict[str, Any] = {"application_name": application_name, "connect_timeout": int(connect_timeout)}
-    if statement_timeout > 0:
-        args["options"] = f"-c statement_timeout={round(statement_timeout * 1000)}"
-    return args
 
 
 STORE_ENGINE_KEY = "execlog_store_engine"
