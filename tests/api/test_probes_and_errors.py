@@ -136,3 +136,38 @@ def test_an_unexpected_error_is_a_500_problem_without_a_trace(app_factory):
 def test_an_unknown_path_is_a_404_problem(client):
     body = assert_problem(client.get("/api/v2/executions"), 404, "Not Found")
     assert body["type"] == "about:blank"
+
+
+def test_a_redis_broker_that_keeps_nothing_on_disk_is_named(app_factory, tmp_path):
+    """Queued batches and jobs do not survive a restart of a Redis without
+    appendonly or save points: /readyz and `flask execlog status` say so
+    (a warning: the service works), and stop once Redis persists."""
+    import json
+
+    import redis
+
+    from ..support.processes import redis_server, wait_for_port
+
+    port = free_port()
+    server = redis_server(port, tmp_path).start()
+    try:
+        wait_for_port(port)
+        url = f"redis://127.0.0.1:{port}/0"
+        app = app_factory(CELERY=celery_config(url, tmp_path), API_READY_CACHE_SECONDS=0)
+
+        def reported() -> tuple[dict, dict]:
+            body = app.test_client().get("/readyz").json
+            status = app.test_cli_runner().invoke(args=["execlog", "status", "--json"])
+            return body["checks"]["broker"], json.loads(status.output)
+
+        broker, status = reported()
+        assert broker["ok"] is True and broker["persistent"] is False
+        assert "keeps nothing on disk" in broker["warning"] and "appendonly yes" in broker["warning"]
+        assert status["broker_persistent"] is False and "keeps nothing on disk" in status["broker_warning"]
+
+        redis.Redis.from_url(url).config_set("appendonly", "yes")
+        broker, status = reported()
+        assert broker["persistent"] is True and "warning" not in broker
+        assert status["broker_persistent"] is True and "broker_warning" not in status
+    finally:
+        server.stop(timeout=10)

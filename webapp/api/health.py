@@ -6,7 +6,9 @@ down. Each check costs a query, a broker round trip and a ping of up to a
 second, so a process checks at most every ``API_READY_CACHE_SECONDS`` (5)
 and answers from that report in between. To a caller with the ``read``
 scope (any caller in open mode) it also says what it checked (``checks``,
-with the errors of what is down), when, the ``logs`` queue length and this
+with the errors of what is down), when, the ``logs`` queue length (and, on
+Redis, whether the broker keeps its queues on disk: a ``warning`` when it
+keeps nothing, since queued batches would not survive its restart) and this
 process's logger counters; anyone else gets the verdict only. The worker check
 is a Celery ``ping`` (first reply wins, ``WORKER_PING_TIMEOUT`` at most); the
 file-system broker of the embedded default has no remote control, so there
@@ -25,7 +27,7 @@ from flask import Flask, current_app
 from flask.typing import ResponseReturnValue
 from marshmallow import Schema, fields
 
-from ..execlog.monitoring import queue_length, status
+from ..execlog.monitoring import broker_persistence, queue_length, status
 from ..extensions import db
 from ..models import utcnow
 from .auth import request_identity
@@ -96,13 +98,19 @@ def _readiness() -> dict[str, Any]:
     logger = current_app.extensions["execlog"]
     checks = {
         "database": _check(_ping_database),
-        "broker": _check(lambda: {"queue_length": queue_length(celery, logger.settings.queue)}),
+        "broker": _check(lambda: _broker(celery, logger.settings.queue)),
         "worker": _check_worker(celery),
         "spool": _check_spool(logger),
     }
     down = [name for name, check in checks.items() if check["ok"] is False]
     return {"ready": not down, "detail": "; ".join(f"{name}: {checks[name]['error']}" for name in down),
             "checks": checks, "logger": status(logger, None), "checked_at": utcnow().isoformat()}
+
+
+def _broker(celery: Any, queue: str) -> dict[str, Any]:
+    """The logs queue's length, and (on Redis) whether the broker keeps its
+    queues on disk: a warning, not a failure, when it keeps nothing."""
+    return {"queue_length": queue_length(celery, queue), **(broker_persistence(celery) or {})}
 
 
 def _check_spool(logger: Any) -> dict[str, Any]:

@@ -40,6 +40,37 @@ def rejected_count(celery: Celery, queue: str) -> tuple[int, int] | None:
         return kept, int(channel.client.get(rejected_counter(queue)) or 0)
 
 
+NOT_PERSISTENT = ("the Redis broker keeps nothing on disk (appendonly no, no save points): queued "
+                  "log batches and workflow jobs do not survive its restart; set appendonly yes")
+
+
+def broker_persistence(celery: Celery) -> dict[str, Any] | None:
+    """Whether the Redis broker keeps its queues on disk (``appendonly`` or
+    ``save`` points), or None for a broker that is not Redis.
+
+    ``{"persistent": None}`` where Redis refuses ``CONFIG GET`` (managed
+    services rename it): not known, not a warning."""
+    from redis.exceptions import ResponseError
+
+    from .broker import Channel
+
+    with celery.connection_for_read() as connection:
+        connection.ensure_connection(max_retries=1, timeout=3)
+        channel = connection.default_channel
+        if not isinstance(channel, Channel):
+            return None
+        try:
+            appendonly = channel.client.config_get("appendonly").get("appendonly")
+            save = channel.client.config_get("save").get("save")
+        except ResponseError as exc:
+            return {"persistent": None, "detail": f"CONFIG GET refused: {exc}"}
+    persistent = appendonly == "yes" or bool((save or "").strip())
+    found: dict[str, Any] = {"persistent": persistent, "appendonly": appendonly, "save": save}
+    if not persistent:
+        found["warning"] = NOT_PERSISTENT
+    return found
+
+
 def status(logger: Any, celery: Celery | None) -> dict[str, Any]:
     """The logger's counters, with the queue backlog and the spool's size."""
     settings = logger.settings
@@ -56,6 +87,11 @@ def status(logger: Any, celery: Celery | None) -> dict[str, Any]:
             result["queue_length"] = queue_length(celery, settings.queue)
             rejected = rejected_count(celery, settings.queue)
             result["queue_rejected"], result["queue_rejected_total"] = rejected or (None, None)
+            persistence = broker_persistence(celery)
+            if persistence is not None:
+                result["broker_persistent"] = persistence["persistent"]
+                if "warning" in persistence:
+                    result["broker_warning"] = persistence["warning"]
         except Exception as exc:  # noqa: BLE001 - reported, not raised
             result["queue_length"] = None
             result["queue_error"] = f"{type(exc).__name__}: {exc}"
