@@ -70,15 +70,16 @@ class Backend:
 BACKENDS = [
     Backend("no logging", {"EXECLOG_BACKEND": "celery"}, log=False),
     Backend("direct", {"EXECLOG_BACKEND": "direct"}),
-    Backend("thread", {"EXECLOG_BACKEND": "thread"}),
-    Backend("celery (memory)", {"EXECLOG_BACKEND": "celery"}),
+    Backend("thread", {"EXECLOG_BACKEND": "thread", "EXECLOG_DURABILITY": "memory"}),
+    Backend("celery (memory)", {"EXECLOG_BACKEND": "celery", "EXECLOG_DURABILITY": "memory"}),
     Backend("celery (disk)", {"EXECLOG_BACKEND": "celery", "EXECLOG_DURABILITY": "disk"}),
 ]
 
 
 #: The celery back end tuned for throughput: batches start at 500 records.
 BIG_BATCHES = Backend("celery (memory), batches of 500",
-                      {"EXECLOG_BACKEND": "celery", "EXECLOG_BATCH_SIZE": "500"})
+                      {"EXECLOG_BACKEND": "celery", "EXECLOG_DURABILITY": "memory",
+                       "EXECLOG_BATCH_SIZE": "500"})
 
 
 @dataclass(frozen=True)
