@@ -342,6 +342,12 @@ class Spool:
         self._owned = weakref.WeakSet()
 
 
+#: How long the active journal segment must have taken no record, all it
+#: holds shipped, before the flusher closes it (ticks come at least every
+#: second, so a quiet process's segment goes within about two).
+QUIET_SECONDS = 1.0
+
+
 @dataclass(eq=False, slots=True)
 class JournalEntry:
     """A journal segment and the bookkeeping that says when it may go."""
@@ -356,6 +362,10 @@ class JournalEntry:
     #: Some record in it was never held in memory: replay it.
     spilled: bool = False
     sealed: bool = False
+    #: ``written`` at the flusher's previous tick, and when a tick last
+    #: found it changed (monotonic): how long the segment has been quiet.
+    written_at_tick: int = 0
+    changed_at: float = 0.0
 
     @property
     def done(self) -> bool:
@@ -481,12 +491,25 @@ class SpoolJournal:
 
     def tick(self) -> None:
         """Flusher housekeeping: close the active segment once all it holds
-        is settled (so published records do not linger on disk), get the
-        next segment ready, and sync the active one when it is time."""
+        is settled and nothing came for ``QUIET_SECONDS`` (so published
+        records do not linger on disk once the process is quiet), get the
+        next segment ready, and sync the active one when it is time.
+
+        A busy process keeps writing into its segment until it is full: the
+        flusher ticks after every batch, and closing the segment whenever
+        everything was shipped made a new 4 MiB segment (created and
+        prefaulted) for every batch at a steady rate, some 40 to 90 us of
+        flusher CPU a record (``make bench``, 100 requests/s). What a killed
+        busy process leaves is replayed, and what was already stored is
+        skipped by the insert (``ON CONFLICT DO NOTHING``)."""
         self.wants_tick = False
+        now = time.monotonic()
         with self._lock:
             active = self._active
-            if active is not None and active.written and active.settled >= active.written:
+            if active is not None and active.written != active.written_at_tick:
+                active.written_at_tick, active.changed_at = active.written, now
+            elif active is not None and active.written and active.settled >= active.written \
+                    and now - active.changed_at >= QUIET_SECONDS:
                 active.sealed = True
                 self._active = None
             done = self._pop_done()
