@@ -185,9 +185,12 @@ def test_open_streams_leave_the_service_answering(database_url, redis_url, tmp_p
         assert {status for status, _ in refused} <= {429, 503}
         assert all(int(after) >= 1 for _, after in refused)
 
+        # Liveness, not speed: with every thread held by a stream that never
+        # ends, these were never answered; a bound this loose cannot trip on
+        # a busy machine (the speed is for the bench to measure).
         for path in ("/healthz", f"/api/v1/executions/{execution_id}"):
             status, seconds = timed(client, path)
-            assert status == 200 and seconds < 1.0, (path, status, seconds)
+            assert status == 200 and seconds < 10.0, (path, status, seconds)
     finally:
         for connection in connections:
             connection.close()
