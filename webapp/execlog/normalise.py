@@ -82,25 +82,22 @@ def as_text(value: Any) -> str:
 
 
 def normalise_level(level: Any) -> str:
-    found = LEVELS.get(level)
-    if found is not None:
-        return found
-    try:
-        return LEVELS[as_text(level).lower()]
-    except KeyError:
-        raise ValueError(f"level must be one of {sorted(LEVELS)}, got {level!r}") from None
+    return _one_of(LEVELS, "level", level)
 
 
 def normalise_category(category: Any) -> str:
-    found = CATEGORIES.get(category)
+    return _one_of(CATEGORIES, "category", category)
+
+
+def _one_of(names: dict[Any, str], field: str, value: Any) -> str:
+    """``value``'s canonical name in ``names`` (also by its text, any case)."""
+    found = names.get(value)
     if found is not None:
         return found
     try:
-        return CATEGORIES[as_text(category).lower()]
+        return names[as_text(value).lower()]
     except KeyError:
-        raise ValueError(
-            f"category must be one of {sorted(CATEGORIES)}, got {category!r}"
-        ) from None
+        raise ValueError(f"{field} must be one of {sorted(names)}, got {value!r}") from None
 
 
 def check_identifier(value: Any, field: str, *, required: bool = False) -> str | None:
