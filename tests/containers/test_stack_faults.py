@@ -12,12 +12,9 @@ from __future__ import annotations
 import time
 
 import pytest
-import redis
-
-from webapp.execlog.extension import ExecLogSettings
 
 from ..support.waiting import wait_for
-from .traffic import LogTraffic, settle, steady_traffic, stored_executions
+from .traffic import LogTraffic, settle, steady_traffic
 
 pytestmark = [pytest.mark.containers, pytest.mark.timeout(1200)]
 
@@ -47,38 +44,8 @@ def test_worker_killed_then_started_again(stack, engine, roadmap_reference, tall
         stack.compose("start", "worker")
         stack.wait_ready()
         more(logs)
-    try:
-        settle(stack, engine, logs, flows, roadmap_reference, tally)
-    except AssertionError:
-        loss = popped_and_lost(stack, engine, flows, tally)
-        if loss is None:
-            raise
-        tally.notes.append(f"KNOWN LOSS: {loss}")
-        pytest.xfail(loss)
+    settle(stack, engine, logs, flows, roadmap_reference, tally)
     assert logs.unanswered == 0 and not logs.refused
-
-
-def popped_and_lost(stack, engine, flows, tally) -> str | None:
-    """The one loss that is known, else None: kombu's Redis transport takes
-    a message off its list (BRPOP) before it records it in ``unacked``; a
-    worker killed in between loses that one message: one log batch (up to
-    EXECLOG_MAX_BATCH_SIZE records) or one workflow run (its execution stays
-    queued). It is that loss when nothing else is wrong, nothing waits in
-    Redis any more, and no more than one message is missing."""
-    broker = redis.Redis(port=stack.ports["redis"])
-    waiting = sum(broker.llen(queue) for queue in ("logs", "workflows")) + broker.hlen("unacked")
-    statuses = stored_executions(engine, flows.acknowledged)
-    queued = sum(execution["status"] == "queued" for execution in statuses.values())
-    one_batch = 0 < tally.logs_missing <= ExecLogSettings.config_defaults()["EXECLOG_MAX_BATCH_SIZE"]
-    only_that = (tally.logs_twice == tally.executions_twice == 0 and waiting == 0
-                 and tally.executions_stored == len(flows.acknowledged)
-                 and tally.executions_succeeded + queued == len(flows.acknowledged)
-                 and one_batch + queued == 1)
-    if not only_that:
-        return None
-    lost = f"{tally.logs_missing} records" if one_batch else "1 workflow run (its execution stays queued)"
-    return (f"the killed worker had taken one message off Redis (BRPOP) and not yet recorded it in "
-            f"unacked: {lost} lost, nothing waiting in Redis (kombu's Redis transport)")
 
 
 def test_api_restarted_with_sigterm(stack, engine, roadmap_reference, tally):

@@ -51,10 +51,18 @@ def test_worker_killed_mid_batch_then_restarted(
         load = SteadyLoad(logger.info, trace, total=8000, burst=400, pause=0.1).start()
         load.wait_until_sent(2000)
         broker = redis.Redis.from_url(private_redis.url)
-        wait_for(lambda: broker.hlen("unacked") > 0, timeout=30, interval=0.001,
-                 message="the worker to hold unacknowledged batches")
-        first.kill_group()  # SIGKILL to the worker and its pool processes
-        taken_by_the_dead = broker.hlen("unacked")
+
+        def frozen_holding_batches() -> int:
+            """Stopped (SIGSTOP) at a moment it holds unacknowledged batches."""
+            first.freeze_group()
+            held = broker.hlen("unacked")
+            if not held:
+                first.thaw_group()
+            return held
+
+        taken_by_the_dead = wait_for(frozen_holding_batches, timeout=30, interval=0.001,
+                                     message="the worker to hold unacknowledged batches")
+        first.kill_group()  # SIGKILL to the worker and its pool processes, where they stopped
         print(f"\nbatches the killed worker held: {taken_by_the_dead}")
         load.wait_until_sent(5000)
         second = start_celery_worker(env, tmp_path / "worker2.log", name="fault-kill-2")

@@ -78,6 +78,13 @@ class ManagedProcess:
             pass
         self.process.wait(timeout=30)
 
+    def freeze_group(self) -> None:
+        """SIGSTOP the process and every child of it: it holds what it had."""
+        os.killpg(self.pid, signal.SIGSTOP)
+
+    def thaw_group(self) -> None:
+        os.killpg(self.pid, signal.SIGCONT)
+
     def stop(self, timeout: float = 30.0) -> int | None:
         """SIGTERM, wait, then SIGKILL whatever is left; the exit code."""
         if self.process is None:

@@ -1,8 +1,9 @@
 """The kombu methods webapp.execlog.broker copies or replaces are the ones it
 was written against.
 
-kombu has no public hook for what the broker module does (check each item a
-worker pops, reuse one client, encode the envelope with orjson), so it
+kombu has no public hook for what the broker module does (take a message
+and record it as unacknowledged in one step, check each item a worker pops,
+reuse one client, encode the envelope with orjson), so it
 overrides methods of kombu's Redis channel, some of them copies with one line
 changed, and pins kombu's minor version (pyproject.toml). If kombu's
 originals change, these fail: read the new original, bring the override in
@@ -22,7 +23,8 @@ from webapp.execlog import broker
 
 #: sha256 (first 16 hex digits) of the source of kombu 5.7's originals.
 ORIGINALS = {
-    "_brpop_read": "c42518699709f2df",  # copied by RejectingChannel, decoding replaced
+    "_brpop_read": "c42518699709f2df",  # replaced by ClaimingChannel (its BRPOP case a copy)
+    "_brpop_start": "06723d707ddf2240",  # replaced by ClaimingChannel (the claim script)
     "_get": "be26a9f1eb4cf8da",  # copied by RejectingChannel, decoding replaced
     "_put": "1c0cf9749576614c",  # its plain case re-done by FastEnvelopeChannel
     "conn_or_acquire": "25883caca6c4121e",  # replaced by ReusedClientChannel
@@ -45,7 +47,8 @@ def test_each_override_is_in_its_own_class():
     owners = {name: next(cls for cls in broker.Channel.__mro__ if name in vars(cls))
               for name in ORIGINALS}
     assert owners == {
-        "_brpop_read": broker.RejectingChannel,
+        "_brpop_read": broker.ClaimingChannel,
+        "_brpop_start": broker.ClaimingChannel,
         "_get": broker.RejectingChannel,
         "_put": broker.FastEnvelopeChannel,
         "conn_or_acquire": broker.ReusedClientChannel,

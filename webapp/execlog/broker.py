@@ -1,6 +1,8 @@
-"""kombu's Redis transport, with three changes, each in a channel class of
-its own: workers survive items that are not messages (:class:`RejectingChannel`)
-and a broker that goes away (:class:`QoS`); commands reuse one Redis client
+"""kombu's Redis transport, with four changes, each in a channel class of
+its own: a worker killed at any moment loses no message it had taken
+(:class:`ClaimingChannel`); workers survive items that are not messages
+(:class:`RejectingChannel`) and a broker that goes away (:class:`QoS`);
+commands reuse one Redis client
 (:class:`ReusedClientChannel`) and envelopes are encoded by orjson
 (:class:`FastEnvelopeChannel`), which together halve what a publish costs.
 kombu offers no hook for any of them: they override methods of its channel,
@@ -33,6 +35,7 @@ import binascii
 import json
 import logging
 import time
+from time import monotonic
 from collections.abc import Iterator
 from contextlib import contextmanager
 from functools import cached_property
@@ -41,7 +44,9 @@ from typing import Any
 
 import orjson
 from kombu.transport import redis as kombu_redis
+from kombu.transport import virtual
 from kombu.utils.encoding import bytes_to_str
+from kombu.utils.json import loads
 
 log = logging.getLogger(__name__)
 
@@ -88,17 +93,27 @@ def why_not_a_message(item: bytes) -> tuple[Any, str | None]:
 
 
 class QoS(kombu_redis.QoS):
-    """kombu's Redis QoS, but a channel closed after its connection is gone
-    does not take the worker down.
+    """kombu's Redis QoS, with two changes.
 
-    When Redis goes away, Celery closes the connection and then its channel;
-    kombu 5.7's channel close then tries to put the messages it had taken
-    back on the queue through that connection, which is gone
+    A message :class:`ClaimingChannel` claimed is already in ``unacked``:
+    recording it there again would cost a second encoding of the message
+    and a round trip, so only the in-process bookkeeping is done.
+
+    A channel closed after its connection is gone does not take the worker
+    down. When Redis goes away, Celery closes the connection and then its
+    channel; kombu 5.7's channel close then tries to put the messages it had
+    taken back on the queue through that connection, which is gone
     (``AttributeError: 'NoneType' object has no attribute 'hostname'``),
     and the worker stops with "Unrecoverable error". Those messages are safe
     in Redis's ``unacked`` hash and are handed out again after the
     visibility timeout, so there is nothing to do but not crash.
     """
+
+    def append(self, message: Any, delivery_tag: str) -> None:
+        if delivery_tag == getattr(self.channel, "delivering_claimed", None):
+            virtual.QoS.append(self, message, delivery_tag)
+            return
+        super().append(message, delivery_tag)
 
     def restore_unacked(self, client: Any = None) -> Any:
         transport = self.channel.connection
@@ -154,11 +169,194 @@ class FastEnvelopeChannel(kombu_redis.Channel):
         return None
 
 
+#: Takes the first item of the first non-empty list of KEYS[1..n] and, if
+#: it is a message, records it in the ``unacked`` hash (KEYS[n+1]) and its
+#: index (KEYS[n+2], score ARGV[1]) exactly as kombu's QoS.append does, in
+#: one atomic step. Returns {index of the list, item, 1 if recorded}, or nil.
+CLAIM_SCRIPT = """
+local n = #KEYS - 2
+for i = 1, n do
+  local item = redis.call('RPOP', KEYS[i])
+  if item then
+    local ok, message = pcall(cjson.decode, item)
+    if ok and type(message) == 'table' and type(message.properties) == 'table' then
+      local tag = message.properties.delivery_tag
+      local info = message.properties.delivery_info
+      if type(tag) == 'string' and type(info) == 'table'
+          and type(info.exchange) == 'string' and type(info.routing_key) == 'string' then
+        redis.call('ZADD', KEYS[n + 2], ARGV[1], tag)
+        redis.call('HSET', KEYS[n + 1], tag,
+                   '[' .. item .. ',' .. cjson.encode(info.exchange) .. ','
+                   .. cjson.encode(info.routing_key) .. ']')
+        return {i, item, 1}
+      end
+    end
+    return {i, item, 0}
+  end
+end
+return nil
+"""
+
+#: The list an idle channel blocks on between two claims; nothing writes it.
+IDLE_KEY = "_webapp.claim.idle"
+
+
+class ClaimingChannel(kombu_redis.Channel):
+    """kombu's Redis channel, but a message is taken off its queue and
+    recorded in ``unacked`` in one atomic step.
+
+    kombu takes a message with ``BRPOP`` and records it in ``unacked`` (the
+    hash a dead worker's messages are redelivered from) only once the reply
+    is parsed in the worker; a pending reply may also wait unread in the
+    socket while the worker has no prefetch credit. A worker killed in
+    between (SIGKILL, the OOM killer) lost that message for good: one log
+    batch, or one workflow run. Seen in the fault suite, one batch in a few
+    kills.
+
+    Here a Lua script (:data:`CLAIM_SCRIPT`) pops the item and records it
+    in the same server-side step, so whatever a worker dies holding is in
+    ``unacked`` and is redelivered after the visibility timeout. A script
+    cannot block: when the queues are empty the channel waits
+    ``claim_idle_wait`` seconds (a ``BRPOP`` on :data:`IDLE_KEY`, which
+    keeps kombu's event loop and its health checks as they are) before
+    the next claim, so an idle worker costs Redis a few commands a second
+    and a new message waits at most that long.
+
+    Queues consumed without acknowledgements (``no_ack``) have nothing to
+    record: a channel consuming one keeps kombu's own ``BRPOP``, and so
+    does one whose server refuses the script (it says so in the log).
+    Needs Redis 6.0 or newer (a ``BRPOP`` timeout in fractions of a second).
+    """
+
+    #: Seconds an idle channel waits between claims (the transport option
+    #: ``claim_idle_wait``).
+    claim_idle_wait = 0.1
+    from_transport_options = (*kombu_redis.Channel.from_transport_options, "claim_idle_wait")
+    _claims_refused = False
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        self._no_ack_queues: set[str] = set()
+        #: "claim", "wait", or None (kombu's own BRPOP) while a reply is due.
+        self._pending: str | None = None
+        self._claim_queues: list[str] = []
+        self._idle = False
+        #: The tag of the claimed message being delivered (see QoS.append).
+        self.delivering_claimed: str | None = None
+        super().__init__(*args, **kwargs)
+
+    def basic_consume(self, queue: str, no_ack: bool, *args: Any, **kwargs: Any) -> Any:
+        if no_ack:
+            self._no_ack_queues.add(queue)
+        else:
+            self._no_ack_queues.discard(queue)
+        return super().basic_consume(queue, no_ack, *args, **kwargs)
+
+    def _decode(self, item: bytes, queue: str) -> Any:
+        """The message an item holds, or None when it is set aside."""
+        return loads(bytes_to_str(item))
+
+    def _brpop_start(self, timeout: Any = None) -> None:
+        queues = self._queue_cycle.consume(len(self.active_queues))
+        if not queues:
+            return
+        if self._claims_refused or self._no_ack_queues.intersection(queues):
+            self._pending = None
+            return super()._brpop_start(timeout)
+        if self._idle:
+            self._pending = "wait"
+            command = ["BRPOP", IDLE_KEY, self.claim_idle_wait]
+        else:
+            self._pending = "claim"
+            self._claim_queues = [queue for _pri in self.priority_steps for queue in queues]
+            keys = [self._q_for_pri(queue, pri) for pri in self.priority_steps for queue in queues]
+            keys += [self.unacked_key, self.unacked_index_key]
+            if self.global_keyprefix:
+                keys = [self.global_keyprefix + key for key in keys]
+            command = ["EVAL", CLAIM_SCRIPT, len(keys), *keys, time.time()]
+        self._in_poll = self.client.connection
+        self._brpop_sent_at = monotonic()
+        self.client.connection.send_command(*command)
+
+    def _brpop_read(self, **options: Any) -> bool:
+        pending, self._pending = self._pending, None
+        if pending is None:
+            return self._read_brpop(**options)
+        try:
+            try:
+                reply = self.client.parse_response(self.client.connection, "EVAL", **options)
+            except self.connection_errors:
+                self.client.connection.disconnect()
+                raise
+            except self.ResponseError as exc:
+                log.error("Redis refused the claim script (%s): taking messages with BRPOP, "
+                          "which loses the message a worker is killed holding", exc)
+                self._claims_refused = True
+                raise Empty() from exc
+            if pending == "wait" or not reply:
+                self._idle = pending == "claim"
+                raise Empty()
+            self._idle = False
+            index, item, recorded = reply
+            self._deliver_claimed(self._claim_queues[int(index) - 1], item, bool(recorded))
+            return True
+        finally:
+            self._in_poll = None
+            self._flush_brpop_reauth()
+
+    def _deliver_claimed(self, queue: str, item: bytes, recorded: bool) -> None:
+        self._queue_cycle.rotate(queue)
+        message = self._decode(item, queue)
+        if message is None:
+            if recorded:  # a message by its shape, refused on a closer look
+                tag = message_tag(item)
+                if tag is not None:
+                    self.qos._remove_from_indices(tag).execute()
+            return
+        if not recorded:  # a message the script could not parse: kombu's way
+            self.connection._deliver(message, queue)
+            return
+        self.delivering_claimed = message["properties"]["delivery_tag"]
+        try:
+            self.connection._deliver(message, queue)
+        finally:
+            self.delivering_claimed = None
+
+    # kombu 5.7's _brpop_read, with the decoding line replaced by
+    # self._decode(); tests/unit/test_kombu_pins.py pins the original.
+
+    def _read_brpop(self, **options: Any) -> bool:
+        try:
+            try:
+                dest__item = self.client.parse_response(self.client.connection, "BRPOP", **options)
+            except self.connection_errors:
+                self.client.connection.disconnect()
+                raise
+            if not dest__item:
+                raise Empty()
+            dest, item = dest__item
+            dest = bytes_to_str(dest).rsplit(self.sep, 1)[0]
+            self._queue_cycle.rotate(dest)
+            message = self._decode(item, dest)
+            if message is not None:
+                self.connection._deliver(message, dest)
+            return True
+        finally:
+            self._in_poll = None
+            self._flush_brpop_reauth()
+
+
+def message_tag(item: bytes) -> str | None:
+    """The delivery tag of a queue item, if it names one."""
+    try:
+        tag = json.loads(item)["properties"]["delivery_tag"]
+    except (ValueError, TypeError, KeyError, UnicodeDecodeError):
+        return None
+    return tag if isinstance(tag, str) else None
+
+
 class RejectingChannel(kombu_redis.Channel):
     """kombu's Redis channel, with each popped item checked first: one that
     is not a message is set aside instead of stopping the worker."""
-
-    QoS = QoS
 
     def _checked(self, item: bytes, queue: str) -> Any:
         message, reason = why_not_a_message(item)
@@ -184,30 +382,11 @@ class RejectingChannel(kombu_redis.Channel):
             log.exception("could not keep a rejected item of %s", queue)
         log.error("rejected an item of queue %s (%s); kept in %s", queue, reason, rejected_list(queue))
 
-    # The two methods below are kombu 5.7's, with the decoding line replaced
-    # by self._checked(); tests/unit/test_kombu_pins.py pins the originals.
+    def _decode(self, item: bytes, queue: str) -> Any:
+        return self._checked(item, queue)
 
-    def _brpop_read(self, **options: Any) -> bool:
-        try:
-            try:
-                dest__item = self.client.parse_response(self.client.connection, "BRPOP", **options)
-            except self.connection_errors:
-                self.client.connection.disconnect()
-                raise
-            if not dest__item:
-                raise Empty()
-            dest, item = dest__item
-            dest = bytes_to_str(dest).rsplit(self.sep, 1)[0]
-            self._queue_cycle.rotate(dest)
-            message = self._checked(item, dest)
-            if message is not None:
-                self.connection._deliver(message, dest)
-            return True
-        finally:
-            self._in_poll = None
-            flush_reauth = getattr(self, "_flush_brpop_reauth", None)
-            if flush_reauth is not None:
-                flush_reauth()
+    # kombu 5.7's _get, with the decoding line replaced by self._checked();
+    # tests/unit/test_kombu_pins.py pins the original.
 
     def _get(self, queue: str) -> Any:
         with self.conn_or_acquire() as client:
@@ -223,8 +402,10 @@ class RejectingChannel(kombu_redis.Channel):
             raise Empty()
 
 
-class Channel(RejectingChannel, FastEnvelopeChannel, ReusedClientChannel):
-    """The channel of :class:`SafeRedisTransport`: all three of the above."""
+class Channel(RejectingChannel, ClaimingChannel, FastEnvelopeChannel, ReusedClientChannel):
+    """The channel of :class:`SafeRedisTransport`: all four of the above."""
+
+    QoS = QoS
 
 
 class SafeRedisTransport(kombu_redis.Transport):
