@@ -220,6 +220,11 @@ class Spool:
         self._owned: weakref.WeakSet[SpoolSegment] = weakref.WeakSet()
         self._bytes = 0
         self._scanned = False
+        #: Held while this process reserves and makes a file, and while it
+        #: scans: a scan that ran between a reservation and the file's
+        #: appearance would forget the reservation and let the next one
+        #: take the spool over its cap.
+        self._lock = threading.RLock()
 
     def ensure_directory(self) -> None:
         self.directory.mkdir(parents=True, exist_ok=True)
@@ -238,8 +243,9 @@ class Spool:
 
     def refresh(self) -> SpoolUsage:
         """Scan the directory: what it holds now."""
-        usage = self.usage()
-        self._bytes, self._scanned = usage.bytes, True
+        with self._lock:
+            usage = self.usage()
+            self._bytes, self._scanned = usage.bytes, True
         return usage
 
     def _reserve(self, size: int) -> None:
@@ -256,9 +262,14 @@ class Spool:
         return max(mmap.PAGESIZE, min(SEGMENT_BYTES, self.max_bytes // 4 // mmap.PAGESIZE * mmap.PAGESIZE))
 
     def new_segment(self, capacity: int = SEGMENT_BYTES) -> SpoolSegment:
-        self._reserve(capacity)
-        self.ensure_directory()
-        segment = SpoolSegment(self.directory, capacity)
+        with self._lock:
+            self._reserve(capacity)
+            try:
+                self.ensure_directory()
+                segment = SpoolSegment(self.directory, capacity)
+            except BaseException:
+                self._bytes -= capacity
+                raise
         self._owned.add(segment)
         return segment
 
@@ -327,12 +338,13 @@ class Spool:
         """Set aside lines that are not rows, for a person to look at;
         :class:`SpoolFull` when that would take the spool over its cap."""
         data = b"\n".join(lines) + b"\n"
-        self._reserve(len(data))
         corrupt = self.directory / CORRUPT_DIR
-        corrupt.mkdir(parents=True, exist_ok=True)
         target = corrupt / (source.stem + ".bad")
-        with open(target, "ab") as stream:
-            stream.write(data)
+        with self._lock:
+            self._reserve(len(data))
+            corrupt.mkdir(parents=True, exist_ok=True)
+            with open(target, "ab") as stream:
+                stream.write(data)
         return target
 
     def after_fork(self) -> None:
@@ -340,6 +352,7 @@ class Spool:
             if segment.pid != os.getpid():
                 segment.abandon_after_fork()
         self._owned = weakref.WeakSet()
+        self._lock = threading.RLock()
 
 
 #: How long the active journal segment must have taken no record, all it
