@@ -133,8 +133,9 @@ def page_log_ids(driver: webdriver.Chrome) -> list[str]:
 
 def log_view(driver: webdriver.Chrome) -> dict[str, Any]:
     """What the page's script counted: received, duplicates, opened, ended."""
-    return driver.execute_script(
-        "const v = window.logView; return {received: v.received, duplicates: v.duplicates, "
+    return driver.execute_script(  # before the page's script ran (a page still loading): nothing yet
+        "const v = window.logView || {received: 0, duplicates: 0, opened: 0, ended: false, following: false};"
+        "return {received: v.received, duplicates: v.duplicates, "
         "opened: v.opened, ended: v.ended, following: v.following}")
 
 

@@ -58,10 +58,11 @@ def test_the_openapi_page_renders_from_the_package(serve, browser):
 def test_a_page_whose_session_ended_goes_to_the_sign_in_page(serve, browser, rows):
     server = serve(token=TOKEN)
     execution_id = rows.execution(workflow="synthetic-emit", status="running")
-    browser.get(f"{server.base}/ui/login")
+    browser.get(f"{server.base}/ui/login?next=/ui/executions/{execution_id}")
     browser.find_element(By.ID, "token").send_keys(TOKEN)
     browser.find_element(By.ID, "sign-in").click()
-    browser.get(f"{server.base}/ui/executions/{execution_id}")
+    wait_for(lambda: browser.current_url == f"{server.base}/ui/executions/{execution_id}", timeout=30,
+             message="the execution page after signing in")
     wait_for(lambda: log_view(browser)["opened"] == 1, timeout=30, message="the event stream")
 
     browser.delete_cookie("webapp_session")
