@@ -143,7 +143,10 @@ def _foreign_origin() -> bool:
     origin = request.headers.get("Origin")
     if origin is None:
         return False  # not a browser, or a same-origin request of an older one
-    return origin == "null" or urlsplit(origin).netloc != request.host
+    try:
+        return origin == "null" or urlsplit(origin).netloc != request.host
+    except ValueError:  # not a URL at all ("http://[zz]"): not this origin
+        return True
 
 
 def request_identity() -> Identity | None:

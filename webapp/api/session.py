@@ -45,7 +45,8 @@ def csrf_ok() -> bool:
         return True
     expected = session.get(CSRF_KEY)
     presented = request.headers.get(CSRF_HEADER) or request.form.get(CSRF_FIELD) or ""
-    return isinstance(expected, str) and hmac.compare_digest(presented.encode(), expected.encode())
+    return isinstance(expected, str) and hmac.compare_digest(presented.encode("utf-8", "surrogatepass"),
+                                                             expected.encode())
 
 
 def has_session() -> bool:
