@@ -42,6 +42,8 @@ def operations(execution_id: str) -> list[tuple[str, str, str, dict]]:
         ("read", "get", "/api/v1/executions", {}),
         ("read", "get", f"/api/v1/executions/{execution_id}", {}),
         ("read", "get", f"/api/v1/executions/{execution_id}/logs", {}),
+        ("read", "get", f"/api/v1/executions/{execution_id}/logs.ndjson", {}),
+        ("read", "get", f"/api/v1/executions/{execution_id}/logs.txt", {}),
         ("read", "get", f"/api/v1/executions/{missing}/events", {}),
         ("read", "get", "/api/v1/runners", {}),
         ("start", "post", "/api/v1/executions", {"json": {"workflow": "synthetic-emit", "input": {}}}),
@@ -169,6 +171,36 @@ def test_admin_tokens_manage_tokens_over_http(app_factory, monkeypatch):
     assert_problem(client.delete(f"/api/v1/tokens/{name}", headers=admin), 404,
                    f"no active token named '{name}'")
     assert_problem(client.delete("/api/v1/tokens/a%00b", headers=admin), 404, "no active token named")
+
+
+def test_two_tokens_made_at_once_with_one_name_make_one_and_a_409(app_factory, db_engine):
+    """The second of two concurrent creations passes the name check and
+    meets the unique constraint at commit: a 409, not a 500."""
+    from webapp.api.token_admin import TokenExists, create_token
+    from webapp.extensions import db
+
+    app = app_factory(API_AUTH="token", API_TOKENS=[f"{TOKEN_OF['admin']}:admin"])
+    name = f"race-{uuid.uuid4().hex[:8]}"
+
+    raced = []
+
+    def the_other_call_commits_first(session, flush_context, instances):
+        if raced:
+            return
+        raced.append(name)
+        with db_engine.begin() as connection:
+            connection.execute(sa.text(
+                "INSERT INTO api_tokens (name, token_hash, scopes, created_at) "
+                "VALUES (:n, :h, 'read', now())"), {"n": name, "h": uuid.uuid4().hex * 2})
+
+    with app.app_context():
+        sa.event.listen(db.session, "before_flush", the_other_call_commits_first)
+        try:
+            with pytest.raises(TokenExists, match="exists already"):
+                create_token(name)
+        finally:
+            sa.event.remove(db.session, "before_flush", the_other_call_commits_first)
+        assert db.session.scalar(sa.text("SELECT count(*) FROM api_tokens WHERE name = :n"), {"n": name}) == 1
 
 
 def test_the_openapi_document_names_each_operations_scope(client):

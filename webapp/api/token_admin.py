@@ -53,7 +53,11 @@ def create_token(name: str, scopes: frozenset[str] = ALL_SCOPES) -> tuple[ApiTok
     token = new_token()
     row = ApiToken(name=name, token_hash=hash_token(token), scopes=scope_text(scopes))
     db.session.add(row)
-    db.session.commit()
+    try:
+        db.session.commit()
+    except sa.exc.IntegrityError:  # made by a concurrent call since the check above
+        db.session.rollback()
+        raise TokenExists(f"a token named {name!r} exists already (revoked or not)") from None
     return row, token
 
 
