@@ -135,9 +135,15 @@ def celery_config(
     *,
     visibility_timeout: int = 300,
     worker_prefetch_multiplier: int = 4,
+    rejected_keep: int = 1000,
+    rejected_max_chars: int = 16384,
 ) -> dict[str, Any]:
     """Celery settings, the one ``app.config["CELERY"]`` dict (Flask's
     documented pattern)."""
+    for name, value in (("CELERY_REJECTED_KEEP", rejected_keep),
+                        ("CELERY_REJECTED_MAX_CHARS", rejected_max_chars)):
+        if value < 1:
+            raise ValueError(f"{name} must be at least 1, got {value}")
     config: dict[str, Any] = {
         "broker_url": broker,
         "broker_connection_retry_on_startup": True,
@@ -202,6 +208,10 @@ def celery_config(
             # the batch goes to the spool) instead of hanging the flusher.
             "socket_connect_timeout": 3,
             "socket_timeout": 10,
+            # Items of a queue that are not messages: the newest kept in
+            # "<queue>.rejected", and how much of each.
+            "rejected_keep": rejected_keep,
+            "rejected_max_chars": rejected_max_chars,
         }
     return config
 
@@ -258,6 +268,8 @@ def config_from_env(environ: Mapping[str, str] | None = None) -> dict[str, Any]:
             var_dir,
             visibility_timeout=_int(environ, "CELERY_VISIBILITY_TIMEOUT", 300),
             worker_prefetch_multiplier=_int(environ, "CELERY_PREFETCH_MULTIPLIER", 4),
+            rejected_keep=_int(environ, "CELERY_REJECTED_KEEP", 1000),
+            rejected_max_chars=_int(environ, "CELERY_REJECTED_MAX_CHARS", 16384),
         ),
         "EXECLOG_SPOOL_DIR": str(var_dir / "spool"),
         "WORKFLOWS": _json_object(environ, "WORKFLOWS"),

@@ -34,6 +34,23 @@ def test_redis_url_is_the_broker_when_celery_broker_url_is_unset():
     assert config["CELERY"]["task_routes"]["execlog.*"] == {"queue": "logs"}
 
 
+def test_the_rejected_items_cap_reaches_the_redis_channel():
+    import kombu
+
+    from webapp.execlog.broker import SafeRedisTransport
+
+    config = config_from_env({"CELERY_BROKER_URL": "redis://127.0.0.1:6379/5",
+                              "CELERY_REJECTED_KEEP": "5", "CELERY_REJECTED_MAX_CHARS": "64"})
+    options = config["CELERY"]["broker_transport_options"]
+    with kombu.Connection(config["CELERY"]["broker_url"], transport=SafeRedisTransport,
+                          transport_options=options) as connection:
+        channel = connection.default_channel
+        assert (channel.rejected_keep, channel.rejected_max_chars, channel.claim_idle_wait) == (5, 64, 0.1)
+    for name in ("CELERY_REJECTED_KEEP", "CELERY_REJECTED_MAX_CHARS"):
+        with pytest.raises(ValueError, match=f"{name} must be at least 1"):
+            config_from_env({"CELERY_BROKER_URL": "redis://r/0", name: "0"})
+
+
 def test_a_bad_number_names_the_variable():
     with pytest.raises(ValueError, match="DB_POOL_SIZE must be a number"):
         config_from_env({"DATABASE_URL": "postgresql://h/db", "DB_POOL_SIZE": "many"})

@@ -51,9 +51,12 @@ from kombu.utils.json import loads
 log = logging.getLogger(__name__)
 
 REJECTED_SUFFIX = ".rejected"
-#: How many rejected items ``<queue>.rejected`` keeps (the newest), and how
-#: much of each item's text: whoever can write to the queue can fill it, and
-#: Redis's memory is the broker's. ``<queue>.rejected.count`` counts them all.
+#: The defaults of how many rejected items ``<queue>.rejected`` keeps (the
+#: newest) and how much of each item's text (the transport options
+#: ``rejected_keep`` and ``rejected_max_chars``; ``CELERY_REJECTED_KEEP`` and
+#: ``CELERY_REJECTED_MAX_CHARS``): whoever can write to the queue can fill
+#: it, and Redis's memory is the broker's. ``<queue>.rejected.count`` counts
+#: them all.
 REJECTED_KEEP = 1000
 REJECTED_RAW_CHARS = 16384
 
@@ -231,7 +234,6 @@ class ClaimingChannel(kombu_redis.Channel):
     #: Seconds an idle channel waits between claims (the transport option
     #: ``claim_idle_wait``).
     claim_idle_wait = 0.1
-    from_transport_options = (*kombu_redis.Channel.from_transport_options, "claim_idle_wait")
     _claims_refused = False
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
@@ -358,6 +360,9 @@ class RejectingChannel(kombu_redis.Channel):
     """kombu's Redis channel, with each popped item checked first: one that
     is not a message is set aside instead of stopping the worker."""
 
+    rejected_keep = REJECTED_KEEP
+    rejected_max_chars = REJECTED_RAW_CHARS
+
     def _checked(self, item: bytes, queue: str) -> Any:
         message, reason = why_not_a_message(item)
         if reason is not None:
@@ -368,14 +373,14 @@ class RejectingChannel(kombu_redis.Channel):
         raw = bytes_to_str(item) if isinstance(item, bytes) else str(item)
         record = json.dumps(
             {"queue": queue, "reason": reason, "rejected_at": time.time(),
-             "raw": raw[:REJECTED_RAW_CHARS], "raw_chars": len(raw)},
+             "raw": raw[:self.rejected_max_chars], "raw_chars": len(raw)},
             ensure_ascii=True,
         )
         try:
             with self.conn_or_acquire() as client:
                 pipe = client.pipeline(transaction=False)
                 pipe.lpush(rejected_list(queue), record)
-                pipe.ltrim(rejected_list(queue), 0, REJECTED_KEEP - 1)
+                pipe.ltrim(rejected_list(queue), 0, self.rejected_keep - 1)
                 pipe.incr(rejected_counter(queue))
                 pipe.execute()
         except self.connection_errors:
@@ -406,6 +411,8 @@ class Channel(RejectingChannel, ClaimingChannel, FastEnvelopeChannel, ReusedClie
     """The channel of :class:`SafeRedisTransport`: all four of the above."""
 
     QoS = QoS
+    from_transport_options = (*kombu_redis.Channel.from_transport_options,
+                              "claim_idle_wait", "rejected_keep", "rejected_max_chars")
 
 
 class SafeRedisTransport(kombu_redis.Transport):
