@@ -157,3 +157,35 @@ def test_when_the_broker_refuses_the_task_the_execution_fails_and_resumes_later(
     with app.app_context():  # the broker is back
         resume_execution(execution_id)
     assert tables.wait_finished(execution_id)["status"] == "succeeded"
+
+
+@pytest.mark.parametrize("workflow, data, outcome", [
+    ("pair", {"records": 2}, "succeeded"),
+    ("flaky", {"always": True, "failure": "invalid_input"}, "failed"),
+])
+def test_an_execution_is_never_over_without_its_log_count(spare_app, db_engine, workflow, data, outcome):
+    """The count of what the run logged is committed with the final status:
+    in between, the verdict would call a healthy run one that never
+    reported (while the run flushed its logger, up to seconds)."""
+    import sqlalchemy as sa
+
+    app = spare_app(WORKFLOWS=PAIR)
+    execution_id = start(app, workflow, data)
+    over_without_count = []
+
+    def check(session):
+        with db_engine.connect() as connection:
+            status = connection.execute(sa.text("SELECT status FROM executions WHERE id = :i"),
+                                        {"i": execution_id}).scalar()
+            counts = connection.execute(sa.text("SELECT count(*) FROM execution_log_counts "
+                                                "WHERE execution_id = :i"), {"i": execution_id}).scalar()
+        if status in ("succeeded", "failed") and not counts:
+            over_without_count.append(status)
+
+    with app.app_context():
+        sa.event.listen(db.session, "after_commit", check)
+        try:
+            assert WorkflowBrain.for_current_app().run(execution_id) == outcome
+        finally:
+            sa.event.remove(db.session, "after_commit", check)
+    assert over_without_count == []

@@ -307,6 +307,7 @@ class WorkflowBrain:
             str(execution_id), None, f"workflow {workflow_name} succeeded",
             duration_ms=duration_ms, details={"run": execution.attempts},
         )
+        db.session.merge(run.log.count_row(execution_id))
         self.notifier.publish(execution_id, "execution_succeeded", {"duration_ms": duration_ms})
 
     def _fail(
@@ -318,6 +319,7 @@ class WorkflowBrain:
             if row.status == "pending":
                 row.status = "skipped"
         run.errors.execution_failed(execution, failure, duration_ms)
+        db.session.merge(run.log.count_row(execution_id))
         self.notifier.publish(execution_id, "execution_failed",
                               {"error": failure.to_json(), "duration_ms": duration_ms})
 

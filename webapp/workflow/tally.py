@@ -3,8 +3,10 @@
 A run of an execution is one attempt (``Execution.attempts`` once the run
 has claimed it: 1, then one more per resume). Every record the run logs,
 the engine's and its runners', goes through the run's AttemptLogger: it
-carries ``attempt=`` and is counted. When the run ends, the logger is
-flushed and the count is stored (``execution_log_counts``) with the records
+carries ``attempt=`` and is counted. The count goes into
+``execution_log_counts`` with the final status (so an execution is never
+over without one); then the logger is flushed and the count is stored again
+with the records
 this process dropped for good (``ExecutionLogger.dropped_for``); the API
 compares both with what was stored (:mod:`webapp.api.completeness`).
 
@@ -113,6 +115,14 @@ class AttemptLogger:
             finally:
                 self._count()
 
+    def count_row(self, execution_id: uuid.UUID) -> ExecutionLogCount:
+        """The attempt's count as it stands (for the session of the run's end,
+        so that the execution is never over without one: the verdict would
+        say the run never reported)."""
+        dropped = self._logger.dropped_for(str(execution_id), self.attempt)
+        return ExecutionLogCount(execution_id=execution_id, attempt=self.attempt,
+                                 emitted=self.emitted, dropped=dropped)
+
     def report(self, execution_id: uuid.UUID, flush_timeout: float) -> None:
         """Flush this process's logger, then store the attempt's count and
         the records the process dropped for good (committed). A failure to
@@ -123,7 +133,7 @@ class AttemptLogger:
         try:
             db.session.rollback()  # whatever the run left; the count goes in a transaction of its own
             db.session.merge(ExecutionLogCount(execution_id=execution_id, attempt=self.attempt,
-                                               emitted=self.emitted, dropped=dropped))
+                                               emitted=self.emitted, dropped=dropped))  # final figures
             db.session.commit()
         except SQLAlchemyError as exc:
             db.session.rollback()
