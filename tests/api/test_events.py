@@ -8,6 +8,7 @@ import json
 import threading
 import time
 import uuid
+from urllib.parse import urlencode
 from datetime import datetime, timedelta, timezone
 
 import pytest
@@ -29,9 +30,9 @@ def events_url(execution_id: str) -> str:
     return f"/api/v1/executions/{execution_id}/events"
 
 
-def read_stream(client, execution_id: str, **headers: str) -> list[dict]:
+def read_stream(client, execution_id: str, query: str = "", **headers: str) -> list[dict]:
     """Every message of a stream, to its end (comments left out)."""
-    response = client.get(events_url(execution_id), headers=headers, buffered=False)
+    response = client.get(events_url(execution_id) + query, headers=headers, buffered=False)
     assert response.status_code == 200, response.get_data(as_text=True)
     assert response.mimetype == "text/event-stream" and response.headers["Cache-Control"] == "no-cache"
     try:
@@ -86,6 +87,11 @@ def test_a_stream_resumes_after_its_last_event_id(fast_client):
     for cut in (1, 6, after_a_log, len(whole) - 2):
         rest = read_stream(fast_client, execution_id, **{"Last-Event-ID": whole[cut - 1]["id"]})[1:]
         assert rest == whole[cut:], f"resumed after message {cut}"
+        # A new EventSource (after a refusal) cannot send the header: the query says the same.
+        query = "?" + urlencode({"last_event_id": whole[cut - 1]["id"]})
+        assert read_stream(fast_client, execution_id, query)[1:] == whole[cut:], f"query, after {cut}"
+    assert read_stream(fast_client, execution_id, "?last_event_id=0:",
+                       **{"Last-Event-ID": whole[5]["id"]})[1:] == whole[6:], "the header wins"
 
 
 def test_an_idle_stream_sends_heartbeats_between_framed_messages(fast_client, rows, execution_id):
@@ -175,6 +181,13 @@ def busy_connections(engine: sa.engine.Engine, application_name: str) -> int:
 )
 def test_a_bad_last_event_id_is_refused(client, execution_id, header, status, fragment):
     assert_problem(client.get(events_url(execution_id), headers={"Last-Event-ID": header}), status, fragment)
+    in_query = fragment.replace("Last-Event-ID", "last_event_id")
+    assert_problem(client.get(events_url(execution_id) + "?" + urlencode({"last_event_id": header})),
+                   status, in_query)
+
+
+def test_a_nul_in_the_last_event_id_query_is_refused(client, execution_id):
+    assert_problem(client.get(events_url(execution_id) + "?last_event_id=1%00"), 400, "NUL")
 
 
 def test_an_unknown_execution_has_no_stream(client):

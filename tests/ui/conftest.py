@@ -86,11 +86,11 @@ def serve(database_url: str, redis_url: str, tmp_path: Path) -> Iterator[Callabl
 
     def start(token: str | None = None, **settings: str) -> Server:
         port = free_port()
-        extra = {**FAST_STREAM, **settings}
+        extra = {"WEB_CONCURRENCY": "2", **FAST_STREAM, **settings}
         if token:
             extra["API_TOKENS"] = token
         env = service_env(database_url, redis_url, tmp_path / f"web{len(started)}",
-                          GUNICORN_BIND=f"127.0.0.1:{port}", WEB_CONCURRENCY="2",
+                          GUNICORN_BIND=f"127.0.0.1:{port}",
                           DB_APPLICATION_NAME=f"ui-{uuid.uuid4().hex[:8]}", **extra)
         process = ManagedProcess("gunicorn", [str(BIN / "gunicorn"), "-c", "docker/gunicorn.conf.py",
                                               "wsgi:app"], env, tmp_path / f"gunicorn{len(started)}.log")
@@ -117,6 +117,7 @@ def browser(tmp_path: Path) -> Iterator[webdriver.Chrome]:
     downloads.mkdir()
     options.add_experimental_option("prefs", {"download.default_directory": str(downloads),
                                               "download.prompt_for_download": False})
+    options.set_capability("goog:loggingPrefs", {"browser": "ALL"})  # the console, for console_errors()
     driver = webdriver.Chrome(options=options, service=Service(executable_path=CHROMEDRIVER))
     driver.set_page_load_timeout(30)
     try:
@@ -129,6 +130,12 @@ def page_log_ids(driver: webdriver.Chrome) -> list[str]:
     """The ids of the record elements on the page, in page order."""
     return driver.execute_script(
         "return Array.from(document.querySelectorAll('[data-log-id]')).map(e => e.dataset.logId)")
+
+
+def console_errors(driver: webdriver.Chrome) -> list[str]:
+    """What the page wrote to the console as errors since the last call
+    (a Content-Security-Policy refusal is one)."""
+    return [entry["message"] for entry in driver.get_log("browser") if entry["level"] == "SEVERE"]
 
 
 def log_view(driver: webdriver.Chrome) -> dict[str, Any]:

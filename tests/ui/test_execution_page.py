@@ -7,6 +7,7 @@ from __future__ import annotations
 import json
 import os
 import signal
+from urllib.request import urlopen
 
 import pytest
 from selenium.webdriver.common.by import By
@@ -14,7 +15,7 @@ from selenium.webdriver.support.ui import Select
 
 from ..support.processes import children
 from ..support.waiting import wait_for
-from .conftest import log_view, page_log_ids, verdict_on_page, visible_log_ids
+from .conftest import console_errors, log_view, page_log_ids, verdict_on_page, visible_log_ids
 
 pytestmark = pytest.mark.usefixtures("celery_worker")
 
@@ -186,3 +187,40 @@ def test_records_are_grouped_by_attempt(serve, browser):
     expected = {key: [r["id"] for r in stored if ("" if r["attempt"] is None else str(r["attempt"])) == key]
                 for key, _, _ in groups}
     assert {key: ids for key, _, ids in groups} == expected
+
+
+def test_a_page_whose_stream_was_refused_opens_it_again_where_it_was(serve, browser, rows):
+    """At its stream cap the server refuses the page's EventSource (503),
+    which then gives up for good; the page opens a new one after a while,
+    resuming where it was, and shows every record once."""
+    server = serve(WEB_CONCURRENCY="1", API_SSE_MAX_STREAMS="1")
+    execution_id = rows.execution(workflow="synthetic-emit", status="running")
+    first = [rows.log(execution_id, f"before {i}") for i in range(3)]
+    held = urlopen(f"{server.base}/api/v1/executions/{execution_id}/events", timeout=30)
+    held.readline()  # the one stream this process serves is open
+
+    browser.get(f"{server.base}/ui/executions/{execution_id}")
+    wait_for(lambda: browser.find_element(By.ID, "stream-state").get_attribute("data-state") == "refused",
+             timeout=30, message="the page to be refused")
+    assert log_view(browser)["opened"] == 0
+    held.close()  # the server notices at the stream's next heartbeat, and frees its slot
+
+    wait_for(lambda: log_view(browser)["opened"] == 1, timeout=60, message="the page to open a stream again")
+    wait_for(lambda: sorted(page_log_ids(browser)) == sorted(first), timeout=30, message="the first records")
+    later = [rows.log(execution_id, f"after {i}") for i in range(3)]
+    rows.event(execution_id, "execution_succeeded", {"duration_ms": 1.0})
+    wait_for(lambda: log_view(browser)["ended"], timeout=30, message="the stream to end")
+    assert page_log_ids(browser) == first + later
+    assert log_view(browser)["duplicates"] == 0
+
+
+def test_the_page_breaks_no_rule_of_its_own_content_security_policy(serve, browser, rows):
+    server = serve()
+    execution_id = rows.execution(workflow="synthetic-emit", status="succeeded")
+    rows.log(execution_id, "one record")
+    open_execution(browser, server, execution_id)
+    browser.execute_script("window.notReloaded = true")
+    browser.find_element(By.ID, "filter-text").send_keys("one\n")  # Enter filters; it does not reload
+    wait_for(lambda: "q=one" in browser.current_url, timeout=10, message="the filter in the address")
+    assert browser.execute_script("return window.notReloaded") is True
+    assert console_errors(browser) == []

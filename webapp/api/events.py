@@ -36,6 +36,7 @@ from .blueprint import Blueprint
 from .feed import Cursor, ExecutionFeed, Wakeup, follow, frame
 from .pagination import bad_cursor
 from .reads import get_execution, log_position
+from .schemas import Text
 from .streams import current_slots
 
 log = logging.getLogger(__name__)
@@ -64,8 +65,16 @@ class StreamHeaders(Schema):
     })
 
 
+class StreamQuery(Schema):
+    last_event_id = Text(metadata={
+        "description": "Resume after this message, as `Last-Event-ID` does, for a client that cannot "
+                       "send the header (a new EventSource after the server refused one); the header wins.",
+    })
+
+
 @bp.get("/executions/<uuid:execution_id>/events")
 @bp.requires("read")
+@bp.arguments(StreamQuery, location="query")
 @bp.arguments(StreamHeaders, location="headers")
 @bp.response(200, StreamMessage, content_type="text/event-stream", description=(
     "Messages `event: <type>` with `data: <JSON>`: the progress events (execution_queued, "
@@ -77,13 +86,18 @@ class StreamHeaders(Schema):
 @bp.problem(404, "No such execution.")
 @bp.problem(429, "This token holds API_SSE_MAX_STREAMS_PER_TOKEN streams of this process: see Retry-After.")
 @bp.problem(503, "This process serves API_SSE_MAX_STREAMS streams already: see Retry-After.")
-def execution_events(headers: dict[str, Any], execution_id: uuid.UUID) -> ResponseReturnValue:
+def execution_events(query: dict[str, Any], headers: dict[str, Any],
+                     execution_id: uuid.UUID) -> ResponseReturnValue:
     """Follow an execution live (Server-Sent Events), for up to
     ``API_SSE_MAX_SECONDS``; then reconnect with ``Last-Event-ID``."""
-    cursor = _cursor(headers.get("last_event_id"))
+    if headers.get("last_event_id") is not None:
+        position = (headers["last_event_id"], "Last-Event-ID", "headers")
+    else:
+        position = (query.get("last_event_id"), "last_event_id", "query")
+    cursor = _cursor(*position)
     lease = current_slots().acquire(current_identity().key)  # first: a refusal costs no query
     try:
-        body = _prepared_stream(execution_id, cursor, lease.ends_at)
+        body = _prepared_stream(execution_id, cursor, lease.ends_at, *position[1:])
     except BaseException:
         lease.release()
         raise
@@ -91,27 +105,28 @@ def execution_events(headers: dict[str, Any], execution_id: uuid.UUID) -> Respon
                     headers={"Cache-Control": "no-cache", "X-Accel-Buffering": "no"})
 
 
-def _prepared_stream(execution_id: uuid.UUID, cursor: Cursor, ends_at: float) -> Iterator[str]:
+def _prepared_stream(execution_id: uuid.UUID, cursor: Cursor, ends_at: float,
+                     name: str, location: str) -> Iterator[str]:
     get_execution(execution_id)
     floor = None
     if cursor.log_id is not None:
         floor = log_position(str(execution_id), cursor.log_id)
         if floor is None:
-            raise bad_cursor("Last-Event-ID", f"execution {execution_id} has no log record {cursor.log_id}",
-                             location="headers")
+            raise bad_cursor(name, f"execution {execution_id} has no log record {cursor.log_id}",
+                             location=location)
     feed = ExecutionFeed(execution_id, log_delay=current_app.config["API_SSE_LOG_DELAY"],
                          event_id=cursor.event_id, floor=floor)
     app = current_app._get_current_object()  # type: ignore[attr-defined]
     return _stream(app, feed, current_notifier().client, ends_at)
 
 
-def _cursor(text: str | None) -> Cursor:
+def _cursor(text: str | None, name: str, location: str) -> Cursor:
     if text is None:
         return Cursor()
     try:
         return Cursor.parse(text)
     except ValueError as exc:
-        raise bad_cursor("Last-Event-ID", str(exc), location="headers") from None
+        raise bad_cursor(name, str(exc), location=location) from None
 
 
 def _stream(app: Flask, feed: ExecutionFeed, client: redis.Redis | None, ends_at: float) -> Iterator[str]:

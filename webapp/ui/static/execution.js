@@ -180,6 +180,9 @@
 
   levelFilter.addEventListener("change", applyFilters);
   textFilter.addEventListener("input", applyFilters);
+  // Enter in the text field filters as typing does; it does not reload the
+  // page (which would restart the stream).
+  document.getElementById("log-filters").addEventListener("submit", (event) => event.preventDefault());
 
   // -- the summary --------------------------------------------------------
 
@@ -252,41 +255,71 @@
 
   // -- the stream ---------------------------------------------------------
 
-  function setState(text) {
+  function setState(text, key) {
     state.textContent = text;
-    state.dataset.state = text;
+    state.dataset.state = key || text;
   }
 
   // The server sends an execution's final event last and then ends the
   // stream; a final event in the middle (a run that failed, then a resume)
   // is followed by more. So the stream is over when it ends right after a
   // final event; any other end is a drop, and EventSource reconnects.
+  //
+  // EventSource gives up for good when the server refuses a connection
+  // (503 or 429: too many streams, with Retry-After; or a restart that
+  // answers with an error): then a new one is opened after a while, told
+  // where to resume in the URL (a new EventSource cannot send
+  // Last-Event-ID), waiting longer after each refusal.
+  let lastEventId = "";
+  let refusals = 0;
+  let reopenTimer = null;
+
+  function streamUrl() {
+    const url = new URL(root.dataset.eventsUrl, location.href);
+    if (lastEventId) url.searchParams.set("last_event_id", lastEventId);
+    return url.toString();
+  }
+
   function open() {
     view.ended = false;
     let lastWasFinal = false;
-    source = new EventSource(root.dataset.eventsUrl);
-    source.onopen = () => {
+    const current = new EventSource(streamUrl());
+    source = current;
+    current.onopen = () => {
       view.opened += 1;
+      refusals = 0;
       setState("live");
     };
-    source.onerror = () => {
+    current.onerror = () => {
       if (lastWasFinal) {
-        source.close();
+        current.close();
         view.ended = true;
         setState("ended");
         refreshUntilSettled(30);
         return;
       }
-      setState(source.readyState === EventSource.CLOSED ? "closed" : "reconnecting");
+      if (current.readyState !== EventSource.CLOSED) {
+        setState("reconnecting");
+        return;
+      }
+      refusals += 1;
+      const seconds = Math.min(30, 2 ** Math.min(refusals, 5));
+      setState(`refused: trying again in ${seconds} s`, "refused");
+      reopenTimer = setTimeout(() => {
+        reopenTimer = null;
+        if (source === current) open();
+      }, seconds * 1000);
     };
-    source.addEventListener("log", (event) => {
+    current.addEventListener("log", (event) => {
       lastWasFinal = false;
+      lastEventId = event.lastEventId || lastEventId;
       addRecord(JSON.parse(event.data));
       afterRecords();
     });
     for (const type of eventTypes) {
-      source.addEventListener(type, () => {
+      current.addEventListener(type, (event) => {
         lastWasFinal = finalTypes.includes(type);
+        lastEventId = event.lastEventId || lastEventId;
         refreshSummary();
       });
     }
@@ -295,6 +328,9 @@
   // After a retry, the execution runs again: read its log from the start.
   function restart() {
     if (source) source.close();
+    if (reopenTimer) clearTimeout(reopenTimer);
+    reopenTimer = null;
+    lastEventId = "";
     log.replaceChildren();
     view.seen.clear();
     view.latest = null;
