@@ -224,3 +224,27 @@ def test_the_page_breaks_no_rule_of_its_own_content_security_policy(serve, brows
     wait_for(lambda: "q=one" in browser.current_url, timeout=10, message="the filter in the address")
     assert browser.execute_script("return window.notReloaded") is True
     assert console_errors(browser) == []
+
+
+def test_a_record_that_lands_after_the_stream_ended_is_added_from_the_stored_log(serve, browser, rows):
+    """The stream sends what lands within API_SSE_LOG_DELAY; one replayed
+    later (a broker outage) is in the stored log only. While the verdict
+    says records are on their way, the page reads the stored log too."""
+    server = serve()
+    execution_id = rows.execution(workflow="synthetic-emit", status="running", attempts=1)
+    first = [rows.log(execution_id, f"on time {i}", attempt=1) for i in range(3)]
+    open_execution(browser, server, execution_id)
+    wait_for(lambda: sorted(page_log_ids(browser)) == sorted(first), timeout=30, message="the records")
+    rows.log_count(execution_id, 1, emitted=4)
+    with rows.engine.begin() as connection:
+        connection.exec_driver_sql(f"UPDATE executions SET status = 'succeeded', finished_at = now() "
+                                   f"WHERE id = '{execution_id}'")
+    rows.event(execution_id, "execution_succeeded", {"duration_ms": 1.0})
+    wait_for(lambda: log_view(browser)["ended"], timeout=30, message="the stream to end")
+    assert verdict_on_page(browser)["state"] == "in_flight"
+
+    late = rows.log(execution_id, "replayed late", attempt=1, ago=600)  # long before the stream's window
+    wait_for(lambda: late in page_log_ids(browser), timeout=30, message="the late record on the page")
+    assert page_log_ids(browser) == [late, *first], "in its place, by created_at"
+    wait_for(lambda: verdict_on_page(browser)["state"] == "complete", timeout=30, message="a complete log")
+    assert log_view(browser)["duplicates"] == 0

@@ -226,13 +226,37 @@
   // Once the execution ended, its last records may still be on their way:
   // the summary (and its verdict) is fetched again until it says it is
   // settled.
+  // Once the stream ended: the verdict until it settles, and the stored
+  // log whenever it holds more than the page (a record that landed later
+  // than the stream looked, or behind the position it resumed from).
   function refreshUntilSettled(tries) {
     refreshSummary().then(() => {
       const verdict = summary.querySelector("[data-settled]");
-      if (tries > 0 && (!verdict || verdict.dataset.settled !== "true")) {
-        setTimeout(() => refreshUntilSettled(tries - 1), 1000);
-      }
+      const stored = verdict ? Number(verdict.dataset.stored) : 0;
+      const more = stored > view.seen.size ? addStoredRecords() : Promise.resolve();
+      more.then(() => {
+        if (tries > 0 && (!verdict || verdict.dataset.settled !== "true" || stored > view.seen.size)) {
+          setTimeout(() => refreshUntilSettled(tries - 1), 1000);
+        }
+      });
     });
+  }
+
+  // Adds the stored records the page does not show yet, a page of the
+  // listing at a time.
+  function addStoredRecords(after) {
+    const url = new URL(root.dataset.logsUrl, location.href);
+    url.searchParams.set("limit", "1000");
+    if (after) url.searchParams.set("after", after);
+    return fetch(url, { credentials: "same-origin" })
+      .then((response) => (response.ok ? response.json() : null))
+      .then((page) => {
+        if (!page) return null;
+        const missing = page.items.filter((record) => !view.seen.has(record.id));
+        for (const record of missing) addRecord(record);
+        if (missing.length) afterRecords();
+        return page.next ? addStoredRecords(page.next) : null;
+      });
   }
 
   summary.addEventListener("click", (event) => {
