@@ -96,6 +96,7 @@ def run_mode(mode: str, records: int, broker: str) -> dict[str, Any]:
         "producer_cpu_us_per_record": cpu / records * 1e6,
         "flushed": flushed,
         "dropped": stats["dropped"],
+        "batch_records_p50": stats.get("batch_records_p50"),
     }
 
 

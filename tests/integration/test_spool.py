@@ -141,3 +141,47 @@ def test_flask_execlog_status_reports_counters_queue_and_spool(app_factory, tmp_
 
     text = app.test_cli_runner().invoke(args=["execlog", "status"]).output
     assert "queue_length" in text and "spool_segments   1" in text
+
+
+class _Opaque:
+    def __str__(self) -> str:
+        return "opaque"
+
+
+@pytest.mark.parametrize("details", [
+    {"tool_name": "catalog.search", "hits": 3, "ok": True, "none": None},
+    {"ratio": 0.25, "nested": {"a": [1, 2, {"b": "c"}]}},
+    {"nan": float("nan"), "inf": float("inf"), "minus": float("-inf")},
+    {"deep": json.loads("[" * 40 + "]" * 40)},
+    {"nul": "a\x00b", "a\x00key": 1},
+    {"surrogate": "a\ud800b"},
+    {1: "int key", None: "none key"},
+    {"when": _Opaque(), "big": 2**70},
+    {"huge": "x" * 70_000},
+    None,
+], ids=["plain", "nested", "nan", "deep", "nul", "surrogate", "keys", "objects", "oversize", "none"])
+def test_disk_mode_journals_the_line_encode_record_makes(app_factory, tmp_path, trace_id, details):
+    """JournaledBuffer.append encodes and journals the common case inline;
+    whatever the record, the journal holds what encode_record makes of it."""
+    from webapp.execlog.buffer import JournaledBuffer
+    from webapp.execlog.wire import encode_record
+
+    nobody_listens = f"redis://127.0.0.1:{free_port()}/0"
+    app = app_factory(CELERY=celery_config(nobody_listens, tmp_path), EXECLOG_PROBE_INTERVAL=30)
+    logger = app.extensions["execlog"]
+    assert isinstance(logger.backend, JournaledBuffer)
+    record = logger.info(trace_id, "agent", "caf\u00e9 message", details=details)
+    journaled = record.wire_bytes()  # read back from the segment
+    assert record.journal_entry is not None
+    assert journaled == encode_record(record, record.limits)
+
+
+def test_in_disk_mode_a_record_is_its_details_as_they_were_at_log(app_factory, tmp_path, trace_id):
+    nobody_listens = f"redis://127.0.0.1:{free_port()}/0"
+    logger = app_factory(CELERY=celery_config(nobody_listens, tmp_path),
+                         EXECLOG_PROBE_INTERVAL=30).extensions["execlog"]
+    details = {"step": 1, "nested": {"seen": ["a"]}}
+    record = logger.info(trace_id, "agent", "snapshot", details=details)
+    details["step"] = 2
+    details["nested"]["seen"].append("b")
+    assert record.details == {"step": 1, "nested": {"seen": ["a"]}}

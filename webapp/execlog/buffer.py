@@ -23,13 +23,23 @@ import threading
 import time
 from collections import deque
 from collections.abc import Sequence
-from typing import Any, Protocol
+from typing import TYPE_CHECKING, Any, Protocol
+
+import orjson
 
 from .. import metrics
 from .fields import CREATED_AT_US, ID
 from .forking import call_in_forked_children
+from .fields import DETAILS
 from .ids import MonotonicStamp
+from .normalise import PLAIN_SCALARS, json_default
 from .record import LogRecord
+from .wire import NUL_ESCAPE, ROW_OPTION, encode_record
+
+if TYPE_CHECKING:
+    from .spool import SpoolJournal
+
+_dumps = orjson.dumps
 
 #: How many recent batches the flusher's percentiles are taken over.
 STRETCH_WINDOW = 1024
@@ -75,10 +85,11 @@ class Shipper(Protocol):
 
 
 class Journal(Protocol):
-    """Per-record durable append (``EXECLOG_DURABILITY=disk``)."""
+    """What the flusher needs of a journal (:class:`JournaledBuffer` writes
+    into a :class:`~.spool.SpoolJournal` itself)."""
 
-    def write(self, record: LogRecord, in_memory: bool) -> bool:
-        """Append under the buffer's lock; never raises (counts failures)."""
+    #: The lock of its writes, which the buffer takes as its own.
+    lock: Any
 
     def settle(self, records: Sequence[LogRecord], published: bool) -> None:
         """The flusher shipped ``records``: their segments may go."""
@@ -113,7 +124,13 @@ class FlushMarker:
 
 
 class RecordBuffer:
-    """Thread-safe bounded buffer of log records with its flusher thread."""
+    """Thread-safe bounded buffer of log records with its flusher thread
+    (``EXECLOG_DURABILITY=memory``; :class:`JournaledBuffer` for ``disk``)."""
+
+    #: The journal every record is also written to (JournaledBuffer's).
+    _journal: Journal | None = None
+    #: Records are encoded by the flusher, not in append().
+    encodes_at_append = False
 
     def __init__(
         self,
@@ -123,7 +140,6 @@ class RecordBuffer:
         flush_interval: float = 2.0,
         max_batch_size: int = 1000,
         max_records: int = 100_000,
-        journal: Journal | None = None,
         tick_interval: float = 1.0,
     ) -> None:
         if batch_size < 1 or max_batch_size < batch_size:
@@ -138,7 +154,6 @@ class RecordBuffer:
         self.max_records = max_records
         self.tick_interval = tick_interval
         self._shipper = shipper
-        self._journal = journal
         self._reset()
         call_in_forked_children(self, RecordBuffer._after_fork_in_child)
 
@@ -150,7 +165,8 @@ class RecordBuffer:
             self._journal.on_rotate = self._wake.set
 
     def _reset_state(self) -> None:
-        self._lock = threading.Lock()
+        # Disk mode: one lock for the buffer and its journal (see append()).
+        self._lock = threading.Lock() if self._journal is None else self._journal.lock
         self._thread_lock = threading.Lock()
         self._wake = threading.Event()
         #: Records and flush markers, oldest first; only the flusher pops.
@@ -177,35 +193,27 @@ class RecordBuffer:
     # -- producer side ---------------------------------------------------
 
     def append(self, record: LogRecord) -> LogRecord:
-        """Stamp a record and buffer it (and journal it, in disk mode); never
-        waits on the network. A record neither memory nor the spool can take
-        is dropped and counted."""
-        journal = self._journal
+        """Stamp a record and buffer it; never waits on the network. Beyond
+        ``max_records`` it goes to the spool instead (or is dropped and
+        counted when the spool cannot take it)."""
         with self._lock:
             created_ns, record[ID] = self._stamp.next_id()
             record[CREATED_AT_US] = created_ns // 1000
             in_memory = self._buffered + self._in_flight_count < self.max_records
-            journaled = journal is not None and journal.write(record, in_memory)
-            # Disk mode keeps in memory only what it could journal, or what
-            # failed to be journaled for a reason other than a full spool.
-            if in_memory and (journal is None or journaled or not journal.full):
+            if in_memory:
                 self._queue.append(record)
                 self._buffered += 1
                 if self._buffered == 1:
                     self._oldest_at = time.monotonic()
                 due = self._buffered == self.batch_size
             else:
-                due = in_memory = False
+                due = False
         if due:
             self._wake.set()
         if self._thread is None:
             self._ensure_thread()
-        if not in_memory and not journaled:
-            if journal is None:
-                self._shipper.keep([record])
-            else:
-                why = "the spool is full" if journal.full else "the spool cannot be written"
-                self._shipper.drop([record], why)
+        if not in_memory:
+            self._shipper.keep([record])
         return record
 
     def __len__(self) -> int:
@@ -438,6 +446,92 @@ class RecordBuffer:
         if self._journal is not None:
             self._journal.after_fork()
         self._reset()
+
+
+class JournaledBuffer(RecordBuffer):
+    """The buffer of ``EXECLOG_DURABILITY=disk``: every record is also
+    copied, encoded, into the journal's memory-mapped segment before
+    ``append()`` returns, so a process killed with records in memory loses
+    none (the segment outlives it in the page cache; see :mod:`.spool`).
+
+    One lock covers the stamp, the journal and the buffer. ``append()`` does
+    the common case of :func:`~.wire.encode_record` and of
+    :meth:`~.spool.SpoolJournal.write_line` inline: two calls were a fifth of
+    what journaling adds to a ``log()`` call (``bench/log_call.py``), and the
+    target is within 1.5x of memory mode. Anything else takes those two
+    (``tests/integration/test_spool.py`` checks both ways give the same bytes).
+    """
+
+    #: Every record is encoded in append() (its journal line).
+    encodes_at_append = True
+
+    def __init__(self, shipper: Shipper, journal: SpoolJournal, **options: Any) -> None:
+        self._journal = journal
+        super().__init__(shipper, **options)
+
+    def append(self, record: LogRecord) -> LogRecord:
+        """Stamp, journal and buffer a record. One neither the journal nor
+        memory can take (the spool is at its cap, or cannot be written while
+        memory is full) is dropped and counted."""
+        journal: SpoolJournal = self._journal  # type: ignore[assignment]
+        with self._lock:
+            created_ns, record[ID] = self._stamp.next_id()
+            record[CREATED_AT_US] = created_ns // 1000
+            in_memory = self._buffered + self._in_flight_count < self.max_records
+            # encode_record(), its common case
+            details = record[DETAILS]
+            limits = record.limits
+            line = None
+            if details is not None:
+                for value in details.values():
+                    if value.__class__ not in PLAIN_SCALARS:
+                        line = encode_record(record, limits)
+                        break
+            if line is None:
+                try:
+                    line = _dumps(record, json_default, ROW_OPTION)
+                except TypeError:
+                    line = encode_record(record, limits)
+                else:
+                    if ((line.find(b"\\") >= 0 and line.find(NUL_ESCAPE) >= 0)
+                            or (details is not None and len(line) > limits.max_details_chars)):
+                        line = encode_record(record, limits)
+            # SpoolJournal.write_line(), its common case: the line fits
+            entry = journal.active
+            segment = None if entry is None else entry.segment
+            start = 0 if segment is None else segment.size
+            end = start + len(line)
+            if segment is not None and end <= segment.capacity:
+                segment.view[start:end] = line  # type: ignore[index]
+                segment.size = end
+                entry.written += 1  # type: ignore[union-attr]
+                journaled = True
+                if in_memory:
+                    record.journal_entry = entry
+                    record.journal_at = start
+                else:
+                    entry.settled += 1  # type: ignore[union-attr]
+                    entry.spilled = True  # type: ignore[union-attr]
+            else:
+                journaled = journal.write_line(record, line, in_memory)
+            # Memory keeps what was journaled, or what failed to be for a
+            # reason other than a full spool.
+            if in_memory and (journaled or not journal.full):
+                self._queue.append(record)
+                self._buffered += 1
+                if self._buffered == 1:
+                    self._oldest_at = time.monotonic()
+                due = self._buffered == self.batch_size
+            else:
+                due = in_memory = False
+        if due:
+            self._wake.set()
+        if self._thread is None:
+            self._ensure_thread()
+        if not in_memory and not journaled:
+            why = "the spool is full" if journal.full else "the spool cannot be written"
+            self._shipper.drop([record], why)
+        return record
 
 
 def _p99_us(values: deque[float]) -> float | None:

@@ -26,6 +26,8 @@ from .record import LogRecord
 class DirectWriter:
     """A logger back end that writes each record at once (see module doc)."""
 
+    encodes_at_append = True
+
     def __init__(self, engine: Engine, store_rows: Callable[[Engine, list[Any]], Any]) -> None:
         self._store_rows = store_rows
         self.engine = engine

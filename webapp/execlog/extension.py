@@ -69,7 +69,7 @@ from flask import current_app, has_app_context
 from werkzeug.local import LocalProxy
 
 from ..config import postgres_connect_args
-from .buffer import RecordBuffer
+from .buffer import JournaledBuffer, RecordBuffer
 from .delivery import Delivery
 from .direct import DirectWriter
 from .logger import Backend, ExecutionLogger
@@ -202,18 +202,13 @@ def build_backend(app: Flask, settings: ExecLogSettings) -> Backend:
         retry_interval=settings.probe_interval,
         scan_interval=settings.flush_interval,
     )
-    journal = None
+    options = {"batch_size": settings.batch_size, "flush_interval": settings.flush_interval,
+               "max_batch_size": settings.max_batch_size, "max_records": settings.max_buffer}
     if settings.durability == "disk" and spool_writable(spool):
         fsync_interval = settings.fsync_interval if settings.fsync == "interval" else 0.0
         journal = SpoolJournal(spool, delivery.counters.error, fsync_interval=fsync_interval)
-    return RecordBuffer(
-        delivery,
-        batch_size=settings.batch_size,
-        flush_interval=settings.flush_interval,
-        max_batch_size=settings.max_batch_size,
-        max_records=settings.max_buffer,
-        journal=journal,
-    )
+        return JournaledBuffer(delivery, journal, **options)
+    return RecordBuffer(delivery, **options)
 
 
 def spool_writable(spool: Spool) -> bool:

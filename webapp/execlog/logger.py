@@ -36,6 +36,11 @@ class Backend(Protocol):
 
     def append(self, record: LogRecord) -> LogRecord: ...
 
+    #: True when ``append`` encodes the record before it returns (that
+    #: encoding is then the record's snapshot: ``log()`` need not copy
+    #: ``details``).
+    encodes_at_append: bool
+
     def start(self) -> None: ...
 
     def flush(self, timeout: float | None = None) -> bool: ...
@@ -92,6 +97,10 @@ class ExecutionLogger:
         #: The settings it was built from (``ExecLogSettings``), if any.
         self.settings = settings
         self.limits = limits
+        #: Copy ``details`` (one level) at ``log()``, as the standard library's
+        #: logging keeps its args: unless the backend encodes the record at
+        #: once, the caller could change it before it is shipped.
+        self._copy_details = not backend.encodes_at_append
 
     # -- the core --------------------------------------------------------
 
@@ -157,8 +166,8 @@ class ExecutionLogger:
             else check_identifier(agent_name, "agent_name"),
             None if roadmap_id is None else check_identifier(roadmap_id, "roadmap_id"),
             None if concept_id is None else check_identifier(concept_id, "concept_id"),
-            None if details is None else details.copy() if details.__class__ is dict
-            else copy_details(details),
+            None if details is None else (details.copy() if self._copy_details else details)
+            if details.__class__ is dict else copy_details(details),
             None if duration_ms is None else normalise_duration(duration_ms),
             None if attempt is None else normalise_attempt(attempt),
         ))

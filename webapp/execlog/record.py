@@ -4,11 +4,15 @@ A record is a list of its fields in :data:`~.fields.FIELDS` order: the flusher
 encodes the list itself (:mod:`.wire`) and the worker receives the same list.
 ``log()`` fills every field but the first two with checked, cleaned values
 (:mod:`.normalise`); the buffer stamps ``id`` and ``created_at_us`` under its
-lock when it takes the record, so that ids follow buffer order. ``details``
-holds a copy (one level deep) of what the caller passed: like the standard
-library's ``logging``, nested objects are read when the record is shipped,
-and turned into JSON then, with repairs only where a cheap check says they
-are needed.
+lock when it takes the record, so that ids follow buffer order.
+
+With ``EXECLOG_DURABILITY=disk`` (the default) the buffer also encodes the
+record there, and that encoding is its snapshot: later changes to the
+caller's ``details``, at any depth, do not reach it. With ``memory``,
+``details`` holds a copy (one level deep) of what the caller passed: like
+the standard library's ``logging``, nested objects are read when the record
+is shipped, and turned into JSON then. Either way, with repairs only where a
+cheap check says they are needed.
 """
 
 from __future__ import annotations

@@ -62,7 +62,7 @@ class SpoolSegment:
     the process; the unused tail is zeros, cut when the segment is finished.
     """
 
-    __slots__ = ("path", "capacity", "size", "pid", "_fd", "_map", "__weakref__")
+    __slots__ = ("path", "capacity", "size", "pid", "_fd", "view", "__weakref__")
 
     def __init__(self, directory: Path, capacity: int) -> None:
         name = f"{time.time_ns():020d}-{os.getpid()}-{secrets.token_hex(4)}"
@@ -75,7 +75,8 @@ class SpoolSegment:
         try:
             fcntl.flock(self._fd, fcntl.LOCK_EX)
             os.posix_fallocate(self._fd, 0, capacity)
-            self._map: mmap.mmap | None = mmap.mmap(self._fd, capacity)
+            #: The mapping (None once closed); the journal's writers copy into it.
+            self.view: mmap.mmap | None = mmap.mmap(self._fd, capacity)
             os.rename(tmp_path, self.path)
         except BaseException:
             os.close(self._fd)
@@ -89,13 +90,13 @@ class SpoolSegment:
         end = start + len(data)
         if end > self.capacity:
             return None
-        self._map[start:end] = data  # type: ignore[index]
+        self.view[start:end] = data  # type: ignore[index]
         self.size = end
         return start
 
     def line_at(self, start: int) -> bytes | None:
         """The line written at ``start`` (None once the segment is closed)."""
-        view = self._map
+        view = self.view
         if view is None:
             return None
         try:
@@ -111,7 +112,7 @@ class SpoolSegment:
         In 64 KiB steps: the call holds the GIL, and a step takes about 0.1 ms
         (so a log() waits that long at most behind it). Where the kernel has
         no such advice, it does nothing."""
-        view = self._map
+        view = self.view
         if view is None:
             return
         try:
@@ -123,8 +124,8 @@ class SpoolSegment:
     def sync(self) -> None:
         """Write what was copied in to the disk (``msync``): it then survives
         a power loss of the host, not only the death of the process."""
-        if self._map is not None and self.size:
-            self._map.flush(0, -(-self.size // mmap.PAGESIZE) * mmap.PAGESIZE)
+        if self.view is not None and self.size:
+            self.view.flush(0, -(-self.size // mmap.PAGESIZE) * mmap.PAGESIZE)
 
     def finish(self, keep: bool) -> None:
         """Close the segment: left for replay when ``keep`` (cut to its used
@@ -146,9 +147,9 @@ class SpoolSegment:
 
     def _close(self) -> None:
         self.capacity = 0  # nothing fits any more
-        if self._map is not None:
-            self._map.close()
-            self._map = None
+        if self.view is not None:
+            self.view.close()
+            self.view = None
         if self._fd >= 0:
             os.close(self._fd)  # the last descriptor of ours: the lock goes
             self._fd = -1
@@ -422,9 +423,14 @@ class SpoolJournal:
         self._reset()
 
     def _reset(self) -> None:
-        self._lock = threading.Lock()
+        #: Held by every write: the buffer of ``EXECLOG_DURABILITY=disk``
+        #: takes it as its own lock and writes under it (the common case
+        #: itself, :meth:`write_line` otherwise), so that a record is
+        #: stamped, buffered and journaled under one lock.
+        self.lock = self._lock = threading.Lock()
         self._entries: deque[JournalEntry] = deque()  # oldest first, the active one last
-        self._active: JournalEntry | None = None
+        #: The segment being written (None: the next write makes one).
+        self.active: JournalEntry | None = None
         self._spare: SpoolSegment | None = None
         self._next_sync = 0.0
         self.failed = 0
@@ -439,50 +445,65 @@ class SpoolJournal:
         return self._spool.full
 
     def write(self, record: LogRecord, in_memory: bool) -> bool:
+        """Append one record (taking the lock); False when it could not be
+        written (counted, reported, never raised)."""
         line = encode_record(record, record.limits)
         with self._lock:
-            entry = self._active
-            # The copy of SpoolSegment.append, inline: log() pays for this.
-            segment = None if entry is None else entry.segment
-            start = 0 if segment is None else segment.size
-            end = start + len(line)
-            if segment is None or end > segment.capacity:
-                try:
-                    entry = self._rotate(len(line))
-                except OSError as exc:
-                    self.failed += 1
-                    if self._on_error is not None:
-                        self._on_error(exc)
-                    return False
-                segment = entry.segment
-                start, end = 0, len(line)
-            segment._map[start:end] = line  # type: ignore[index]
-            segment.size = end
-            entry.written += 1  # type: ignore[union-attr]
-            if in_memory:
-                record.journal_entry = entry
-                record.journal_at = start
-            else:
-                entry.settled += 1  # type: ignore[union-attr]
-                entry.spilled = True  # type: ignore[union-attr]
-            return True
+            return self.write_line(record, line, in_memory)
+
+    def write_line(self, record: LogRecord, line: bytes, in_memory: bool) -> bool:
+        """Append ``record``'s encoded ``line``, with :attr:`lock` held by the
+        caller, rotating to the next segment when it does not fit.
+
+        ``JournaledBuffer.append`` does the common case (the line fits the
+        active segment) itself, inline; keep the two in step. A record kept
+        in memory remembers where its line is, and the flusher reads it back
+        from there: keeping the line in each buffered record instead made a
+        disk-mode log() call twice as slow (bench/log_call.py: the flusher
+        frees those lines on the other core, and the callers' next
+        allocations miss the cache)."""
+        entry = self.active
+        segment = None if entry is None else entry.segment
+        start = 0 if segment is None else segment.size
+        end = start + len(line)
+        if segment is None or end > segment.capacity:
+            try:
+                entry = self._rotate(len(line))
+            except OSError as exc:
+                self.failed += 1
+                record.encoded = line  # what it was at log(), if memory keeps it
+                if self._on_error is not None:
+                    self._on_error(exc)
+                return False
+            segment = entry.segment
+            start, end = 0, len(line)
+        segment.view[start:end] = line  # type: ignore[index]
+        segment.size = end
+        entry.written += 1
+        if in_memory:
+            record.journal_entry = entry
+            record.journal_at = start
+        else:
+            entry.settled += 1
+            entry.spilled = True
+        return True
 
     def _rotate(self, at_least: int) -> JournalEntry:
         """Seal the active segment and start the next (under the lock)."""
-        if self._active is not None:
-            self._active.sealed = True
+        if self.active is not None:
+            self.active.sealed = True
         segment, self._spare = self._spare, None
         if segment is None or segment.capacity < at_least:
             if segment is not None:
                 segment.finish(keep=False)
             segment = self._spool.new_segment(max(self._spool.segment_bytes, at_least))
-        self._active = JournalEntry(segment)
-        self._entries.append(self._active)
+        self.active = JournalEntry(segment)
+        self._entries.append(self.active)
         if self._keep_spare:
             self.wants_tick = True
             if self.on_rotate is not None:
                 self.on_rotate()
-        return self._active
+        return self.active
 
     def settle(self, records: Any, published: bool) -> None:
         """The flusher shipped ``records`` (published or not). Counted per
@@ -518,13 +539,13 @@ class SpoolJournal:
         self.wants_tick = False
         now = time.monotonic()
         with self._lock:
-            active = self._active
+            active = self.active
             if active is not None and active.written != active.written_at_tick:
                 active.written_at_tick, active.changed_at = active.written, now
             elif active is not None and active.written and active.settled >= active.written \
                     and now - active.changed_at >= QUIET_SECONDS:
                 active.sealed = True
-                self._active = None
+                self.active = None
             done = self._pop_done()
             need_spare = self._keep_spare and self._spare is None
         for entry in done:
@@ -566,7 +587,7 @@ class SpoolJournal:
     def close(self) -> None:
         """Finish every segment: what is not settled and published is kept."""
         with self._lock:
-            entries, self._entries, self._active = list(self._entries), deque(), None
+            entries, self._entries, self.active = list(self._entries), deque(), None
             spare, self._spare = self._spare, None
         for entry in entries:
             if self.fsync_interval:

@@ -43,11 +43,12 @@ WIRE_VERSION = 2
 #: Rows of version 1 had no ``attempt`` and carried ``details`` as JSON text.
 V1_FIELDS = len(FIELDS) - 1
 
-_NUL_ESCAPE = b"\\u0000"
+NUL_ESCAPE = b"\\u0000"
 _dumps = orjson.dumps
 #: Every encoded row ends with a newline: a spool line as it is, and JSON
-#: whitespace between the rows of a message body.
-_NEWLINE = orjson.OPT_APPEND_NEWLINE
+#: whitespace between the rows of a message body. A row is
+#: ``orjson.dumps(record, json_default, ROW_OPTION)``.
+ROW_OPTION = _NEWLINE = orjson.OPT_APPEND_NEWLINE
 
 
 # -- the producer --------------------------------------------------------------
@@ -69,7 +70,7 @@ def encode_record(record: list[Any], limits: Limits) -> bytes:
     # An escaped NUL needs a backslash: one memchr rules it out in the common
     # case. (bytes.find, not "in", which first tries the needle as an
     # integer, raising and clearing a TypeError.)
-    if ((data.find(b"\\") < 0 or data.find(_NUL_ESCAPE) < 0)
+    if ((data.find(b"\\") < 0 or data.find(NUL_ESCAPE) < 0)
             and (details is None or len(data) <= limits.max_details_chars)):
         return data
     return _encode_repaired(record, limits)
