@@ -364,17 +364,19 @@ class RecordBuffer:
         oldest_at = self._oldest_at
         return None if oldest_at is None else time.monotonic() - oldest_at
 
-    def _take(self) -> deque[LogRecord | FlushMarker]:
+    def _take(self) -> tuple[deque[LogRecord | FlushMarker], bool]:
         """Everything buffered, in one swap under the lock (the appenders
-        never wait behind the flusher for more than that)."""
+        never wait behind the flusher for more than that), and whether
+        flush markers are among it."""
         with self._lock:
             taken, self._queue = self._queue, deque()
+            markers = self._flush_wanted > 0
             self._in_flight_count += self._buffered
             self._buffered = 0
             self._flush_wanted = 0
             self._oldest_at = None
             self._in_flight = taken
-        return taken
+        return taken, markers
 
     def _ship_once(self, everything: bool = False) -> bool | None:
         """Ship what is due (or ``everything``): all that waits, in messages
@@ -383,11 +385,11 @@ class RecordBuffer:
         record was published."""
         all_published: bool | None = None
         while True:
-            taken = self._take()
+            taken, with_markers = self._take()
             if not taken:
                 return all_published
             while taken:
-                records, markers = self._next_chunk(taken)
+                records, markers = self._next_chunk(taken, with_markers)
                 published = self._ship_chunk(records) if records else True
                 all_published = published and all_published is not False
                 for marker in markers:
@@ -396,13 +398,21 @@ class RecordBuffer:
             if not everything and not self._due():
                 return all_published
 
-    def _next_chunk(self, taken: deque[LogRecord | FlushMarker]) -> tuple[list[LogRecord], list[FlushMarker]]:
+    def _next_chunk(self, taken: deque[LogRecord | FlushMarker],
+                    with_markers: bool = True) -> tuple[list[LogRecord], list[FlushMarker]]:
         """The next message's records, up to ``max_batch_size`` and no further
         than the next flush marker (settled once they are shipped)."""
         records: list[LogRecord] = []
         markers: list[FlushMarker] = []
         pop = taken.popleft
         limit = self.max_batch_size
+        if not with_markers:  # records only: taken whole, or the first ``limit``
+            if len(taken) <= limit:
+                records = list(taken)  # type: ignore[arg-type]
+                taken.clear()
+            else:
+                records = [pop() for _ in range(limit)]  # type: ignore[misc]
+            return records, markers
         while taken and len(records) < limit:
             item = pop()
             if item.__class__ is FlushMarker:
