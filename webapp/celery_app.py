@@ -74,6 +74,12 @@ def _connect_worker_signals(app: Flask) -> None:
 
         close_all()
 
+    def check_queues(sender: Any = None, **_: Any) -> None:
+        from .execlog.rabbitmq import check_worker_queues
+
+        check_worker_queues(sender.app)
+
+    signals.worker_init.connect(check_queues, weak=False)
     signals.worker_init.connect(freeze_loaded_objects, weak=False)
     signals.worker_init.connect(serve_worker_metrics, weak=False)
     signals.worker_process_shutdown.connect(forget_child_gauges, weak=False)

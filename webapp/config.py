@@ -21,6 +21,7 @@ from pathlib import Path
 from typing import Any
 
 from celery.schedules import crontab
+from kombu import Exchange, Queue
 
 #: Queues: log batches on ``logs`` (so ``redis-cli LLEN logs`` is the
 #: backlog), workflow runs on ``workflows``.
@@ -129,6 +130,47 @@ def engine_options(url: str, environ: Mapping[str, str]) -> dict[str, Any]:
     }
 
 
+#: Broker URLs of RabbitMQ (kombu's py-amqp transport).
+AMQP_SCHEMES = ("amqp://", "amqps://", "pyamqp://")
+QUEUE_TYPES = ("quorum", "classic")
+#: Where a queue's dead letters go: ``<queue>.rejected``.
+REJECTED_SUFFIX = ".rejected"
+
+
+def rabbitmq_queues(queue_type: str, delivery_limit: int,
+                    rejected_keep: int) -> tuple[tuple[Queue, ...], tuple[Queue, ...]]:
+    """The queues on RabbitMQ, and the queues of what they reject.
+
+    ``logs`` and ``workflows`` are durable; as quorum queues (the default)
+    they are replicated across the cluster, and a message delivered
+    ``delivery_limit`` times without being acknowledged (one that kills its
+    workers) is dead-lettered instead of looping. Dead letters, and messages
+    a worker rejects (not task messages), go to ``<queue>.rejected``, which
+    keeps the newest ``rejected_keep``.
+    """
+    if queue_type not in QUEUE_TYPES:
+        raise ValueError(f"CELERY_QUEUE_TYPE must be one of {', '.join(QUEUE_TYPES)}, got {queue_type!r}")
+    if delivery_limit < 1:
+        raise ValueError(f"CELERY_DELIVERY_LIMIT must be at least 1, got {delivery_limit}")
+    replicated = {"x-queue-type": "quorum"} if queue_type == "quorum" else {}
+    queues, rejected = [], []
+    for name in (LOGS_QUEUE, WORKFLOWS_QUEUE):
+        dead = name + REJECTED_SUFFIX
+        arguments: dict[str, Any] = {**replicated, "x-dead-letter-exchange": "",
+                                     "x-dead-letter-routing-key": dead}
+        if queue_type == "quorum":
+            arguments.update({"x-delivery-limit": delivery_limit,
+                              # a dead letter is kept until its queue took it
+                              "x-dead-letter-strategy": "at-least-once", "x-overflow": "reject-publish"})
+        # Topic exchanges: Celery delays a retry (countdown) through
+        # RabbitMQ itself, without holding it in a worker, only with those.
+        queues.append(Queue(name, Exchange(name, type="topic"), routing_key=name, durable=True,
+                            queue_arguments=arguments))
+        rejected.append(Queue(dead, Exchange(""), routing_key=dead, durable=True,
+                              queue_arguments={**replicated, "x-max-length": rejected_keep}))
+    return tuple(queues), tuple(rejected)
+
+
 def celery_config(
     broker: str,
     var_dir: Path,
@@ -137,6 +179,8 @@ def celery_config(
     worker_prefetch_multiplier: int = 4,
     rejected_keep: int = 1000,
     rejected_max_chars: int = 16384,
+    queue_type: str = "quorum",
+    delivery_limit: int = 10,
 ) -> dict[str, Any]:
     """Celery settings, the one ``app.config["CELERY"]`` dict (Flask's
     documented pattern)."""
@@ -213,6 +257,13 @@ def celery_config(
             "rejected_keep": rejected_keep,
             "rejected_max_chars": rejected_max_chars,
         }
+    elif broker.startswith(AMQP_SCHEMES):
+        # A publish counts once RabbitMQ confirmed it (a log batch it did not
+        # confirm goes to the spool); the queues are declared as
+        # rabbitmq_queues() says, checked at start (webapp.execlog.rabbitmq).
+        config["broker_transport_options"] = {"confirm_publish": True}
+        config["task_queues"], config["rejected_queues"] = rabbitmq_queues(
+            queue_type, delivery_limit, rejected_keep)
     return config
 
 
@@ -270,6 +321,8 @@ def config_from_env(environ: Mapping[str, str] | None = None) -> dict[str, Any]:
             worker_prefetch_multiplier=_int(environ, "CELERY_PREFETCH_MULTIPLIER", 4),
             rejected_keep=_int(environ, "CELERY_REJECTED_KEEP", 1000),
             rejected_max_chars=_int(environ, "CELERY_REJECTED_MAX_CHARS", 16384),
+            queue_type=(environ.get("CELERY_QUEUE_TYPE") or "quorum").strip().lower(),
+            delivery_limit=_int(environ, "CELERY_DELIVERY_LIMIT", 10),
         ),
         "EXECLOG_SPOOL_DIR": str(var_dir / "spool"),
         "WORKFLOWS": _json_object(environ, "WORKFLOWS"),

@@ -15,6 +15,7 @@ import logging
 from typing import Any
 
 from celery.worker.consumer import Consumer as CeleryConsumer
+from kombu.transport.pyamqp import Channel as AmqpChannel
 
 from .broker import Channel
 
@@ -22,7 +23,9 @@ log = logging.getLogger(__name__)
 
 
 def set_aside_message(message: Any, reason: str) -> None:
-    """Keep a message Celery refuses in ``<queue>.rejected`` (Redis only)."""
+    """Keep a message Celery refuses in ``<queue>.rejected`` on Redis. On
+    RabbitMQ the broker does it: a message rejected without requeue is
+    dead-lettered there (webapp.config.rabbitmq_queues)."""
     channel = getattr(message, "channel", None)
     queue = (message.delivery_info or {}).get("routing_key") or "unknown"
     if isinstance(channel, Channel):
@@ -33,10 +36,22 @@ def set_aside_message(message: Any, reason: str) -> None:
         log.error("rejected a message of queue %s: %s", queue, reason)
 
 
+def dead_lettered_by_broker(message: Any) -> bool:
+    """Whether rejecting ``message`` hands it to ``<queue>.rejected`` (RabbitMQ)."""
+    return isinstance(getattr(message, "channel", None), AmqpChannel)
+
+
 class Consumer(CeleryConsumer):
     """Celery's consumer; messages it refuses are kept before they go."""
 
     def on_decode_error(self, message: Any, exc: Exception) -> None:
+        if dead_lettered_by_broker(message):
+            # Celery acknowledges such a message (gone); rejected, RabbitMQ
+            # dead-letters it into <queue>.rejected.
+            queue = (message.delivery_info or {}).get("routing_key") or "unknown"
+            log.error("rejected a message of queue %s: body cannot be decoded: %s", queue, exc)
+            message.reject(requeue=False)
+            return
         set_aside_message(message, f"body cannot be decoded: {exc}")
         super().on_decode_error(message, exc)
 

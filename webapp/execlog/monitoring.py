@@ -27,17 +27,21 @@ def queue_length(celery: Celery, queue: str) -> int:
             raise
 
 
-def rejected_count(celery: Celery, queue: str) -> tuple[int, int] | None:
-    """Items set aside from ``queue`` as not being messages (Redis only): how
-    many ``<queue>.rejected`` keeps, and how many there have been."""
+def rejected_count(celery: Celery, queue: str) -> tuple[int, int | None] | None:
+    """Items set aside from ``queue`` as not being messages: how many
+    ``<queue>.rejected`` keeps, and how many there have been (Redis counts
+    them; on RabbitMQ, where it holds dead letters too, None). None for
+    another broker."""
     from .broker import Channel, rejected_counter, rejected_list
 
     with celery.connection_for_read() as connection:
         channel = connection.default_channel
-        if not isinstance(channel, Channel):
-            return None
-        kept = int(channel.client.llen(rejected_list(queue)))
-        return kept, int(channel.client.get(rejected_counter(queue)) or 0)
+        if isinstance(channel, Channel):
+            kept = int(channel.client.llen(rejected_list(queue)))
+            return kept, int(channel.client.get(rejected_counter(queue)) or 0)
+        if connection.transport.driver_type == "amqp":
+            return queue_length(celery, rejected_list(queue)), None
+        return None
 
 
 NOT_PERSISTENT = ("the Redis broker keeps nothing on disk (appendonly no, no save points): queued "

@@ -14,6 +14,7 @@ import orjson
 from kombu.entity import DELIVERY_MODES
 from kombu.utils.uuid import uuid
 
+from .rabbitmq import declare_queues, rejected_queues
 from .wire import WIRE_VERSION
 
 if TYPE_CHECKING:
@@ -21,6 +22,9 @@ if TYPE_CHECKING:
     from sqlalchemy.engine import Engine
 
 INSERT_BATCH_TASK = "execlog.insert_batch"
+#: Seconds a publish to RabbitMQ waits for the broker's confirm; without
+#: one the batch goes to the spool.
+CONFIRM_TIMEOUT = 10.0
 
 
 class Sink(Protocol):
@@ -54,18 +58,26 @@ class BatchPublisher:
     protocol 2 on the queue: any worker of the project consumes it, Flower
     shows it. It goes through the default exchange with the queue's name as
     routing key, which for Redis is one ``LPUSH`` (a named exchange costs a
-    lookup of its bindings first). With ``confirm_publish`` in the broker's
-    transport options (RabbitMQ), ``publish`` returns only once the broker
-    confirmed the message.
+    lookup of its bindings first). On RabbitMQ (``confirm_publish`` in the
+    broker's transport options) ``publish`` returns only once the broker
+    confirmed the message, and raises when it nacks it, cannot route it, or
+    gives no answer within :data:`CONFIRM_TIMEOUT`; its queue and the queue
+    of its dead letters are declared as :mod:`.rabbitmq` says.
     """
 
     def __init__(self, celery: Celery, queue: str) -> None:
         self.queue = queue
         self.connection = celery.connection_for_write()
+        #: RabbitMQ: every publish waits for the broker's confirm (the
+        #: connection's confirm_publish), and one it cannot route fails.
+        self.confirmed = self.connection.transport.driver_type == "amqp"
         try:
             self.connection.ensure_connection(max_retries=1)
             self.channel = self.connection.default_channel
-            celery.amqp.queues[queue].bind(self.channel).declare()
+            queues = [celery.amqp.queues[queue]]
+            if self.confirmed:
+                queues += rejected_queues(celery, [queue])  # where its dead letters go
+            declare_queues(self.channel, queues)
         except BaseException:
             self.connection.release()
             raise
@@ -91,7 +103,11 @@ class BatchPublisher:
         channel = self.channel
         message = channel.prepare_message(self.body_head + b",".join(rows) + self.body_tail, 0,
                                           "application/json", "utf-8", headers, properties)
-        channel.basic_publish(message, exchange="", routing_key=self.queue)
+        if self.confirmed:
+            channel.basic_publish(message, exchange="", routing_key=self.queue, mandatory=True,
+                                  confirm_timeout=CONFIRM_TIMEOUT)
+        else:
+            channel.basic_publish(message, exchange="", routing_key=self.queue)
 
     def close(self) -> None:
         self.connection.release()

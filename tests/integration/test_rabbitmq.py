@@ -1,0 +1,142 @@
+"""RabbitMQ as the broker (a virtual host of the session's own on the
+machine's RabbitMQ): records exactly once through quorum queues, publisher
+confirms, garbage set aside in ``logs.rejected``, and a queue left classic
+by an earlier version refused at start with the fix."""
+
+from __future__ import annotations
+
+import json
+import os
+from collections.abc import Iterator
+from pathlib import Path
+
+import kombu
+import pytest
+
+from webapp.config import celery_config
+
+from ..conftest import service_env
+from ..support.processes import ManagedProcess, celery_worker as worker_process, start_celery_worker
+from ..support.rabbitmq import VirtualHost
+from ..support.waiting import wait_for
+
+
+@pytest.fixture(scope="module")
+def vhost() -> Iterator[VirtualHost]:
+    host = VirtualHost().create()
+    yield host
+    host.delete()
+
+
+@pytest.fixture(scope="module")
+def rabbit_worker(database_url: str, vhost: VirtualHost,
+                  tmp_path_factory: pytest.TempPathFactory) -> Iterator[ManagedProcess]:
+    var_dir = tmp_path_factory.mktemp("rabbit-worker")
+    worker = start_celery_worker(service_env(database_url, vhost.url, var_dir), var_dir / "worker.log",
+                                 name=f"rabbit-{os.getpid()}")
+    yield worker
+    worker.stop()
+
+
+@pytest.fixture
+def rabbit_app(app_factory, vhost, tmp_path):
+    return app_factory(CELERY=celery_config(vhost.url, tmp_path))
+
+
+def test_records_travel_through_quorum_queues_exactly_once(
+    rabbit_app, rabbit_worker, vhost, log_table, trace_id
+):
+    logger = rabbit_app.extensions["execlog"]
+    sent = [logger.info(trace_id, "agent", f"record {i}", details={"i": i}).id for i in range(2000)]
+    assert logger.flush(timeout=60) is True
+    rows = log_table.wait_for_count(trace_id, len(sent))
+    assert sorted(str(row["id"]) for row in rows) == sorted(sent), "every record, once"
+    stats = logger.stats()
+    assert stats["published"] == 2000 and stats["spooled"] == 0
+
+    queues = vhost.queues()
+    for name in ("logs", "workflows"):
+        assert queues[name]["type"] == "quorum"
+        arguments = {key: value for key, _kind, value in queues[name]["arguments"]}
+        assert arguments["x-delivery-limit"] == 10
+        assert arguments["x-dead-letter-routing-key"] == f"{name}.rejected"
+        assert queues[f"{name}.rejected"]["type"] == "quorum"
+
+
+def test_a_batch_counts_as_published_only_once_rabbitmq_confirmed_it(app_factory, tmp_path, trace_id):
+    """No worker on this virtual host. A queue deleted under the producer
+    cannot take a batch: the publish is refused (mandatory, confirmed), the
+    batch goes to the spool and is published once the queue is back."""
+    host = VirtualHost().create()
+    try:
+        logger = app_factory(CELERY=celery_config(host.url, tmp_path),
+                             EXECLOG_PROBE_INTERVAL=0.2).extensions["execlog"]
+        logger.info(trace_id, "agent", "first")
+        assert logger.flush(timeout=30) is True
+        with kombu.Connection(host.url) as connection:
+            connection.default_channel.queue_delete("logs")
+
+        logger.info(trace_id, "agent", "second")
+        assert logger.flush(timeout=30) is False, "not confirmed: not published"
+        stats = logger.stats()
+        assert (stats["published"], stats["spooled"]) == (1, 1)
+        assert "NO_ROUTE" in stats["last_error"]
+
+        # The journal segment held both records: both are replayed (the
+        # first a second time: ids make that harmless).
+        wait_for(lambda: logger.stats()["replayed"] == 2, timeout=30,
+                 message="the spooled batch published to the queue declared again")
+        assert host.ready("logs") == 1, "the replayed batch, in the queue made again"
+    finally:
+        host.delete()
+
+
+def test_what_is_not_a_task_goes_to_logs_rejected_and_the_worker_goes_on(rabbit_app, rabbit_worker, vhost,
+                                                                         log_table, trace_id):
+    queue = kombu.Queue("logs", kombu.Exchange("logs", type="topic"), routing_key="logs")
+    with kombu.Connection(vhost.url) as connection:
+        producer = connection.Producer()
+        producer.publish(b"{not json", routing_key="logs", exchange="", content_type="application/json",
+                         content_encoding="utf-8", declare=[])
+        producer.publish({"hello": "not a task"}, routing_key="logs", exchange="", declare=[])
+        producer.publish([[2, []], {}, {}], routing_key="logs", exchange="",
+                         headers={"task": "no.such.task", "id": "0190c1f4-0000-7000-8000-000000000001"},
+                         declare=[])
+    del queue
+
+    wait_for(lambda: vhost.ready("logs.rejected") == 3, timeout=60,
+             message="three items in logs.rejected")
+    assert rabbit_worker.alive()
+    logger = rabbit_app.extensions["execlog"]
+    logger.info(trace_id, "agent", "after the garbage")
+    assert logger.flush(timeout=30) is True
+    log_table.wait_for_count(trace_id, 1)
+
+    status = rabbit_app.test_cli_runner().invoke(args=["execlog", "status", "--json"])
+    figures = json.loads(status.output)
+    assert figures["queue_rejected"] == 3
+
+
+def test_a_queue_left_classic_stops_the_worker_with_the_fix(
+    database_url, app_factory, tmp_path: Path, trace_id
+):
+    host = VirtualHost().create()
+    try:
+        with kombu.Connection(host.url) as connection:  # what an earlier version left
+            kombu.Queue("logs", kombu.Exchange("logs"), routing_key="logs",
+                        durable=True)(connection.default_channel).declare()
+        worker = worker_process(service_env(database_url, host.url, tmp_path / "w"), tmp_path / "worker.log",
+                                name=f"classic-{os.getpid()}").start()
+        assert worker.process.wait(timeout=60) == 78
+        output = worker.output()
+        assert "RabbitMQ refuses queue 'logs' as this app declares it (a quorum queue)" in output
+        assert "rabbitmqctl delete_queue logs" in output and "CELERY_QUEUE_TYPE=classic" in output
+
+        logger = app_factory(CELERY=celery_config(host.url, tmp_path / "p"),
+                             EXECLOG_PROBE_INTERVAL=30).extensions["execlog"]
+        logger.info(trace_id, "agent", "kept for later")
+        assert logger.flush(timeout=30) is False
+        assert logger.stats()["spooled"] == 1
+        assert "RabbitMQ refuses queue 'logs'" in logger.stats()["last_error"]
+    finally:
+        host.delete()
