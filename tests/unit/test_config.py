@@ -51,6 +51,26 @@ def test_the_rejected_items_cap_reaches_the_redis_channel():
             config_from_env({"CELERY_BROKER_URL": "redis://r/0", name: "0"})
 
 
+def test_rabbitmq_gets_confirmed_publishes_and_quorum_queues_that_dead_letter():
+    config = config_from_env({"CELERY_BROKER_URL": "amqp://u:p@rmq1:5672/webapp"})["CELERY"]
+    assert config["broker_transport_options"] == {"confirm_publish": True}
+    logs, workflows = config["task_queues"]
+    assert (logs.name, logs.exchange.type, logs.durable) == ("logs", "topic", True)
+    assert logs.queue_arguments["x-queue-type"] == "quorum"
+    assert logs.queue_arguments["x-delivery-limit"] == 10
+    assert logs.queue_arguments["x-dead-letter-routing-key"] == "logs.rejected"
+    assert [q.name for q in config["rejected_queues"]] == ["logs.rejected", "workflows.rejected"]
+    assert config["rejected_queues"][0].queue_arguments["x-max-length"] == 1000
+
+    classic = config_from_env({"CELERY_BROKER_URL": "amqp://h//", "CELERY_QUEUE_TYPE": "Classic",
+                               "CELERY_DELIVERY_LIMIT": "3"})["CELERY"]
+    assert "x-queue-type" not in classic["task_queues"][0].queue_arguments
+    with pytest.raises(ValueError, match="CELERY_QUEUE_TYPE must be one of quorum, classic"):
+        config_from_env({"CELERY_BROKER_URL": "amqp://h//", "CELERY_QUEUE_TYPE": "stream"})
+    with pytest.raises(ValueError, match="CELERY_DELIVERY_LIMIT must be at least 1"):
+        config_from_env({"CELERY_BROKER_URL": "amqp://h//", "CELERY_DELIVERY_LIMIT": "0"})
+
+
 def test_a_bad_number_names_the_variable():
     with pytest.raises(ValueError, match="DB_POOL_SIZE must be a number"):
         config_from_env({"DATABASE_URL": "postgresql://h/db", "DB_POOL_SIZE": "many"})
