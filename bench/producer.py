@@ -19,6 +19,9 @@ last batch was acknowledged by Redis, divided by the records. The cases:
   batches grow while the flusher is behind (the caller logs as fast as it can);
 * **webapp, disk durability**: the default ``EXECLOG_DURABILITY=disk``
   (every record journaled at ``log()``), batches of 50;
+* **webapp on RabbitMQ**: batches of 50 to the quorum queue ``logs`` of a
+  virtual host of its own on the machine's RabbitMQ
+  (``BENCH_RABBITMQ_URL``), each publish confirmed by the broker;
 * **by hand**: the records as dicts, 50 per ``Celery.send_task``, the
   standard library's JSON (what the first version did);
 * **OpenTelemetry SDK** (peer): the logging handler and ``BatchLogRecordProcessor``
@@ -61,6 +64,8 @@ BATCH = 50
 DETAILS = {"tool_name": "catalog.search", "query": "python basics", "hits": 3, "page": 1,
            "lang": "en", "cached": False}
 REDIS_URL = os.environ.get("BENCH_PRODUCER_REDIS_URL", "redis://127.0.0.1:6379/12")
+#: The machine's RabbitMQ (a virtual host per run is made on it with rabbitmqctl).
+RABBITMQ_URL = os.environ.get("BENCH_RABBITMQ_URL", "amqp://guest:guest@127.0.0.1:5672")
 
 
 def _record_list(stamp: Any, trace: str) -> list[Any]:
@@ -108,12 +113,13 @@ def case_deque(records: int, key: str) -> Callable[[], None]:
     return run
 
 
-def _webapp(records: int, key: str, **settings: Any) -> Callable[[], dict[str, Any]]:
+def _webapp(records: int, key: str, broker: str = REDIS_URL, queue: str | None = None,
+            **settings: Any) -> Callable[[], dict[str, Any]]:
     from webapp import create_app
     from webapp.config import config_from_env
 
-    config = config_from_env({"CELERY_BROKER_URL": REDIS_URL, "WEBAPP_VAR_DIR": tempfile.mkdtemp()})
-    config.update(EXECLOG_QUEUE=key, EXECLOG_MAX_BUFFER=1_000_000, **settings)
+    config = config_from_env({"CELERY_BROKER_URL": broker, "WEBAPP_VAR_DIR": tempfile.mkdtemp()})
+    config.update(EXECLOG_QUEUE=queue or key, EXECLOG_MAX_BUFFER=1_000_000, **settings)
     logger = create_app(config).extensions["execlog"]
     for _ in range(2 * BATCH):  # the flusher thread and the broker connection
         logger.info("warm-up", "tool", "warm-up", details=DETAILS)
@@ -143,6 +149,25 @@ def case_webapp_saturated(records: int, key: str) -> Callable[[], dict[str, Any]
 
 def case_webapp_disk(records: int, key: str) -> Callable[[], dict[str, Any]]:
     return _webapp(records, key, EXECLOG_MAX_BATCH_SIZE=BATCH, EXECLOG_DURABILITY="disk")
+
+
+def case_webapp_50_rabbitmq(records: int, key: str) -> Callable[[], dict[str, Any]]:
+    """As webapp-50, on RabbitMQ: the quorum queue ``logs`` of a virtual
+    host of the run's own, every batch confirmed by the broker."""
+    vhost = rabbitmq_vhost(key)
+    return _webapp(records, key, broker=f"{RABBITMQ_URL}/{vhost}", queue="logs",
+                   EXECLOG_MAX_BATCH_SIZE=BATCH, EXECLOG_DURABILITY="memory")
+
+
+def rabbitmq_vhost(key: str) -> str:
+    """A virtual host made for this process, deleted when it exits."""
+    import atexit
+
+    vhost = f"bench-{key}"
+    for args in (["add_vhost", vhost], ["set_permissions", "-p", vhost, "guest", ".*", ".*", ".*"]):
+        subprocess.run(["rabbitmqctl", *args], check=True, capture_output=True, timeout=60)
+    atexit.register(subprocess.run, ["rabbitmqctl", "delete_vhost", vhost], capture_output=True, timeout=60)
+    return vhost
 
 
 def case_by_hand(records: int, key: str) -> Callable[[], None]:
@@ -270,6 +295,8 @@ CASES = {
     "webapp-50": ("webapp celery (memory), batches of 50", case_webapp_50),
     "webapp-saturated": ("webapp celery (memory), saturated: batches grow", case_webapp_saturated),
     "webapp-disk": ("webapp celery (disk), batches of 50", case_webapp_disk),
+    "webapp-50-rabbitmq": ("webapp celery (memory), batches of 50, RabbitMQ (confirmed)",
+                           case_webapp_50_rabbitmq),
     "by-hand": ("by hand: dicts, 50 per send_task, stdlib json", case_by_hand),
     "otel": ("peer: OpenTelemetry SDK, BatchLogRecordProcessor (50), orjson LPUSH", case_otel),
     "queue-handler": ("peer: stdlib QueueHandler + QueueListener, 50 per orjson LPUSH", case_queue_handler),

@@ -76,6 +76,18 @@ BACKENDS = [
 ]
 
 
+def rabbitmq_backend() -> Backend | None:
+    """``celery (memory)`` on RabbitMQ (a virtual host of this run's own on
+    the machine's broker), or None where RabbitMQ cannot be used."""
+    try:
+        vhost = producer.rabbitmq_vhost(f"run-{uuid.uuid4().hex[:8]}")
+    except (OSError, subprocess.SubprocessError) as exc:
+        print(f"no RabbitMQ row: {exc}", flush=True)
+        return None
+    return Backend("celery (memory), RabbitMQ", {"EXECLOG_BACKEND": "celery", "EXECLOG_DURABILITY": "memory",
+                                                 "CELERY_BROKER_URL": f"{producer.RABBITMQ_URL}/{vhost}"})
+
+
 #: The celery back end tuned for throughput: batches start at 500 records.
 BIG_BATCHES = Backend("celery (memory), batches of 500",
                       {"EXECLOG_BACKEND": "celery", "EXECLOG_DURABILITY": "memory",
@@ -604,7 +616,9 @@ def main() -> None:
     results["isolated"] = take_turns(isolated, sizes.repeats, bench.isolated_run)
     results["isolated_steady"] = take_turns(isolated, sizes.repeats, lambda backend: bench.isolated_run(
         backend, rate=sizes.steady_rate, requests=sizes.steady_requests))
-    results["http"] = take_turns(BACKENDS, sizes.repeats, bench.http_run)
+    rabbitmq = rabbitmq_backend()
+    with_rabbitmq = [*BACKENDS, *([rabbitmq] if rabbitmq else [])]
+    results["http"] = take_turns(with_rabbitmq, sizes.repeats, bench.http_run)
     for row in results["http"]:
         print(f"{row['backend']:16} {row['requests_per_s']:8.0f} req/s  "
               f"p99 {row['latency_p99_ms']:7.1f} ms  errors {row['errors']}", flush=True)

@@ -31,7 +31,8 @@ def test_the_benchmark_runs_and_reports_every_figure(tmp_path):
     (result,) = (tmp_path / "results").glob("*.json")
     figures = json.loads(result.read_text())
     backends = {row["backend"]: row for row in figures["http"]}
-    assert set(backends) == {"no logging", "direct", "thread", "celery (memory)", "celery (disk)"}
+    assert set(backends) == {"no logging", "direct", "thread", "celery (memory)", "celery (disk)",
+                             "celery (memory), RabbitMQ"}
     for name, row in backends.items():
         for figure in FIGURES:
             if name == "no logging" and figure in ("log_p50_us", "log_p99_us", "log_cpu_p50_us",
