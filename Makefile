@@ -3,6 +3,8 @@
 #             for the browser tests if missing, run the tests (all but the
 #             container suite)
 # make docker-up / docker-down - the compose stack (docker/docker-compose.yml)
+# make docker-up-rabbitmq / docker-down-rabbitmq - the same stack on a
+#             three-node RabbitMQ cluster (docker/docker-compose.rabbitmq.yml)
 # make test-containers - the container suite: builds and runs the stack
 
 PYTHON ?= python3
@@ -11,7 +13,8 @@ BIN    := $(VENV)/bin
 PLUGINS := $(wildcard plugins/*/pyproject.toml)
 STAMP  := $(VENV)/.installed
 
-.PHONY: install run test test-containers lint bench services browser test-db clean docker-up docker-down
+.PHONY: install run test test-containers lint bench services browser test-db clean docker-up docker-down \
+	docker-up-rabbitmq docker-down-rabbitmq
 
 install: $(STAMP)
 
@@ -49,6 +52,20 @@ docker-up:
 
 docker-down:
 	scripts/compose.sh down $(DOCKER_DOWN_ARGS)
+
+# The stack with a three-node RabbitMQ cluster as its broker and two
+# workers, as project webapp-rabbitmq (its own containers and volumes), from
+# the same .env with RABBITMQ_PASSWORD and RABBITMQ_ERLANG_COOKIE set too.
+# Its API publishes on API_PUBLISH like the other's: run one at a time.
+RABBITMQ_STACK := WEBAPP_COMPOSE_FILE=docker/docker-compose.rabbitmq.yml \
+	COMPOSE_PROJECT_NAME=$${COMPOSE_PROJECT_NAME:-webapp-rabbitmq}
+
+docker-up-rabbitmq:
+	scripts/ensure_docker.sh
+	$(RABBITMQ_STACK) scripts/docker_up.sh
+
+docker-down-rabbitmq:
+	$(RABBITMQ_STACK) scripts/compose.sh down $(DOCKER_DOWN_ARGS)
 
 lint: install
 	$(BIN)/flake8 webapp plugins tests bench celery_worker.py wsgi.py docker/gunicorn.conf.py

@@ -6,6 +6,9 @@
 #   COMPOSE_PROJECT_NAME  webapp  the project (containers, network, volumes)
 #   WEBAPP_ENV_FILE       .env    the environment of the stack: the services'
 #                                 env_file, and the compose file's ${...}
+#   WEBAPP_COMPOSE_FILE   docker/docker-compose.yml  the stack: the RabbitMQ
+#                         cluster's is docker/docker-compose.rabbitmq.yml
+#                         (make docker-up-rabbitmq sets it)
 set -euo pipefail
 root=$(cd "$(dirname "$0")/.." && pwd)
 
@@ -18,6 +21,12 @@ fi
 WEBAPP_ENV_FILE=$(realpath "$env_file")
 export WEBAPP_ENV_FILE
 export COMPOSE_PROJECT_NAME=${COMPOSE_PROJECT_NAME:-webapp}
+compose_file=${WEBAPP_COMPOSE_FILE:-$root/docker/docker-compose.yml}
+if [ ! -f "$compose_file" ]; then
+    echo "compose.sh: no compose file $compose_file (WEBAPP_COMPOSE_FILE)" >&2
+    exit 1
+fi
+compose_file=$(realpath "$compose_file")
 
 if docker compose version >/dev/null 2>&1; then
     compose=(docker compose)
@@ -27,4 +36,4 @@ else
     echo "compose.sh: neither docker compose nor docker-compose is installed (scripts/ensure_docker.sh)" >&2
     exit 1
 fi
-exec "${compose[@]}" --env-file "$WEBAPP_ENV_FILE" --file "$root/docker/docker-compose.yml" "$@"
+exec "${compose[@]}" --env-file "$WEBAPP_ENV_FILE" --file "$compose_file" "$@"

@@ -1,20 +1,23 @@
 #!/usr/bin/env bash
-# The base images docker/docker-compose.yml and docker/Dockerfile name
-# (python:3.11-slim, postgres:15, redis:7), on a Docker host that may have no
-# registry.
+# The base images docker/Dockerfile and the compose file name
+# (python:3.11-slim; postgres:15 and redis:7 for docker/docker-compose.yml,
+# rabbitmq:3.10 for docker/docker-compose.rabbitmq.yml), on a Docker host
+# that may have no registry.
 #
 # Each image already present is kept. A missing one is pulled; where it
 # cannot be pulled (no registry reachable), a local stand-in of the same name
 # is built from Debian bookworm (docker/local/*.Dockerfile): Debian's Python
-# 3.11, PostgreSQL 15 and Redis 7, with entrypoints that honour what the
-# compose file uses. The Debian root file system is made once with
-# debootstrap and kept in WEBAPP_IMAGE_CACHE, so later runs on the machine
-# (and a machine whose images were removed) skip that step.
+# 3.11, PostgreSQL 15, Redis 7 and RabbitMQ 3.10, with entrypoints that
+# honour what the compose files use. The Debian root file system is made
+# once with debootstrap and kept in WEBAPP_IMAGE_CACHE, so later runs on the
+# machine (and a machine whose images were removed) skip that step.
 #
 #   WEBAPP_IMAGE_CACHE      /var/cache/webapp-docker  the debootstrapped rootfs
 #   DEBIAN_MIRROR           the mirror apt uses here, else deb.debian.org
 #   DEBIAN_SECURITY_MIRROR  http://deb.debian.org/debian-security
 #   WEBAPP_LOCAL_IMAGES     always: build stand-ins without trying to pull
+#   WEBAPP_COMPOSE_FILE     docker/docker-compose.yml: the images it names
+#                           (a relative path is from the repository's root)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -116,6 +119,20 @@ ensure() {
     build "$image" "$dockerfile" --build-arg "BASE=$base_image"
 }
 
+compose_file=${WEBAPP_COMPOSE_FILE:-docker/docker-compose.yml}
+[ -f "$compose_file" ] || {
+    echo "docker_local_images: no compose file $compose_file (WEBAPP_COMPOSE_FILE)" >&2
+    exit 1
+}
+# Whether the compose file runs <image>.
+named() {
+    grep -qE "^[[:space:]]+image: $1[[:space:]]*$" "$compose_file"
+}
+
 ensure python:3.11-slim docker/local/python.Dockerfile
-ensure postgres:15 docker/local/postgres.Dockerfile
-ensure redis:7 docker/local/redis.Dockerfile
+for pair in postgres:15=postgres redis:7=redis rabbitmq:3.10=rabbitmq; do
+    image=${pair%=*}
+    if named "$image"; then
+        ensure "$image" "docker/local/${pair#*=}.Dockerfile"
+    fi
+done

@@ -7,7 +7,8 @@
 #                     default: the one this machine's pip is configured
 #                     with (PIP_CERT, else `pip config get global.cert`)
 #   DOCKER_UP_TIMEOUT 240 seconds for the services to become healthy
-# and scripts/compose.sh's COMPOSE_PROJECT_NAME and WEBAPP_ENV_FILE.
+# and scripts/compose.sh's COMPOSE_PROJECT_NAME, WEBAPP_ENV_FILE and
+# WEBAPP_COMPOSE_FILE (the RabbitMQ cluster's stack: make docker-up-rabbitmq).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 compose=scripts/compose.sh

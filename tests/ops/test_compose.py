@@ -1,4 +1,6 @@
-"""What can be checked of docker/ without a Docker engine.
+"""What can be checked of docker/ without a Docker engine: the stack of
+docker/docker-compose.yml, and the same stack on a RabbitMQ cluster
+(docker/docker-compose.rabbitmq.yml).
 
 Each check returns the problems it finds; the tests assert there are none,
 and a few tests feed a broken copy to show that a check does catch it. What
@@ -22,6 +24,10 @@ from webapp.execlog.extension import ExecLogSettings
 from ..support.processes import ROOT
 
 COMPOSE = ROOT / "docker" / "docker-compose.yml"
+RABBITMQ_COMPOSE = ROOT / "docker" / "docker-compose.rabbitmq.yml"
+#: The RabbitMQ nodes of that file, and the configuration they find each other by.
+RABBITMQ_NODES = ("rmq1", "rmq2", "rmq3")
+CLUSTER_CONF = ROOT / "docker" / "rabbitmq" / "cluster.conf"
 DOCKERFILE = ROOT / "docker" / "Dockerfile"
 ENV_EXAMPLE = ROOT / ".env.example"
 #: Where the image keeps what the services run (Dockerfile WORKDIR).
@@ -36,7 +42,7 @@ RUNTIME_VARIABLES = {"HOSTNAME"}
 #: Read by the servers themselves (gunicorn's extra command-line arguments).
 READ_BY_SERVERS = {"GUNICORN_CMD_ARGS"}
 #: The port each kind of server listens on inside its container.
-LISTENS = {"postgres": 5432, "redis": 6379}
+LISTENS = {"postgres": 5432, "redis": 6379, **{node: 5672 for node in RABBITMQ_NODES}}
 #: Ports a Docker host often serves itself (PostgreSQL, Redis, RabbitMQ):
 #: the stack must not publish on them by default.
 HOST_SERVICE_PORTS = {5432, 6379, 5672}
@@ -45,8 +51,17 @@ HOST_SERVICE_PORTS = {5432, 6379, 5672}
 ENV_FILE_ENTRY = "${WEBAPP_ENV_FILE:-../.env}"
 
 
-def load_compose() -> dict[str, Any]:
-    return yaml.safe_load(COMPOSE.read_text())
+def load_compose(path: Path = COMPOSE) -> dict[str, Any]:
+    return yaml.safe_load(path.read_text())
+
+
+def load_rabbitmq_compose() -> dict[str, Any]:
+    return load_compose(RABBITMQ_COMPOSE)
+
+
+def compose_texts() -> str:
+    """Both compose files: what they take from .env is documented once."""
+    return COMPOSE.read_text() + RABBITMQ_COMPOSE.read_text()
 
 
 # -- what the code reads --------------------------------------------------------
@@ -195,7 +210,8 @@ def _module_problem(module: str, attribute: str | None) -> str | None:
     return None
 
 
-def check_health_and_dependencies(compose: dict[str, Any]) -> list[str]:
+def check_health_and_dependencies(compose: dict[str, Any],
+                                  brokers: tuple[str, ...] = ("redis",)) -> list[str]:
     services = compose["services"]
     problems = []
     one_shot = {name for name, service in services.items() if service.get("restart") == "no"}
@@ -214,7 +230,7 @@ def check_health_and_dependencies(compose: dict[str, Any]) -> list[str]:
         if name in one_shot:
             continue
         waits = service.get("depends_on") or {}
-        if "redis" not in waits:
+        if any(waits.get(broker, {}).get("condition") != "service_healthy" for broker in brokers):
             problems.append(f"{name}: starts before the broker")
         migrated = waits.get("migrate", {}).get("condition") == "service_completed_successfully"
         if "DATABASE_URL" in (service.get("environment") or {}) and not migrated:
@@ -251,6 +267,68 @@ def check_addresses(compose: dict[str, Any]) -> list[str]:
             problems.append(f"{name}: DATABASE_URL does not point at the postgres service")
         if not environment.get("CELERY_BROKER_URL", "").startswith("redis://redis:6379/"):
             problems.append(f"{name}: CELERY_BROKER_URL does not point at the redis service")
+    return problems
+
+
+def check_rabbitmq_addresses(compose: dict[str, Any]) -> list[str]:
+    """The app lists every node of the cluster in its broker URL, in order,
+    and finds PostgreSQL by its service name."""
+    problems = []
+    for name, service in app_services(compose).items():
+        environment = service.get("environment") or {}
+        if "@postgres:5432/" not in environment.get("DATABASE_URL", "@postgres:5432/"):
+            problems.append(f"{name}: DATABASE_URL does not point at the postgres service")
+        hosts = re.findall(r"amqp://[^@;]+@([a-z0-9]+):5672/", environment.get("CELERY_BROKER_URL", ""))
+        if tuple(hosts) != RABBITMQ_NODES:
+            problems.append(f"{name}: CELERY_BROKER_URL lists {hosts}, not the nodes {list(RABBITMQ_NODES)}")
+    return problems
+
+
+def check_cluster(compose: dict[str, Any], cluster_conf: str) -> list[str]:
+    """Each node is rabbit@<its service name>, is in the peer list of the
+    configuration every node mounts, shares the cookie, and keeps its data
+    in a volume of its own."""
+    problems = []
+    listed = re.findall(r"^cluster_formation\.classic_config\.nodes\.\d+ = (\S+)$", cluster_conf,
+                        re.MULTILINE)
+    if sorted(listed) != [f"rabbit@{node}" for node in RABBITMQ_NODES]:
+        problems.append(f"cluster.conf lists {listed}")
+    data = set()
+    for node in RABBITMQ_NODES:
+        service = compose["services"][node]
+        if service.get("hostname") != node:
+            problems.append(f"{node}: host name {service.get('hostname')!r}, so not rabbit@{node}")
+        volumes = service.get("volumes", [])
+        if "./rabbitmq/cluster.conf:/etc/rabbitmq/conf.d/20-cluster.conf:ro" not in volumes:
+            problems.append(f"{node}: does not mount rabbitmq/cluster.conf")
+        data |= {volume.split(":")[0] for volume in volumes if volume.endswith(":/var/lib/rabbitmq")}
+        if "RABBITMQ_ERLANG_COOKIE" not in (service.get("environment") or {}):
+            problems.append(f"{node}: no RABBITMQ_ERLANG_COOKIE")
+    if len(data) != len(RABBITMQ_NODES):
+        problems.append(f"the nodes' data volumes are {sorted(data)}, not one each")
+    return problems
+
+
+def check_same_app(compose: dict[str, Any], other: dict[str, Any]) -> list[str]:
+    """The app services of ``other`` are those of ``compose`` but for what
+    makes them use another broker: CELERY_BROKER_URL, what they wait for,
+    how many workers run."""
+
+    def without_broker(service: dict[str, Any]) -> dict[str, Any]:
+        service = {key: value for key, value in service.items() if key not in ("depends_on", "scale")}
+        service["environment"] = {key: value for key, value in (service.get("environment") or {}).items()
+                                  if key != "CELERY_BROKER_URL"}
+        return service
+
+    problems = []
+    ours, theirs = app_services(compose), app_services(other)
+    if set(ours) != set(theirs):
+        problems.append(f"app services {sorted(theirs)}, not {sorted(ours)}")
+    for name in set(ours) & set(theirs):
+        if without_broker(ours[name]) != without_broker(theirs[name]):
+            problems.append(f"{name}: differs from docker-compose.yml's beyond the broker")
+    if compose["services"]["postgres"] != other["services"]["postgres"]:
+        problems.append("postgres: differs from docker-compose.yml's")
     return problems
 
 
@@ -291,7 +369,7 @@ def check_published_ports(compose: dict[str, Any]) -> list[str]:
     problems = []
     for name, service in compose["services"].items():
         for port in service.get("ports", []):
-            default = re.sub(r"\$\{[A-Z_]+:-([^}]*)\}", r"\1", str(port))
+            default = re.sub(r"\$\{[A-Z0-9_]+:-([^}]*)\}", r"\1", str(port))
             address, host_port, _ = default.rsplit(":", 2) if default.count(":") == 2 else ("", "", "")
             if address != "127.0.0.1":
                 problems.append(f"{name}: {port} is not published on 127.0.0.1 by default")
@@ -343,7 +421,8 @@ def test_ports_and_addresses_are_consistent():
 def test_every_variable_the_app_reads_is_documented_and_nothing_else_is():
     read = app_variables()
     assert {"DATABASE_URL", "GUNICORN_BIND", "EXECLOG_RETENTION_DAYS", "CELERY_QUEUES", "FLOWER_PORT"} <= read
-    problems = check_environment(load_compose(), COMPOSE.read_text(), ENV_EXAMPLE.read_text(), read)
+    problems = check_environment(load_compose(), compose_texts(), ENV_EXAMPLE.read_text(), read)
+    problems += check_environment(load_rabbitmq_compose(), compose_texts(), ENV_EXAMPLE.read_text(), read)
     assert problems == []
 
 
@@ -377,6 +456,31 @@ def test_the_image_runs_as_a_user_of_its_own_and_installs_from_the_project_files
     assert f"WORKDIR {IMAGE_WORKDIR}" in dockerfile.rsplit("\nFROM ", 1)[-1]
     flower = load_compose()["services"]["flower"]
     assert flower["build"]["args"] == {"EXTRAS": "monitoring"}
+
+
+def test_the_rabbitmq_file_passes_the_same_checks():
+    compose = load_rabbitmq_compose()
+    assert check_commands(compose, DOCKERFILE.read_text()) == []
+    assert check_health_and_dependencies(compose, brokers=RABBITMQ_NODES) == []
+    assert check_ports(compose) + check_rabbitmq_addresses(compose) == []
+    assert check_portability(compose) == []
+    assert check_published_ports(compose) == []
+    assert check_stop_grace(compose, ENV_EXAMPLE.read_text()) == []
+
+
+def test_the_rabbitmq_file_runs_the_same_app_on_a_three_node_cluster_with_two_workers():
+    compose = load_rabbitmq_compose()
+    assert check_same_app(load_compose(), compose) == []
+    assert check_cluster(compose, CLUSTER_CONF.read_text()) == []
+    assert "redis" not in compose["services"]
+    assert compose["services"]["worker"]["scale"] == 2
+
+
+def test_make_docker_up_rabbitmq_runs_that_file():
+    makefile = (ROOT / "Makefile").read_text()
+    assert "WEBAPP_COMPOSE_FILE=docker/docker-compose.rabbitmq.yml" in makefile
+    assert re.search(r"^docker-up-rabbitmq:\n(\t.*\n)*\t\$\(RABBITMQ_STACK\) scripts/docker_up\.sh$",
+                     makefile, re.MULTILINE)
 
 
 # -- the checks catch what they are for -------------------------------------------
@@ -459,9 +563,26 @@ def test_an_undocumented_or_stale_variable_is_caught(tmp_path):
     read = app_variables() | python_variables(source)
     example = ENV_EXAMPLE.read_text() + "\nSTALE_SETTING=1\n"
     compose = broken(lambda s: s["worker"]["environment"].update(CELERY_QUEUE="logs"))
-    assert check_environment(compose, COMPOSE.read_text(), example, read) == [
+    assert check_environment(compose, compose_texts(), example, read) == [
         "NEW_SETTING is read but not in .env.example",
         "OTHER_SETTING is read but not in .env.example",
         "STALE_SETTING is in .env.example but nothing reads it",
         "worker: sets CELERY_QUEUE, which nothing reads",
     ]
+
+
+def test_a_rabbitmq_file_drifting_from_the_main_one_is_caught():
+    compose = copy.deepcopy(load_rabbitmq_compose())
+    compose["services"]["api"]["stop_grace_period"] = "10s"
+    worker = compose["services"]["worker"]
+    worker["environment"]["CELERY_BROKER_URL"] = "amqp://webapp:pw@rmq1:5672/webapp"
+    compose["services"]["rmq3"]["hostname"] = "rabbit3"
+    compose["services"]["beat"]["depends_on"].pop("rmq2")
+    assert check_same_app(load_compose(), compose) == [
+        "api: differs from docker-compose.yml's beyond the broker"]
+    assert check_rabbitmq_addresses(compose) == [
+        "worker: CELERY_BROKER_URL lists ['rmq1'], not the nodes ['rmq1', 'rmq2', 'rmq3']"]
+    assert check_cluster(compose, CLUSTER_CONF.read_text()) == [
+        "rmq3: host name 'rabbit3', so not rabbit@rmq3"]
+    assert check_health_and_dependencies(compose, brokers=RABBITMQ_NODES) == [
+        "beat: starts before the broker"]
