@@ -1,4 +1,5 @@
-"""Fixtures of the container suite: the compose stack, up once per session.
+"""Fixtures of the container suite: the compose stack, up once per session,
+and the stack on a three-node RabbitMQ cluster, up for its own module first.
 
 The suite is marked ``containers`` and left out of ``make test`` (setup.cfg);
 ``make test-containers`` (and so ``.ci/run``) runs it. It needs a Docker
@@ -22,7 +23,7 @@ import sqlalchemy as sa
 
 from ..support.processes import ROOT
 from ..support.waiting import wait_for
-from .stack import PROJECT, Stack, engine_answers
+from .stack import ClusterStack, Stack, engine_answers
 from .traffic import ROADMAP_INPUT, Tally, execution_messages
 
 #: Lines for the end of the run: image sizes, scenario figures, timings.
@@ -36,35 +37,56 @@ def pytest_terminal_summary(terminalreporter) -> None:
             terminalreporter.write_line(line)
 
 
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """The RabbitMQ cluster's tests first: their stack is up and removed
+    before the Redis stack (up for the rest of the session) starts, so that
+    the two never share the machine."""
+    items.sort(key=lambda item: item.path.name != "test_rabbitmq_cluster.py")
+
+
 @pytest.fixture(scope="session")
 def stack() -> Iterator[Stack]:
     """The stack, built and started as ``make docker-up`` does, every
     service healthy and /readyz answering 200; removed with its volumes at
     the end (the images are kept, for the next run)."""
+    yield from running(Stack, ROOT / "var" / "tests-containers", "scripts/docker_up.sh")
+
+
+@pytest.fixture(scope="module")
+def cluster() -> Iterator[ClusterStack]:
+    """The stack on a three-node RabbitMQ cluster, started as ``make
+    docker-up-rabbitmq`` does, under a project of its own; removed with its
+    volumes when its module's tests are done."""
+    yield from running(ClusterStack, ROOT / "var" / "tests-containers-rabbitmq",
+                       "WEBAPP_COMPOSE_FILE=docker/docker-compose.rabbitmq.yml scripts/docker_up.sh")
+
+
+def running(kind: type[Stack], workdir: Path, command: str) -> Iterator[Stack]:
     problem = engine_answers()
     if problem:
         pytest.fail(f"no Docker engine answers ({problem}): run scripts/ensure_docker.sh "
                     "(as root on Debian it installs and starts one)", pytrace=False)
     # Not under pytest's temporary directories, which other suites' runs on
     # the machine prune: the services' output stays for a post-mortem.
-    workdir = ROOT / "var" / "tests-containers"
     shutil.rmtree(workdir, ignore_errors=True)
     workdir.mkdir(parents=True)
-    stack = Stack(workdir)
+    stack = kind(workdir)
     stack.write_env_file()
     log = workdir / "docker_up.log"
     stack.down()  # what an interrupted earlier run of this project left
     started = time.monotonic()
     try:
         stack.up(log)
-        REPORT.append(f"scripts/docker_up.sh (images and stack, project {PROJECT}): "
+        REPORT.append(f"{command} (images and stack, project {stack.project}): "
                       f"{time.monotonic() - started:.0f} s")
         stack.wait_ready()
         yield stack
     finally:
         _keep_logs(stack, workdir)
         REPORT.append(f"the services' output: {(workdir / 'services.log').relative_to(ROOT)}")
+        stopped = time.monotonic()
         stack.down()
+        REPORT.append(f"project {stack.project} removed in {time.monotonic() - stopped:.0f} s")
 
 
 def _keep_logs(stack: Stack, workdir: Path) -> None:
@@ -85,6 +107,10 @@ def engine(stack: Stack) -> Iterator[sa.engine.Engine]:
 
 @pytest.fixture(scope="session")
 def roadmap_reference(stack: Stack, engine: sa.engine.Engine) -> list[str]:
+    return reference_run(stack, engine)
+
+
+def reference_run(stack: Stack, engine: sa.engine.Engine) -> list[str]:
     """The log messages of a roadmap run on the quiet stack: every run of the
     same input logs the same ones (the steps are deterministic). Two runs,
     read until both logs are whole and equal: a batch still on its way makes

@@ -67,11 +67,11 @@ def test_two_workers_share_the_logs_queue(stack, engine, roadmap_reference, tall
     try:
         nodes = {f"worker@{container[:12]}" for container in stack.containers("worker")}
         assert len(nodes) == 2
-        before = _batches_taken(stack, nodes)
+        before = stack.batches_taken(nodes)
         with steady_traffic(stack, "two-workers") as (logs, flows):
             more(logs, 3 * PHASE)
         settle(stack, engine, logs, flows, roadmap_reference, tally)
-        taken = {node: count - before[node] for node, count in _batches_taken(stack, nodes).items()}
+        taken = {node: count - before[node] for node, count in stack.batches_taken(nodes).items()}
         tally.notes.append("log batches taken by each worker: " + ", ".join(
             f"{node} {count}" for node, count in sorted(taken.items())))
         assert all(count > 0 for count in taken.values()), taken
@@ -80,42 +80,24 @@ def test_two_workers_share_the_logs_queue(stack, engine, roadmap_reference, tall
     wait_for(lambda: len(stack.containers("worker")) == 1, timeout=90, message="one worker again")
 
 
-def _batches_taken(stack, nodes: set[str]) -> dict[str, int]:
-    """execlog.insert_batch tasks each worker took since it started (Celery's
-    worker stats, through Flower's API)."""
-
-    def listed() -> dict | None:
-        workers = stack.flower("/api/workers?refresh=1").body
-        return workers if isinstance(workers, dict) and nodes <= set(workers) else None
-
-    workers = wait_for(listed, timeout=90, interval=1.0, message=f"Flower to list {sorted(nodes)}")
-    return {node: workers[node]["stats"]["total"].get("execlog.insert_batch", 0) for node in nodes}
-
-
 def test_redis_stopped_for_20_seconds(stack, engine, roadmap_reference, tally):
     with steady_traffic(stack, "redis-stop") as (logs, flows):
         more(logs)
-        spooled_before, replayed_before = _metric(stack, SPOOLED), _metric(stack, REPLAYED)
+        spooled_before, replayed_before = stack.metric(SPOOLED), stack.metric(REPLAYED)
         stack.compose("stop", "redis")
         stopped = time.monotonic()
         acknowledged_before = len(logs.acknowledged)
         wait_for(lambda: time.monotonic() - stopped >= REDIS_DOWN_SECONDS, timeout=REDIS_DOWN_SECONDS + 5,
                  interval=0.5, message="the end of the outage")
         during = len(logs.acknowledged) - acknowledged_before
-        spooled = _metric(stack, SPOOLED) - spooled_before
+        spooled = stack.metric(SPOOLED) - spooled_before
         stack.compose("start", "redis")
         stack.wait_ready()
         more(logs)
     settle(stack, engine, logs, flows, roadmap_reference, tally)
     # Stored now, so replayed: by the API's processes, or by the worker's,
     # which share the spool volume and adopt any segment nobody holds.
-    replayed = _metric(stack, REPLAYED) - replayed_before
+    replayed = stack.metric(REPLAYED) - replayed_before
     tally.notes.append(f"acknowledged while Redis was down {during}; the API spooled {spooled:.0f} "
                        f"records and replayed {replayed:.0f} itself")
     assert during > 0 and spooled > 0
-
-
-def _metric(stack, sample: str) -> float:
-    """A sample of GET /metrics (0 before the first record counted)."""
-    text = stack.api("GET", "/metrics").body
-    return sum(float(line.rsplit(" ", 1)[1]) for line in text.splitlines() if line.startswith(sample + " "))
