@@ -23,17 +23,8 @@ from typing import Any
 from celery.schedules import crontab
 from kombu import Exchange, Queue
 
-#: Queues: log batches on ``logs`` (so ``redis-cli LLEN logs`` is the
-#: backlog), workflow runs on ``workflows``.
-LOGS_QUEUE = "logs"
-WORKFLOWS_QUEUE = "workflows"
-#: The beat task that keeps ``execution_logs`` partitioned and pruned
-#: (:mod:`webapp.execlog.retention`); an ``execlog.*`` task, so it runs on
-#: the ``logs`` queue.
-RETENTION_TASK = "execlog.maintain_partitions"
-#: The beat task that fails executions whose worker is gone
-#: (:mod:`webapp.workflow.heartbeat`).
-FAIL_STALLED_TASK = "workflow.fail_stalled"
+
+from .names import FAIL_STALLED_TASK, LOGS_QUEUE, RETENTION_TASK, WORKFLOWS_QUEUE
 
 
 def _number(environ: Mapping[str, str], name: str, default: Any, kind: type) -> Any:

@@ -15,7 +15,7 @@ import pytest
 import redis
 import sqlalchemy as sa
 
-from webapp.api.feed import ExecutionFeed
+from webapp.queries.feed import ExecutionFeed
 from webapp.workflow import current_notifier
 from webapp.workflow.notify import channel
 

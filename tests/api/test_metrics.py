@@ -11,7 +11,7 @@ from prometheus_client.parser import text_string_to_metric_families
 
 from webapp.config import celery_config
 
-from ..conftest import SPARE_REDIS_URL, service_env
+from ..conftest import service_env
 from ..support.processes import free_port, start_celery_worker
 from ..support.waiting import wait_for
 
@@ -67,13 +67,15 @@ def test_metrics_report_a_broker_that_is_down(app_factory, tmp_path):
     assert not any(name == "celery_queue_messages" for name, _ in found)
 
 
-def test_a_worker_serves_the_metrics_of_its_children(app_factory, database_url, tmp_path, trace_id):
+def test_a_worker_serves_the_metrics_of_its_children(
+    app_factory, database_url, spare_broker, tmp_path, trace_id
+):
     port = free_port()
-    env = service_env(database_url, SPARE_REDIS_URL, tmp_path / "worker-var",
+    env = service_env(database_url, spare_broker, tmp_path / "worker-var",
                       CELERY_METRICS_BIND=f"127.0.0.1:{port}")
     worker = start_celery_worker(env, tmp_path / "worker.log", name=f"metrics-{uuid.uuid4().hex[:6]}")
     try:
-        app = app_factory(CELERY=celery_config(SPARE_REDIS_URL, tmp_path))
+        app = app_factory(CELERY=celery_config(spare_broker, tmp_path))
         logger = app.extensions["execlog"]
         for i in range(75):
             logger.info(trace_id, "agent", f"record {i}")

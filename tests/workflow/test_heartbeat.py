@@ -9,6 +9,8 @@ import uuid
 from datetime import datetime, timedelta, timezone
 
 import pytest
+
+from webapp.config import celery_config
 import sqlalchemy as sa
 
 from webapp.workflow import resume_execution
@@ -23,8 +25,8 @@ FAST = {"WORKFLOW_HEARTBEAT_SECONDS": 0.05, "WORKFLOW_STALE_SECONDS": 1.0}
 
 
 @pytest.fixture
-def spare_app(app_factory, spare_broker):
-    return app_factory(CELERY=spare_broker, **FAST)
+def spare_app(app_factory, spare_broker, tmp_path):
+    return app_factory(CELERY=celery_config(spare_broker, tmp_path), **FAST)
 
 
 def set_columns(engine, table: str, where: str, **values) -> None:

@@ -33,9 +33,9 @@ from ..workflow import current_notifier
 from ..workflow.notify import EVENT_TYPES
 from .auth import current_identity
 from .blueprint import Blueprint
-from .feed import Cursor, ExecutionFeed, Wakeup, follow, frame
+from ..queries.feed import Cursor, ExecutionFeed, Wakeup, follow, frame
+from ..queries.reads import get_execution, log_position
 from .pagination import bad_cursor
-from .reads import get_execution, log_position
 from .schemas import Text
 from .streams import current_slots
 

@@ -17,8 +17,8 @@ from ..execlog import LogCategory, LogLevel
 from ..models import EXECUTION_STATUSES, STEP_STATUSES
 from ..storable import unstorable
 from ..workflow.definition import NAME_PATTERN
-from ..workflow.notify import EVENT_TYPES
 from ..workflow.service import MAX_IDEMPOTENCY_KEY
+from ..queries.records import LogRecordOut
 from .completeness import STATES, verdict
 
 DEFAULT_LIMIT = 50
@@ -242,33 +242,7 @@ class LogListArgs(LogFilterArgs):
     limit = _limit()
 
 
-class LogRecordOut(Schema):
-    id = fields.UUID()
-    trace_id = fields.String()
-    level = fields.String()
-    category = fields.String()
-    message = fields.String()
-    step = fields.String(allow_none=True)
-    agent_name = fields.String(allow_none=True)
-    roadmap_id = fields.String(allow_none=True)
-    concept_id = fields.String(allow_none=True)
-    details = fields.Raw(allow_none=True)
-    duration_ms = fields.Float(allow_none=True)
-    attempt = fields.Integer(allow_none=True, metadata={
-        "description": "The run of the execution that logged it; null for records from elsewhere "
-                       "(POST /logs, web requests)."})
-    created_at = fields.DateTime()
-
-
 LogPage = page_of(LogRecordOut, "LogPage")
-
-
-class EventOut(Schema):
-    id = fields.Integer()
-    execution_id = fields.UUID()
-    type = fields.String(metadata={"enum": list(EVENT_TYPES)})
-    data = fields.Raw()
-    created_at = fields.DateTime()
 
 
 # -- runners --------------------------------------------------------------------

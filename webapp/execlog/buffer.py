@@ -27,7 +27,7 @@ from typing import TYPE_CHECKING, Any, Protocol
 
 import orjson
 
-from .. import metrics
+from . import metrics
 from .fields import CREATED_AT_US, ID
 from .forking import call_in_forked_children
 from .fields import DETAILS

@@ -20,7 +20,7 @@ from typing import Any
 
 import orjson
 
-from .. import metrics
+from . import metrics
 from .fields import ATTEMPT, TRACE_ID
 from .record import LogRecord
 from .sinks import Sink

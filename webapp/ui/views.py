@@ -16,7 +16,8 @@ from ..api import session
 from ..api.errors import Problem
 from ..api.completeness import verdict, verdicts
 from ..api.pagination import encode_cursor
-from ..api.reads import executions_before, get_execution
+from ..api.pagination import decode_cursor
+from ..queries.reads import executions_before, get_execution
 from ..api.schemas import ExecutionListArgs
 from ..api.scopes import requires
 from ..api.tokens import TokenStoreUnavailable, identify
@@ -65,7 +66,8 @@ def executions() -> ResponseReturnValue:
     raw = {key: request.args[key] for key in LIST_FILTERS if request.args.get(key)}
     try:
         args = ExecutionListArgs().load({**raw, "limit": PAGE_SIZE})
-        rows = list(executions_before(args, PAGE_SIZE + 1))
+        after = decode_cursor(args["cursor"]) if "cursor" in args else None
+        rows = list(executions_before(args, PAGE_SIZE + 1, after))
     except ValidationError as exc:
         return _list_page([], raw, None, _messages(exc.normalized_messages())), 400
     except Problem as exc:

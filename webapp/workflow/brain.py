@@ -48,7 +48,7 @@ from ..models import Execution, ExecutionStep, utcnow
 from .definition import Step
 from .error_handler import ErrorHandler, Failure
 from .errors import INTERNAL_ERROR, WORKFLOW_UNAVAILABLE, UnknownWorkflow, WorkflowUnavailable
-from .extension import current_notifier, current_registry
+from .current import current_notifier, current_registry
 from .heartbeat import HEARTBEAT_SECONDS, ExecutionLost, Heartbeat
 from .notify import NotificationService
 from .registry import Registry

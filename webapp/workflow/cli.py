@@ -15,7 +15,7 @@ from flask.cli import AppGroup
 from ..extensions import db
 from ..models import Execution
 from .errors import InvalidInput, WorkflowError
-from .extension import current_notifier, current_registry
+from .current import current_notifier, current_registry
 from .heartbeat import fail_stalled as fail_stalled_executions
 from .retry import resume_execution
 from .service import start_execution
@@ -108,9 +108,9 @@ def fail_stalled(stale_after: float | None, queued_after: float | None) -> None:
 @click.option("--level", type=click.Choice(["debug", "info", "warning", "error"]), help="Minimum level.")
 def logs(execution_id: uuid.UUID, level: str | None) -> None:
     """Print the logs of an execution, in time order."""
-    from ..api.formats import log_line
-    from ..api.reads import LogFilter, get_execution, logs_after
-    from ..api.schemas import LogRecordOut
+    from ..queries.formats import log_line
+    from ..queries.reads import LogFilter, get_execution, logs_after
+    from ..queries.records import LogRecordOut
 
     try:
         trace_id = str(get_execution(execution_id).id)
@@ -125,8 +125,8 @@ def logs(execution_id: uuid.UUID, level: str | None) -> None:
 
 def _follow(execution_id: uuid.UUID) -> None:
     """Print the execution's feed until it ends; fail if the execution did."""
-    from ..api.feed import ExecutionFeed, Wakeup, follow
-    from ..api.formats import log_line
+    from ..queries.feed import ExecutionFeed, Wakeup, follow
+    from ..queries.formats import log_line
 
     app = current_app._get_current_object()  # type: ignore[attr-defined]
     feed = ExecutionFeed(execution_id, log_delay=app.config["API_SSE_LOG_DELAY"])

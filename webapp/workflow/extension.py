@@ -31,14 +31,12 @@ key                           default    meaning
 
 from __future__ import annotations
 
-from flask import Flask, current_app
+from flask import Flask
 
+from .current import NOTIFIER_KEY, REGISTRY_KEY
 from .heartbeat import HEARTBEAT_SECONDS, QUEUED_STALE_SECONDS, STALE_SECONDS
 from .notify import NotificationService
-from .registry import DENY_LIST_KEY, Registry, discover, parse_deny_list
-
-REGISTRY_KEY = "workflow_registry"
-NOTIFIER_KEY = "workflow_notifier"
+from .registry import DENY_LIST_KEY, discover, parse_deny_list
 
 
 def init_app(app: Flask) -> None:
@@ -70,22 +68,3 @@ def check_heartbeat(config: dict) -> None:
     if queued <= 0:
         raise ValueError(f"WORKFLOW_QUEUED_STALE_SECONDS must be positive, got {queued:g}")
     config["WORKFLOW_QUEUED_STALE_SECONDS"] = queued
-
-
-def current_registry() -> Registry:
-    """The current app's registry."""
-    return _extension(REGISTRY_KEY)  # type: ignore[no-any-return]
-
-
-def current_notifier() -> NotificationService:
-    """The current app's notifier."""
-    return _extension(NOTIFIER_KEY)  # type: ignore[no-any-return]
-
-
-def _extension(key: str) -> object:
-    try:
-        return current_app.extensions[key]
-    except KeyError:
-        raise RuntimeError(
-            "the workflow engine is not set up on this app: build it with webapp.create_app()"
-        ) from None

@@ -32,7 +32,7 @@ from .definition import Step
 from .enqueue import enqueue
 from .error_handler import Failure
 from .errors import ExecutionNotFound, ExecutionNotResumable
-from .extension import current_notifier
+from .current import current_notifier
 from .notify import NotificationService
 from .steplog import StepLogger
 from .tally import AttemptLogger

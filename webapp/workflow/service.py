@@ -23,7 +23,7 @@ from ..storable import json_problem, unstorable
 from .definition import Workflow
 from .enqueue import enqueue
 from .errors import IdempotencyConflict, InvalidInput
-from .extension import current_notifier, current_registry
+from .current import current_notifier, current_registry
 from .registry import Registry
 
 #: ``executions.idempotency_key`` is 255 characters.

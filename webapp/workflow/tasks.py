@@ -21,8 +21,8 @@ from flask import current_app
 from webapp.execlog import execution_logger
 
 from .brain import WorkflowBrain
-from .enqueue import RUN_TASK
-from .extension import current_notifier
+from ..names import FAIL_STALLED_TASK, RUN_TASK
+from .current import current_notifier
 from .heartbeat import fail_stalled as fail_stalled_executions
 
 log = logging.getLogger(__name__)
@@ -53,7 +53,7 @@ def run_execution(execution_id: str) -> str | None:
         execution_logger.flush(timeout=LOG_FLUSH_TIMEOUT)
 
 
-@shared_task(name="workflow.fail_stalled", ignore_result=True)
+@shared_task(name=FAIL_STALLED_TASK, ignore_result=True)
 def fail_stalled() -> int:
     """Fail the executions whose worker stopped stamping them, or that no
     worker took; how many."""
