@@ -88,6 +88,12 @@ class DirectWriter:
     def stats(self) -> dict[str, Any]:
         return {"buffered": 0, "in_flight": 0, "published": self._written}
 
+    def status(self) -> dict[str, Any]:
+        return self.stats()
+
+    def replay(self) -> None:
+        """There is no spool."""
+
     def dropped_for(self, trace_id: str, attempt: int | None) -> int:
         """Nothing is dropped: a failure raises into the caller."""
         return 0

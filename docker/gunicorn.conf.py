@@ -49,6 +49,7 @@ def on_starting(server):
     streams allowed to take every thread; say how access is controlled;
     forget the metrics of an earlier run."""
     from webapp.api.auth import open_bind_problem
+    from webapp.api.settings import ApiSettings
     from webapp.api.streams import stream_threads_problem
     from webapp.metrics import clear_multiprocess_dir, multiprocess_dir
 
@@ -57,7 +58,7 @@ def on_starting(server):
                or stream_threads_problem(config, server.cfg.worker_class_str, server.cfg.threads))
     if problem:
         raise RuntimeError(problem)
-    if config["API_AUTH"] == "open":
+    if ApiSettings.from_config(config).auth == "open":
         server.log.warning("API access is OPEN (API_AUTH=open): no token is asked; "
                            "only clients on this host are served")
     else:

@@ -28,10 +28,20 @@ def celery_init_app(app: Flask) -> Celery:
 
     celery = Celery(app.name, task_cls=FlaskTask)
     celery.config_from_object(app.config["CELERY"])
+    _make_transport_folders(app.config["CELERY"])
     celery.set_default()
     app.extensions["celery"] = celery
     _connect_worker_signals(app)
     return celery
+
+
+def _make_transport_folders(config: dict[str, Any]) -> None:
+    """kombu's file-system transport (the embedded default) needs its
+    folders to exist."""
+    transport = config.get("broker_transport_options") or {}
+    for key in ("data_folder_in", "data_folder_out", "processed_folder", "control_folder"):
+        if key in transport:
+            Path(transport[key]).mkdir(parents=True, exist_ok=True)
 
 
 def _connect_worker_signals(app: Flask) -> None:

@@ -36,15 +36,13 @@ key                      default         meaning
 from __future__ import annotations
 
 import http
-from collections.abc import Mapping
-from typing import Any
-
 import flask_smorest
 from flask import Flask
 from flask_smorest.utils import prepare_response
 
 from .docs import REDOC_URL
 from .errors import PROBLEM_CONTENT_TYPE, ProblemSchema
+from .settings import ApiSettings
 
 SPEC_SETTINGS = {
     "API_TITLE": "webapp",
@@ -83,24 +81,8 @@ class Api(flask_smorest.Api):
             self.spec.components.response(name, response, lazy=True)
 
 
-POSITIVE_SETTINGS = ("MAX_CONTENT_LENGTH", "API_MAX_LIMIT", "API_SSE_POLL_INTERVAL", "API_SSE_HEARTBEAT",
-                     "API_SSE_MAX_SECONDS", "API_SSE_MAX_STREAMS", "API_SSE_MAX_STREAMS_PER_TOKEN")
-NON_NEGATIVE_SETTINGS = ("API_SSE_LOG_DELAY", "API_READY_CACHE_SECONDS")
-
-
-def check_settings(config: Mapping[str, Any]) -> None:
-    """A bad setting stops the app at start, naming it."""
-    for key in POSITIVE_SETTINGS:
-        if not config[key] > 0:
-            raise ValueError(f"{'API_MAX_BODY_BYTES' if key == 'MAX_CONTENT_LENGTH' else key} must be "
-                             f"positive, got {config[key]!r}")
-    for key in NON_NEGATIVE_SETTINGS:
-        if config[key] < 0:
-            raise ValueError(f"{key} must be 0 or more, got {config[key]!r}")
-
-
 def init_app(app: Flask) -> None:
-    from . import auth, docs, errors, health, metrics, streams
+    from . import auth, docs, errors, health, metrics, settings, streams
     from .admin import bp as admin_bp
     from .downloads import bp as downloads_bp
     from .events import bp as events_bp
@@ -110,13 +92,16 @@ def init_app(app: Flask) -> None:
 
     for key, value in SPEC_SETTINGS.items():
         app.config.setdefault(key, value)
-    check_settings(app.config)
+    api_settings = ApiSettings.from_config(app.config)
+    app.config.update(api_settings.as_config())
+    app.config["MAX_CONTENT_LENGTH"] = api_settings.max_body_bytes
+    app.extensions[settings.EXTENSION_KEY] = api_settings
     errors.init_app(app)
     metrics.init_app(app)
     auth.init_app(app)
     health.init_app(app)
     docs.init_app(app)
-    app.extensions[streams.EXTENSION_KEY] = streams.slots_from_config(app.config)
+    app.extensions[streams.EXTENSION_KEY] = streams.slots_from(api_settings)
     api = Api(app)
     for blueprint in (health.bp, metrics.bp, executions_bp, downloads_bp, events_bp, logs_bp, runners_bp,
                       admin_bp):

@@ -10,7 +10,7 @@ from __future__ import annotations
 from datetime import datetime, timezone
 from typing import Any
 
-from flask import current_app, url_for
+from flask import url_for
 from marshmallow import Schema, ValidationError, fields, validate
 
 from ..execlog import LogCategory, LogLevel
@@ -20,6 +20,7 @@ from ..workflow.definition import NAME_PATTERN
 from ..workflow.service import MAX_IDEMPOTENCY_KEY
 from ..queries.records import LogRecordOut
 from .completeness import STATES, verdict
+from .settings import current_settings
 
 DEFAULT_LIMIT = 50
 _identifier = validate.Length(min=1, max=255)
@@ -64,7 +65,7 @@ class UtcDateTime(fields.AwareDateTime):
 
 def limit_in_range(value: int) -> None:
     """``limit`` is 1 to ``API_MAX_LIMIT``; a bigger one is refused, not cut."""
-    highest = current_app.config["API_MAX_LIMIT"]
+    highest = current_settings().max_limit
     if not 1 <= value <= highest:
         raise ValidationError(f"Must be between 1 and {highest} (API_MAX_LIMIT).")
 

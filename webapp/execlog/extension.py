@@ -30,7 +30,7 @@ key                            default      meaning
                                             the spool cannot be written);
                                             ``memory``: only what cannot be
                                             published goes there
-``EXECLOG_SPOOL_DIR``          ``var/spool`` local spool directory
+``EXECLOG_SPOOL_DIR``          ``$VAR_DIR/spool`` local spool directory
 ``EXECLOG_SPOOL_MAX_BYTES``    ``1 GiB``    the spool's cap; beyond it records
                                             are dropped and counted
 ``EXECLOG_FSYNC``              ``off``      ``interval``: the journal is written
@@ -58,14 +58,16 @@ import logging
 import tempfile
 import threading
 import weakref
-from dataclasses import dataclass, fields
+from collections.abc import Mapping
+from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, cast
+from typing import TYPE_CHECKING, Any, ClassVar, cast
 
 from flask import current_app, has_app_context
 from werkzeug.local import LocalProxy
 
 from ..names import LOGS_QUEUE
+from ..settings import Settings
 from .buffer import JournaledBuffer, RecordBuffer
 from .delivery import Delivery
 from .logger import Backend, ExecutionLogger
@@ -87,7 +89,10 @@ _ENUMERATED = ("EXECLOG_BACKEND", "EXECLOG_DURABILITY", "EXECLOG_FALLBACK", "EXE
 
 
 @dataclass(frozen=True)
-class ExecLogSettings:
+class ExecLogSettings(Settings):
+    PREFIX: ClassVar[str] = "EXECLOG_"
+    ENUMERATED: ClassVar[frozenset[str]] = frozenset(_ENUMERATED)
+
     backend: str = "celery"
     batch_size: int = 50
     flush_interval: float = 2.0
@@ -97,7 +102,8 @@ class ExecLogSettings:
     max_details_chars: int = 65_536
     queue: str = LOGS_QUEUE
     durability: str = "disk"
-    spool_dir: str = "var/spool"
+    #: Empty: ``<VAR_DIR>/spool`` (``var/spool`` without a ``VAR_DIR``).
+    spool_dir: str = ""
     spool_max_bytes: int = 1024 * 1024 * 1024
     fsync: str = "off"
     fsync_interval: float = 1.0
@@ -109,27 +115,12 @@ class ExecLogSettings:
     retention_days: int = 30
 
     @classmethod
-    def config_defaults(cls) -> dict[str, Any]:
-        return {f"EXECLOG_{f.name.upper()}": f.default for f in fields(cls)}
+    def derive(cls, values: dict[str, Any], config: Mapping[str, Any]) -> dict[str, Any]:
+        if not values["spool_dir"]:
+            values["spool_dir"] = str(Path(config.get("VAR_DIR") or "var") / "spool")
+        return values
 
-    @classmethod
-    def from_config(cls, config: Any) -> ExecLogSettings:
-        """Parse ``EXECLOG_*`` keys (strings from the environment or typed
-        values); a bad value raises ``ValueError`` naming the key."""
-        values: dict[str, Any] = {}
-        for f in fields(cls):
-            key = f"EXECLOG_{f.name.upper()}"
-            values[f.name] = _parse(key, config.get(key, f.default), type(f.default))
-        unknown = sorted(
-            k for k in config if k.startswith("EXECLOG_") and k[8:].lower() not in values
-        )
-        if unknown:
-            raise ValueError(f"unknown setting(s) {', '.join(unknown)}")
-        settings = cls(**values)
-        settings._check()
-        return settings
-
-    def _check(self) -> None:
+    def check(self) -> None:
         for key, value, allowed in (
             ("EXECLOG_BACKEND", self.backend, BACKENDS),
             ("EXECLOG_DURABILITY", self.durability, DURABILITIES),
@@ -156,20 +147,6 @@ class ExecLogSettings:
             raise ValueError("EXECLOG_RETENTION_DAYS must be 0 (keep everything) or more")
         if self.max_message_chars < 1 or self.max_details_chars < 2:
             raise ValueError("EXECLOG_MAX_MESSAGE_CHARS and EXECLOG_MAX_DETAILS_CHARS must be positive")
-
-
-def _parse(key: str, value: Any, kind: type) -> Any:
-    if kind is not str and isinstance(value, kind) and not isinstance(value, bool):
-        return value
-    try:
-        if kind is int:
-            return int(value)
-        if kind is float:
-            return float(value)
-        text = str(value).strip()
-        return text.lower() if key in _ENUMERATED else text
-    except (TypeError, ValueError):
-        raise ValueError(f"{key} must be {kind.__name__}, got {value!r}") from None
 
 
 def build_backend(app: Flask, settings: ExecLogSettings) -> Backend:
@@ -319,9 +296,8 @@ class ExecLog:
     def init_app(self, app: Flask) -> None:
         if EXTENSION_KEY in app.extensions:
             raise RuntimeError("ExecLog is already registered on this app")
-        for key, value in ExecLogSettings.config_defaults().items():
-            app.config.setdefault(key, value)
         settings = ExecLogSettings.from_config(app.config)
+        app.config.update(settings.as_config())
         logger = ExecutionLogger(
             build_backend(app, settings),
             shutdown_timeout=settings.shutdown_timeout,

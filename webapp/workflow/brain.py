@@ -38,7 +38,6 @@ from types import MappingProxyType
 from typing import Any
 
 import sqlalchemy as sa
-from flask import current_app
 
 from webapp.execlog import ExecutionLogger, LogCategory
 from webapp.execlog import execution_logger as _default_logger
@@ -49,11 +48,12 @@ from .definition import Step
 from .error_handler import ErrorHandler, Failure
 from .errors import INTERNAL_ERROR, WORKFLOW_UNAVAILABLE, UnknownWorkflow, WorkflowUnavailable
 from .current import current_notifier, current_registry
-from .heartbeat import HEARTBEAT_SECONDS, ExecutionLost, Heartbeat
+from .heartbeat import ExecutionLost, Heartbeat
 from .notify import NotificationService
 from .registry import Registry
 from .retry import RetryService, StepFailed
 from .runner import Runner, StepContext
+from .settings import WorkflowSettings, current_settings
 from .steplog import StepLogger
 from .tally import REPORT_FLUSH_TIMEOUT, AttemptLogger
 
@@ -94,7 +94,7 @@ class WorkflowBrain:
         notifier: NotificationService,
         *,
         logger: ExecutionLogger | None = None,
-        heartbeat_seconds: float = HEARTBEAT_SECONDS,
+        heartbeat_seconds: float = WorkflowSettings.heartbeat_seconds,
         sleep: Callable[[float], None] = time.sleep,
     ) -> None:
         self.registry = registry
@@ -109,7 +109,7 @@ class WorkflowBrain:
     @classmethod
     def for_current_app(cls) -> WorkflowBrain:
         return cls(current_registry(), current_notifier(),
-                   heartbeat_seconds=current_app.config["WORKFLOW_HEARTBEAT_SECONDS"])
+                   heartbeat_seconds=current_settings().heartbeat_seconds)
 
     def run(self, execution_id: uuid.UUID) -> str:
         """Run a queued execution to its end; its final status,
