@@ -7,8 +7,8 @@ Processes: with ``PROMETHEUS_MULTIPROC_DIR`` set before this module is
 imported, prometheus_client writes every process's values to files in that
 directory, and a scrape reads them all (its multiprocess mode). The gunicorn
 config sets it for the web tier; a Celery worker started with
-``CELERY_METRICS_PORT`` sets its own and serves its children's metrics on
-that port (:mod:`webapp.celery_app`). Without it, values stay in the process.
+``CELERY_METRICS_BIND`` serves its children's metrics on that address
+(:mod:`webapp.worker_metrics`). Without it, values stay in the process.
 """
 
 from __future__ import annotations

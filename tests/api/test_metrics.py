@@ -72,7 +72,8 @@ def test_a_worker_serves_the_metrics_of_its_children(
 ):
     port = free_port()
     env = service_env(database_url, spare_broker, tmp_path / "worker-var",
-                      CELERY_METRICS_BIND=f"127.0.0.1:{port}")
+                      CELERY_METRICS_BIND=f"127.0.0.1:{port}",
+                      PROMETHEUS_MULTIPROC_DIR=str(tmp_path / "worker-metrics"))
     worker = start_celery_worker(env, tmp_path / "worker.log", name=f"metrics-{uuid.uuid4().hex[:6]}")
     try:
         app = app_factory(CELERY=celery_config(spare_broker, tmp_path))
@@ -114,3 +115,15 @@ def test_what_anonymous_clients_send_cannot_grow_the_metrics(app_factory):
     methods = {dict(labels)["method"] for _, labels in after}
     assert methods <= {"GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS", "other"}
     assert "other" in methods
+
+
+def test_a_worker_asked_for_metrics_without_their_directory_refuses_to_start(
+    database_url, spare_broker, tmp_path
+):
+    from ..support.processes import celery_worker
+
+    env = service_env(database_url, spare_broker, tmp_path / "worker-var", CELERY_METRICS_BIND="127.0.0.1:1")
+    env.pop("PROMETHEUS_MULTIPROC_DIR", None)
+    worker = celery_worker(env, tmp_path / "worker.log", name=f"nometrics-{uuid.uuid4().hex[:6]}").start()
+    assert worker.process.wait(timeout=60) != 0
+    assert "CELERY_METRICS_BIND needs PROMETHEUS_MULTIPROC_DIR" in worker.output()
