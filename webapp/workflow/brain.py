@@ -201,6 +201,7 @@ class WorkflowBrain:
         )
         where = {"step": name, "position": position, "attempt": attempt}
         self.notifier.publish(execution_id, "step_started", where)
+        db.session.commit()
         started = time.perf_counter()
         try:
             yield node
@@ -212,6 +213,7 @@ class WorkflowBrain:
             failure = run.errors.step_failed(exc, step, attempt, duration_ms)
             self.notifier.publish(execution_id, "step_failed",
                                   {**where, "duration_ms": duration_ms, "error": failure.to_json()})
+            db.session.commit()
             raise StepFailed(failure) from exc
         duration_ms = (time.perf_counter() - started) * 1000.0
         if heartbeat is not None:
@@ -222,6 +224,7 @@ class WorkflowBrain:
             f"step {name} succeeded", duration_ms=duration_ms, details={"attempt": attempt}
         )
         self.notifier.publish(execution_id, "step_succeeded", {**where, "duration_ms": duration_ms})
+        db.session.commit()
 
     def abandon(self, execution_id: uuid.UUID, exc: BaseException) -> None:
         """Mark a running execution failed after the engine itself failed
@@ -234,6 +237,7 @@ class WorkflowBrain:
                           exception=type(exc).__name__)
         self.errors.execution_failed(execution, failure)
         self.notifier.publish(execution_id, "execution_failed", {"error": failure.to_json()})
+        db.session.commit()
 
     # -- the steps of a run ----------------------------------------------
 
@@ -261,6 +265,7 @@ class WorkflowBrain:
         assert execution is not None
         self.notifier.publish(execution_id, "execution_started",
                               {"workflow": execution.workflow, "run": execution.attempts})
+        db.session.commit()
         return execution
 
     def _plan(self, workflow_name: str, rows: list[ExecutionStep]) -> list[tuple[Step, ExecutionStep]]:
@@ -309,6 +314,7 @@ class WorkflowBrain:
         )
         db.session.merge(run.log.count_row(execution_id))
         self.notifier.publish(execution_id, "execution_succeeded", {"duration_ms": duration_ms})
+        db.session.commit()
 
     def _fail(
         self, execution: Execution, rows: list[ExecutionStep], failure: Failure, started: float, run: Run
@@ -322,6 +328,7 @@ class WorkflowBrain:
         db.session.merge(run.log.count_row(execution_id))
         self.notifier.publish(execution_id, "execution_failed",
                               {"error": failure.to_json(), "duration_ms": duration_ms})
+        db.session.commit()
 
 
 def _steps(pairs: list[tuple[str, str]]) -> str:

@@ -39,4 +39,5 @@ def enqueue(execution_id: uuid.UUID) -> None:
             failure = Failure(ENQUEUE_FAILED, message, exception=type(exc).__name__)
             ErrorHandler().execution_failed(execution, failure)
             current_notifier().publish(execution_id, "execution_failed", {"error": failure.to_json()})
+            db.session.commit()
         raise EnqueueFailed(message, execution_id) from exc

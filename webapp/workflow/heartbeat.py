@@ -187,3 +187,4 @@ def _record_failure(
             step.status = "skipped"
     errors.execution_failed(execution, failure)
     notifier.publish(execution_id, "execution_failed", {"error": failure.to_json()})
+    db.session.commit()

@@ -58,6 +58,7 @@ def start_execution(workflow: str, input: Any, idempotency_key: str | None = Non
     try:
         current_notifier().publish(execution.id, "execution_queued",
                                    {"workflow": workflow, "steps": [step.name for step in definition.steps]})
+        db.session.commit()
     except IntegrityError:
         db.session.rollback()
         existing = _by_key(key) if key is not None else None
