@@ -77,6 +77,10 @@ def test_a_stream_resumes_after_its_last_event_id(fast_client):
     started = fast_client.post("/api/v1/executions", json={"workflow": "flaky", "input": {"fail_times": 1}})
     execution_id = started.json["id"]
     wait_for_status(fast_client, execution_id)
+    # Every record stored first: one that lands while the first read runs
+    # is sent later in it than in the reads that resume it.
+    wait_for(lambda: fast_client.get(f"/api/v1/executions/{execution_id}").json["logs"]["complete"],
+             timeout=30, message="the whole log stored")
     whole = read_stream(fast_client, execution_id)[1:]
     assert len(whole) > 10
 
