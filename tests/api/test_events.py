@@ -130,6 +130,7 @@ def test_on_redis_a_published_event_wakes_a_waiting_stream(app_factory, executio
         wait_for(lambda: subscribers.pubsub_numsub(channel(execution_id))[0][1] > 0, timeout=30)
         with app.app_context():
             current_notifier().publish(uuid.UUID(execution_id), "execution_started", {"run": 1})
+            db.session.commit()  # the event is broadcast once it is committed
 
     publisher = threading.Thread(target=publish_once_subscribed)
     try:
