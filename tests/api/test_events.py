@@ -8,13 +8,14 @@ import json
 import threading
 import time
 import uuid
-from urllib.parse import urlencode
 from datetime import datetime, timedelta, timezone
+from urllib.parse import urlencode
 
 import pytest
 import redis
 import sqlalchemy as sa
 
+from webapp.extensions import db
 from webapp.queries.feed import ExecutionFeed
 from webapp.workflow import current_notifier
 from webapp.workflow.notify import channel
