@@ -37,11 +37,12 @@ from __future__ import annotations
 
 import http
 import flask_smorest
-from flask import Flask
+from flask import Flask, Response
+from werkzeug.exceptions import HTTPException
 from flask_smorest.utils import prepare_response
 
 from .docs import REDOC_URL
-from .errors import PROBLEM_CONTENT_TYPE, ProblemSchema
+from .errors import PROBLEM_CONTENT_TYPE, ProblemSchema, http_error
 from .settings import ApiSettings
 
 SPEC_SETTINGS = {
@@ -63,17 +64,25 @@ SPEC_SETTINGS = {
 
 
 class Api(flask_smorest.Api):
-    """flask-smorest's Api, documenting problem details as the error shape;
-    :mod:`.errors` handles every error itself."""
+    """flask-smorest's Api: errors answered and documented as problem
+    details (:mod:`.errors`)."""
 
     ERROR_SCHEMA = ProblemSchema
 
-    def _register_error_handlers(self) -> None:
-        pass
+    def handle_http_exception(self, error: HTTPException) -> Response:
+        """flask-smorest's documented hook for ``HTTPException``: the
+        problem document every other error gets too."""
+        return http_error(error)
 
     def _register_responses(self) -> None:
         """The error responses flask-smorest documents by itself (e.g. 400
-        for a request that does not match its schema), as problem documents."""
+        for a request that does not match its schema), as problem documents.
+
+        flask-smorest has no public hook for the content type of its error
+        responses alone (``DEFAULT_RESPONSE_CONTENT_TYPE`` is every
+        response's): this overrides a method of its, and flask-smorest is
+        pinned to the minor version it was written for
+        (``tests/unit/test_library_pins.py`` fails when the original changes)."""
         errors = [(status.name, status.phrase) for status in http.HTTPStatus if status >= 400]
         for name, description in [*errors, ("DEFAULT_ERROR", "Default error response")]:
             response = {"description": description, "schema": self.ERROR_SCHEMA}
