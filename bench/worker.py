@@ -10,9 +10,9 @@ from __future__ import annotations
 import os
 
 from bench.direct import ENVIRONMENT_KEY, use_direct_logger
-from celery_worker import celery, flask_app as app
+from celery_worker import celery, flask_app
 
 if os.environ.get(ENVIRONMENT_KEY) == "direct":
-    use_direct_logger(app)
+    use_direct_logger(flask_app)
 
-__all__ = ["app", "celery"]
+__all__ = ["celery", "flask_app"]

@@ -12,9 +12,10 @@ from typing import Any
 
 from flask import url_for
 from marshmallow import Schema, ValidationError, fields, validate
+from marshmallow_sqlalchemy import SQLAlchemyAutoSchema, auto_field
 
 from ..execlog import LogCategory, LogLevel
-from ..models import EXECUTION_STATUSES, STEP_STATUSES
+from ..models import EXECUTION_STATUSES, STEP_STATUSES, Execution, ExecutionStep
 from ..storable import unstorable
 from ..workflow.definition import NAME_PATTERN
 from ..workflow.service import MAX_IDEMPOTENCY_KEY
@@ -119,44 +120,25 @@ class ExecutionListArgs(Schema):
     limit = _limit()
 
 
-class StepOut(Schema):
-    position = fields.Integer()
-    name = fields.String()
-    runner = fields.String()
-    status = fields.String(metadata={"enum": list(STEP_STATUSES)})
-    attempts = fields.Integer()
-    output = fields.Raw(allow_none=True)
-    error = fields.Raw(allow_none=True)
-    started_at = fields.DateTime(allow_none=True)
-    finished_at = fields.DateTime(allow_none=True)
-    duration_ms = fields.Float(allow_none=True)
+class StepOut(SQLAlchemyAutoSchema):
+    """A step of an execution, as its model has it."""
+
+    class Meta:
+        model = ExecutionStep
+        exclude = ("execution_id",)
+
+    status = auto_field(metadata={"enum": list(STEP_STATUSES)})
 
 
-class ExecutionLinks(Schema):
-    self = fields.String()
-    logs = fields.String()
-    events = fields.String()
-    retry = fields.String()
-
-
-class ExecutionSummaryOut(Schema):
+class ExecutionSummaryOut(SQLAlchemyAutoSchema):
     """An execution as listed (without its steps)."""
 
-    id = fields.UUID()
-    workflow = fields.String()
-    status = fields.String(metadata={"enum": list(EXECUTION_STATUSES)})
-    input = fields.Raw()
-    result = fields.Raw(allow_none=True)
-    error = fields.Raw(allow_none=True)
-    current_step = fields.String(allow_none=True)
-    attempts = fields.Integer()
-    idempotency_key = fields.String(allow_none=True)
-    created_at = fields.DateTime()
-    updated_at = fields.DateTime()
-    started_at = fields.DateTime(allow_none=True)
-    finished_at = fields.DateTime(allow_none=True)
-    heartbeat_at = fields.DateTime(allow_none=True, metadata={
-        "description": "the last sign of life of the worker running it"})
+    class Meta:
+        model = Execution
+        exclude = ("steps",)
+
+    status = auto_field(metadata={"enum": list(EXECUTION_STATUSES)})
+    heartbeat_at = auto_field(metadata={"description": "the last sign of life of the worker running it"})
     links = fields.Method("_links", dump_only=True, metadata={"type": "object"})
 
     def _links(self, execution: Any) -> dict[str, str]:
@@ -206,6 +188,9 @@ class VerdictField(fields.Nested):
 
 class ExecutionOut(ExecutionSummaryOut):
     """An execution with its steps and its log's completeness."""
+
+    class Meta(ExecutionSummaryOut.Meta):
+        exclude = ()
 
     steps = fields.List(fields.Nested(StepOut))
     logs = VerdictField(LogsOut, dump_only=True)

@@ -5,7 +5,7 @@ The task claims the execution first: one UPDATE from ``queued`` to
 finds it no longer queued and does nothing, so an execution never runs twice
 at once.
 
-Every try of every step goes through one place, :meth:`node_execution`: it
+Every try of every step goes through one place, :meth:`step_try`: it
 marks the step and the execution, logs the start and the end with its
 duration, publishes the progress events, and hands a failure to the
 ErrorHandler. Runners hold only their own logic.
@@ -64,9 +64,9 @@ LOST = "lost"
 
 
 @dataclass
-class Node:
-    """What ``node_execution`` yields: the try and its logger; the body sets
-    ``output``."""
+class StepTry:
+    """One try of one step, what :meth:`WorkflowBrain.step_try` yields: which
+    step, which try of it, and its logger; the body sets ``output``."""
 
     execution_id: str
     workflow: str
@@ -180,7 +180,7 @@ class WorkflowBrain:
         return outputs[plan[-1][0].name]
 
     @contextmanager
-    def node_execution(self, step: ExecutionStep, execution: Execution, run: Run) -> Iterator[Node]:
+    def step_try(self, step: ExecutionStep, execution: Execution, run: Run) -> Iterator[StepTry]:
         """One try of ``step``: mark it running, log and publish its start;
         on success record the output the body set, log and publish; on an
         exception record the classified failure, publish it and raise
@@ -195,8 +195,9 @@ class WorkflowBrain:
         step.finished_at = step.duration_ms = None
         step.error = sa.null()
         execution.current_step = name
-        node = Node(trace_id, execution.workflow, name, attempt, StepLogger(trace_id, name, run.log))
-        node.logger.log_workflow_start(
+        this_try = StepTry(trace_id, execution.workflow, name, attempt,
+                           StepLogger(trace_id, name, run.log))
+        this_try.logger.log_workflow_start(
             f"step {name} started", details={"runner": step.runner, "position": position, "attempt": attempt}
         )
         where = {"step": name, "position": position, "attempt": attempt}
@@ -204,7 +205,7 @@ class WorkflowBrain:
         db.session.commit()
         started = time.perf_counter()
         try:
-            yield node
+            yield this_try
         except Exception as exc:
             duration_ms = (time.perf_counter() - started) * 1000.0
             db.session.rollback()  # whatever the runner left in the session
@@ -218,9 +219,9 @@ class WorkflowBrain:
         duration_ms = (time.perf_counter() - started) * 1000.0
         if heartbeat is not None:
             heartbeat.check()
-        step.status, step.output = "succeeded", node.output
+        step.status, step.output = "succeeded", this_try.output
         step.finished_at, step.duration_ms = utcnow(), duration_ms
-        node.logger.log_workflow_complete(
+        this_try.logger.log_workflow_complete(
             f"step {name} succeeded", duration_ms=duration_ms, details={"attempt": attempt}
         )
         self.notifier.publish(execution_id, "step_succeeded", {**where, "duration_ms": duration_ms})
@@ -290,18 +291,18 @@ class WorkflowBrain:
         outputs: Mapping[str, Any],
         run: Run,
     ) -> dict[str, Any]:
-        with self.node_execution(row, execution, run) as node:
+        with self.step_try(row, execution, run) as this_try:
             context = StepContext(
-                execution_id=node.execution_id,
-                workflow=node.workflow,
-                step=node.step,
-                attempt=node.attempt,
+                execution_id=this_try.execution_id,
+                workflow=this_try.workflow,
+                step=this_try.step,
+                attempt=this_try.attempt,
                 workflow_input=MappingProxyType(runner.load_input(workflow_input)),
                 outputs=MappingProxyType(dict(outputs)),
-                logger=node.logger,
+                logger=this_try.logger,
             )
-            node.output = runner.check_output(runner().run(context))
-        return node.output
+            this_try.output = runner.check_output(runner().run(context))
+        return this_try.output
 
     def _succeed(self, execution: Execution, result: Any, started: float, run: Run) -> None:
         duration_ms = (time.perf_counter() - started) * 1000.0

@@ -25,6 +25,7 @@ from collections.abc import Mapping
 from typing import Any
 
 import redis
+from marshmallow_sqlalchemy import SQLAlchemyAutoSchema, auto_field
 import sqlalchemy as sa
 from sqlalchemy.orm import Session
 
@@ -56,15 +57,22 @@ def channel(execution_id: uuid.UUID | str) -> str:
     return f"{CHANNEL_PREFIX}{execution_id}"
 
 
-def event_payload(event: ExecutionEvent) -> dict[str, Any]:
+class EventOut(SQLAlchemyAutoSchema):
     """An event as JSON: what is published, and what the API serves."""
-    return {
-        "id": event.id,
-        "execution_id": str(event.execution_id),
-        "type": event.type,
-        "data": event.data,
-        "created_at": event.created_at.isoformat(),
-    }
+
+    class Meta:
+        model = ExecutionEvent
+        include_fk = True
+
+    type = auto_field(metadata={"enum": list(EVENT_TYPES)})
+
+
+_event_schema = EventOut()
+
+
+def event_payload(event: ExecutionEvent) -> dict[str, Any]:
+    """An event as JSON (:class:`EventOut`)."""
+    return _event_schema.dump(event)  # type: ignore[no-any-return]
 
 
 class NotificationService:
