@@ -6,10 +6,10 @@ The worker's tasks run inside this Flask app's context (``FlaskTask``).
 import os
 
 from webapp import create_app
-from webapp.celery_app import prepare_worker_metrics
+from webapp.worker_metrics import check_environment
 
 os.environ.setdefault("DB_APPLICATION_NAME", "webapp-worker")
-prepare_worker_metrics(os.environ)  # before create_app() imports prometheus_client
+check_environment(os.environ)  # CELERY_METRICS_BIND needs PROMETHEUS_MULTIPROC_DIR
 
 flask_app = create_app()
 celery = flask_app.extensions["celery"]

@@ -15,6 +15,8 @@ only through logging, so the connections the web tier holds are logging's.
     gunicorn -c docker/gunicorn.conf.py bench.app:app
 
 The route lives here, not in the product: only the benchmark serves it.
+With ``BENCH_LOGGER=direct`` the app logs through the direct back end
+(:mod:`bench.direct`), the design the project replaces.
 """
 
 from __future__ import annotations
@@ -26,6 +28,7 @@ import sqlalchemy as sa
 from flask import Blueprint, Flask, current_app, request
 from flask.typing import ResponseReturnValue
 
+from bench.direct import ENVIRONMENT_KEY, use_direct_logger
 from webapp import create_app
 from webapp.api.logs import LogBatchIn
 from webapp.extensions import db
@@ -59,6 +62,8 @@ def work() -> ResponseReturnValue:
 def create_bench_app() -> Flask:
     os.environ.setdefault("DB_APPLICATION_NAME", "webapp-web")  # as wsgi.py
     app = create_app()
+    if os.environ.get(ENVIRONMENT_KEY) == "direct":
+        use_direct_logger(app)
     app.register_blueprint(bp)
     return app
 

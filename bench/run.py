@@ -63,13 +63,18 @@ class Backend:
     log: bool = True
 
     @property
+    def ships_through_celery(self) -> bool:
+        """Its records need a worker to reach the table."""
+        return self.env["EXECLOG_BACKEND"] == "celery" and self.env.get("BENCH_LOGGER") != "direct"
+
+    @property
     def slug(self) -> str:
         return "".join(c if c.isalnum() else "-" for c in self.name).strip("-")
 
 
 BACKENDS = [
     Backend("no logging", {"EXECLOG_BACKEND": "celery"}, log=False),
-    Backend("direct", {"EXECLOG_BACKEND": "direct"}),
+    Backend("direct", {"EXECLOG_BACKEND": "celery", "BENCH_LOGGER": "direct"}),
     Backend("thread", {"EXECLOG_BACKEND": "thread", "EXECLOG_DURABILITY": "memory"}),
     Backend("celery (memory)", {"EXECLOG_BACKEND": "celery", "EXECLOG_DURABILITY": "memory"}),
     Backend("celery (disk)", {"EXECLOG_BACKEND": "celery", "EXECLOG_DURABILITY": "disk"}),
@@ -159,7 +164,7 @@ class Bench:
 
     def worker(self, env: dict[str, str], name: str) -> ManagedProcess:
         return start_celery_worker(env, self.work_dir / f"{name}-worker.log", name=f"bench-{name}",
-                                   concurrency=self.sizes.celery_concurrency)
+                                   concurrency=self.sizes.celery_concurrency, app="bench.worker")
 
     def loadgen(self, port: int, path: str, run: str, requests: int, concurrency: int,
                 watcher: VisibilityWatcher | None, rate: float = 0) -> dict[str, Any]:
@@ -192,7 +197,7 @@ class Bench:
         name = f"{label}-{backend.slug}"
         env = self.env(backend, name)
         path = f"/bench/work?log={int(backend.log)}&hold={int(hold)}"
-        worker = self.worker(env, name) if backend.env["EXECLOG_BACKEND"] == "celery" else None
+        worker = self.worker(env, name) if backend.ships_through_celery else None
         web, port = self.gunicorn(env, name, threads)
         sampler = BackendSampler(self.admin_dsn, self.database)
         watcher = VisibilityWatcher(self.dsn)

@@ -4,7 +4,6 @@ Every setting can be overridden from the environment (``GUNICORN_*``, or the
 standard ``WEB_CONCURRENCY`` for the worker count).
 """
 
-import gc
 import os
 from pathlib import Path
 
@@ -49,6 +48,7 @@ def on_starting(server):
     streams allowed to take every thread; say how access is controlled;
     forget the metrics of an earlier run."""
     from webapp.api.auth import open_bind_problem
+    from webapp.api.settings import ApiSettings
     from webapp.api.streams import stream_threads_problem
     from webapp.metrics import clear_multiprocess_dir, multiprocess_dir
 
@@ -57,7 +57,7 @@ def on_starting(server):
                or stream_threads_problem(config, server.cfg.worker_class_str, server.cfg.threads))
     if problem:
         raise RuntimeError(problem)
-    if config["API_AUTH"] == "open":
+    if ApiSettings.from_config(config).auth == "open":
         server.log.warning("API access is OPEN (API_AUTH=open): no token is asked; "
                            "only clients on this host are served")
     else:
@@ -68,50 +68,30 @@ def on_starting(server):
     clear_multiprocess_dir(multiprocess_dir(), keep_pid=os.getpid())
 
 
-def post_fork(server, worker):
-    """Drop pooled connections inherited from the master (``--preload``)."""
-    if not server.cfg.preload_app:
-        return
-    from webapp.extensions import db
-
-    app = server.app.wsgi()
-    with app.app_context():
-        for engine in db.engines.values():
-            engine.dispose(close=False)
-
-
 def pre_fork(server, worker):
-    """Move the objects the master has made (the app, with --preload) out of
-    the garbage collector's reach before forking, so that workers do not
-    scan them (nor copy their pages) at every full collection."""
-    gc.freeze()
+    """The master built the app (``--preload``): what it made leaves the
+    garbage collector's scans before it forks (webapp.lifecycle)."""
+    from webapp import lifecycle
+
+    lifecycle.loaded()
 
 
 def post_worker_init(worker):
-    """Freeze what the worker made while loading (see ``pre_fork``): a full
-    collection over the app's 120,000 objects paused every thread of the
-    worker for about 120 ms, measured; over what a request makes, for 2 ms.
-    Then start this worker's log flusher at once: it adopts and replays spool
-    segments left by workers that died, even before this one logs."""
-    gc.freeze()
-    from webapp.execlog import start_all
+    """A worker process starts serving (webapp.lifecycle: inherited
+    connections dropped, its log flusher started, what it made frozen)."""
+    from webapp import lifecycle
 
-    start_all()
+    lifecycle.child_started(worker.wsgi)
 
 
 def worker_exit(server, worker):
-    """Flush this worker's execution logs before it exits.
-
-    gunicorn may call this hook in the master too; only the worker process
-    holds the worker's buffer.
-    """
-    import os as _os
-
-    if _os.getpid() != worker.pid:
+    """A worker process stops: its execution logs are flushed. gunicorn may
+    call this hook in the master too; only the worker holds its buffer."""
+    if os.getpid() != worker.pid:
         return
-    from webapp.execlog import close_all
+    from webapp import lifecycle
 
-    close_all()
+    lifecycle.stopping()
 
 
 def child_exit(server, worker):
@@ -123,14 +103,14 @@ def child_exit(server, worker):
 
 def worker_abort(worker):
     """SIGABRT after a timeout: a short best-effort flush (the rest spools)."""
-    from webapp.execlog import close_all
+    from webapp import lifecycle
 
-    close_all(timeout=2.0)
+    lifecycle.stopping(timeout=2.0)
 
 
 def on_exit(server):
     """With ``--preload`` the master built the app too: flush whatever it
     logged (workers' records are flushed by ``worker_exit``)."""
-    from webapp.execlog import close_all
+    from webapp import lifecycle
 
-    close_all(timeout=5.0)
+    lifecycle.stopping(timeout=5.0)

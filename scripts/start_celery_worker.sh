@@ -7,6 +7,8 @@
 #   CELERY_PREFETCH_MULTIPLIER  1               messages reserved per child
 #   CELERY_WORKER_NAME          worker@%h       node name; %h is the host name
 #   CELERY_LOGLEVEL             info
+#   CELERY_METRICS_BIND         (none)          host:port to serve the worker's
+#                                               metrics on
 #   PYTHON                      python          interpreter of the environment
 #                                               webapp is installed in
 #
@@ -16,6 +18,13 @@
 # each a unique CELERY_WORKER_NAME on a host (a@%h, b@%h).
 set -euo pipefail
 cd "$(dirname "$0")/.."
+
+# CELERY_METRICS_BIND=host:port: the worker serves its children's metrics
+# there (webapp/worker_metrics.py); prometheus_client needs its directory in
+# the environment before the worker starts.
+if [ -n "${CELERY_METRICS_BIND:-}" ] && [ -z "${PROMETHEUS_MULTIPROC_DIR:-}" ]; then
+    export PROMETHEUS_MULTIPROC_DIR="${WEBAPP_VAR_DIR:-./var}/prometheus/worker-${CELERY_METRICS_BIND##*:}"
+fi
 
 args=(
     --hostname "${CELERY_WORKER_NAME:-worker@%h}"

@@ -108,6 +108,18 @@ def redis_url() -> str:
     return REDIS_URL
 
 
+@pytest.fixture
+def spare_broker() -> Iterator[str]:
+    """A Redis database no session worker reads (``TEST_SPARE_REDIS_URL``),
+    its queues emptied before and after the test: its URL. An app on it
+    (``CELERY=celery_config(spare_broker, tmp_path)``) queues what nobody
+    takes unless the test starts a worker of its own."""
+    client = redis.Redis.from_url(SPARE_REDIS_URL)
+    client.delete(*QUEUE_KEYS)
+    yield SPARE_REDIS_URL
+    client.delete(*QUEUE_KEYS)
+
+
 @pytest.fixture(scope="session")
 def celery_worker(database_url: str, redis_url: str, session_var_dir: Path) -> Iterator[ManagedProcess]:
     """One real Celery worker for the session, on the test database and Redis."""

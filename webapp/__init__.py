@@ -51,13 +51,8 @@ def create_app(config: Mapping[str, Any] | None = None) -> Flask:
 
 
 def _prepare_paths(app: Flask) -> None:
-    """Create the local directories the embedded defaults write to."""
-    var_dir = Path(app.config["VAR_DIR"])
-    var_dir.mkdir(parents=True, exist_ok=True)
-    transport = app.config["CELERY"].get("broker_transport_options", {})
-    for key in ("data_folder_in", "data_folder_out", "processed_folder", "control_folder"):
-        if key in transport:
-            Path(transport[key]).mkdir(parents=True, exist_ok=True)
+    """Create the local directory the embedded defaults write under."""
+    Path(app.config["VAR_DIR"]).mkdir(parents=True, exist_ok=True)
 
 
 def _secret_key(app: Flask) -> None:

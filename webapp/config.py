@@ -5,16 +5,17 @@ file-system transport under ``var/`` (``WEBAPP_VAR_DIR``). With
 ``DATABASE_URL`` and ``CELERY_BROKER_URL`` (or ``REDIS_URL``) set, it runs on
 PostgreSQL and Redis. Every variable is listed in ``.env.example``.
 
-``EXECLOG_*`` variables are passed through as they are; the execution-log
-extension parses and checks them (``webapp.execlog.extension``). So are
-``WORKFLOWS`` (JSON) and ``WEBAPP_DISABLED_PLUGINS``, which the workflow
-engine reads (``webapp.workflow.extension``). The HTTP API's settings
-(``API_*``) are parsed here; :mod:`webapp.api` documents them.
+This module only maps the environment to the app's configuration: the
+settings of the app's own parts (``EXECLOG_*``, ``API_*``, ``WORKFLOW_*``,
+``WORKFLOWS``, ``WEBAPP_DISABLED_PLUGINS``) are passed through as they are,
+and each part reads them as a typed, frozen, checked settings object
+(:mod:`webapp.settings`: ``ExecLogSettings``, ``ApiSettings``,
+``WorkflowSettings``). What it builds here are the libraries' own settings
+(Celery's, SQLAlchemy's, Flask's session cookie).
 """
 
 from __future__ import annotations
 
-import json
 import os
 from collections.abc import Mapping
 from pathlib import Path
@@ -23,17 +24,15 @@ from typing import Any
 from celery.schedules import crontab
 from kombu import Exchange, Queue
 
-#: Queues: log batches on ``logs`` (so ``redis-cli LLEN logs`` is the
-#: backlog), workflow runs on ``workflows``.
-LOGS_QUEUE = "logs"
-WORKFLOWS_QUEUE = "workflows"
-#: The beat task that keeps ``execution_logs`` partitioned and pruned
-#: (:mod:`webapp.execlog.retention`); an ``execlog.*`` task, so it runs on
-#: the ``logs`` queue.
-RETENTION_TASK = "execlog.maintain_partitions"
-#: The beat task that fails executions whose worker is gone
-#: (:mod:`webapp.workflow.heartbeat`).
-FAIL_STALLED_TASK = "workflow.fail_stalled"
+
+from .names import FAIL_STALLED_TASK, LOGS_QUEUE, RETENTION_TASK, WORKFLOWS_QUEUE
+
+#: Variables passed to the app's configuration as they are: the settings
+#: classes of the parts that read them parse and check them
+#: (:mod:`webapp.settings`): the execution log's, the API's, the workflow
+#: engine's.
+PASSED_PREFIXES = ("EXECLOG_", "API_", "WORKFLOW_")
+PASSED_KEYS = ("WORKFLOWS", "WEBAPP_DISABLED_PLUGINS")
 
 
 def _number(environ: Mapping[str, str], name: str, default: Any, kind: type) -> Any:
@@ -60,19 +59,6 @@ def _flag(environ: Mapping[str, str], name: str) -> bool:
 
 def _list(environ: Mapping[str, str], name: str) -> list[str]:
     return [item.strip() for item in environ.get(name, "").split(",") if item.strip()]
-
-
-def _json_object(environ: Mapping[str, str], name: str) -> dict[str, Any]:
-    raw = environ.get(name)
-    if raw is None or raw.strip() == "":
-        return {}
-    try:
-        value = json.loads(raw)
-    except ValueError as exc:
-        raise ValueError(f"{name} must be a JSON object: {exc}") from None
-    if not isinstance(value, dict):
-        raise ValueError(f"{name} must be a JSON object, got {type(value).__name__}")
-    return value
 
 
 def database_url(environ: Mapping[str, str], var_dir: Path) -> str:
@@ -267,25 +253,6 @@ def celery_config(
     return config
 
 
-def api_config(environ: Mapping[str, str]) -> dict[str, Any]:
-    """The HTTP API's settings (see :mod:`webapp.api` for what each means)."""
-    tokens = _list(environ, "API_TOKENS")
-    return {
-        "API_AUTH": (environ.get("API_AUTH") or ("token" if tokens else "open")).strip().lower(),
-        "API_TOKENS": tokens,
-        "API_PROTECT_PROBES": _flag(environ, "API_PROTECT_PROBES"),
-        "MAX_CONTENT_LENGTH": _int(environ, "API_MAX_BODY_BYTES", 1024 * 1024),
-        "API_MAX_LIMIT": _int(environ, "API_MAX_LIMIT", 1000),
-        "API_SSE_POLL_INTERVAL": _float(environ, "API_SSE_POLL_INTERVAL", 1.0),
-        "API_SSE_HEARTBEAT": _float(environ, "API_SSE_HEARTBEAT", 15.0),
-        "API_SSE_LOG_DELAY": _float(environ, "API_SSE_LOG_DELAY", 5.0),
-        "API_SSE_MAX_SECONDS": _float(environ, "API_SSE_MAX_SECONDS", 300.0),
-        "API_SSE_MAX_STREAMS": _int(environ, "API_SSE_MAX_STREAMS", 4),
-        "API_SSE_MAX_STREAMS_PER_TOKEN": _int(environ, "API_SSE_MAX_STREAMS_PER_TOKEN", 2),
-        "API_READY_CACHE_SECONDS": _float(environ, "API_READY_CACHE_SECONDS", 5.0),
-    }
-
-
 def session_config(environ: Mapping[str, str]) -> dict[str, Any]:
     """The browser session of the pages (:mod:`webapp.api.session`): a
     signed cookie, HttpOnly, SameSite=Lax, Secure when ``UI_COOKIE_SECURE=1``
@@ -324,16 +291,9 @@ def config_from_env(environ: Mapping[str, str] | None = None) -> dict[str, Any]:
             queue_type=(environ.get("CELERY_QUEUE_TYPE") or "quorum").strip().lower(),
             delivery_limit=_int(environ, "CELERY_DELIVERY_LIMIT", 10),
         ),
-        "EXECLOG_SPOOL_DIR": str(var_dir / "spool"),
-        "WORKFLOWS": _json_object(environ, "WORKFLOWS"),
-        "WEBAPP_DISABLED_PLUGINS": environ.get("WEBAPP_DISABLED_PLUGINS", ""),
-        "WORKFLOW_HEARTBEAT_SECONDS": _float(environ, "WORKFLOW_HEARTBEAT_SECONDS", 10.0),
-        "WORKFLOW_STALE_SECONDS": _float(environ, "WORKFLOW_STALE_SECONDS", 60.0),
-        "WORKFLOW_QUEUED_STALE_SECONDS": _float(environ, "WORKFLOW_QUEUED_STALE_SECONDS", 3600.0),
-        **api_config(environ),
         **session_config(environ),
     }
     for name, value in environ.items():
-        if name.startswith("EXECLOG_"):
+        if name.startswith(PASSED_PREFIXES) or name in PASSED_KEYS:
             config[name] = value
     return config

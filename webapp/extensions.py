@@ -10,21 +10,15 @@ import sqlalchemy as sa
 from flask_migrate import Migrate
 from flask_sqlalchemy import SQLAlchemy
 
-from .execlog import ExecLog
+from .execlog import execlog, tables
 
-#: Stable constraint names, so that migrations can refer to them.
-NAMING_CONVENTION = {
-    "ix": "ix_%(column_0_label)s",
-    "uq": "uq_%(table_name)s_%(column_0_name)s",
-    "ck": "ck_%(table_name)s_%(constraint_name)s",
-    "fk": "fk_%(table_name)s_%(column_0_name)s_%(referred_table_name)s",
-    "pk": "pk_%(table_name)s",
-}
+__all__ = ["db", "execlog", "migrate"]
+
 MIGRATIONS_DIR = str(Path(__file__).parent / "migrations")
 
-db = SQLAlchemy(metadata=sa.MetaData(naming_convention=NAMING_CONVENTION))
+#: On the execution log's MetaData: one for every table of the app.
+db = SQLAlchemy(metadata=tables.metadata)
 migrate = Migrate(directory=MIGRATIONS_DIR)
-execlog = ExecLog()
 
 
 @sa.event.listens_for(sa.engine.Engine, "connect")

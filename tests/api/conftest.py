@@ -16,7 +16,7 @@ from webapp.execlog.ids import MonotonicStamp
 from webapp.execlog.store import store_rows
 
 from ..support.records import make_record
-from ..support.waiting import wait_for
+from ..support.waiting import FINAL_STATUSES, wait_for_execution
 
 
 class Rows:
@@ -121,11 +121,7 @@ def seconds_ago(seconds: float) -> datetime:
     return datetime.now(timezone.utc) - timedelta(seconds=seconds)
 
 
-def wait_for_status(client: Any, execution_id: str, statuses: tuple[str, ...] = ("succeeded", "failed"),
+def wait_for_status(client: Any, execution_id: str, statuses: tuple[str, ...] = FINAL_STATUSES,
                     timeout: float = 60.0) -> dict[str, Any]:
-    def finished() -> dict[str, Any] | None:
-        body = client.get(f"/api/v1/executions/{execution_id}").json
-        return body if body["status"] in statuses else None
-
-    return wait_for(finished, timeout=timeout, interval=0.2,
-                    message=f"execution {execution_id} in {statuses}")
+    return wait_for_execution(lambda: client.get(f"/api/v1/executions/{execution_id}").json,
+                              execution_id, statuses, timeout)

@@ -100,12 +100,12 @@ def test_open_mode_serves_loopback_clients_only(client):
 
 
 def test_api_auth_defaults_to_token_when_tokens_are_configured_and_refuses_unknown_modes(app_factory):
-    from webapp.config import api_config
+    from webapp.api.settings import ApiSettings
 
-    assert api_config({})["API_AUTH"] == "open"
-    assert api_config({"API_TOKENS": " a, b ,"})["API_TOKENS"] == ["a", "b"]
-    assert api_config({"API_TOKENS": "a,b"})["API_AUTH"] == "token"
-    assert api_config({"API_TOKENS": "a", "API_AUTH": "Open"})["API_AUTH"] == "open"
+    assert ApiSettings.from_config({}).auth == "open"
+    assert list(ApiSettings.from_config({"API_TOKENS": " a, b ,"}).tokens) == ["a", "b"]
+    assert ApiSettings.from_config({"API_TOKENS": "a,b"}).auth == "token"
+    assert ApiSettings.from_config({"API_TOKENS": "a", "API_AUTH": "Open"}).auth == "open"
     with pytest.raises(ValueError, match="API_AUTH must be one of open, token; got 'none'"):
         app_factory(API_AUTH="none")
 

@@ -14,7 +14,6 @@ from webapp.config import celery_config
 from webapp.workflow import start_execution
 from webapp.workflow.brain import WorkflowBrain
 
-from ..conftest import SPARE_REDIS_URL
 from ..support.processes import free_port
 from ..support.waiting import wait_for
 from .conftest import wait_for_status
@@ -127,11 +126,11 @@ def test_each_run_of_a_resumed_execution_is_an_attempt_and_the_resume_is_from_el
     assert logs["stored"] == sum(a["stored"] for a in logs["attempts"]) + 1
 
 
-def test_records_a_run_dropped_for_good_show_as_a_permanent_shortfall(app_factory, tmp_path):
+def test_records_a_run_dropped_for_good_show_as_a_permanent_shortfall(app_factory, spare_broker, tmp_path):
     """The run's process has no broker, can keep 10 records in memory and
     cannot write its spool (a file stands where the directory should be):
     what it cannot keep is dropped for good, counted, and the verdict says so."""
-    queuing = app_factory(CELERY=celery_config(SPARE_REDIS_URL, tmp_path))  # no worker runs it here
+    queuing = app_factory(CELERY=celery_config(spare_broker, tmp_path))  # no worker runs it here
     with queuing.app_context():
         execution_id = start_execution("synthetic-emit", {"records": 40}).id
     occupied = tmp_path / "occupied"

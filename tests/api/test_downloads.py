@@ -10,7 +10,7 @@ import uuid
 import sqlalchemy as sa
 
 from webapp.api import downloads
-from webapp.api.reads import LogFilter
+from webapp.queries.reads import LogFilter
 
 from .test_executions import assert_problem
 

@@ -8,14 +8,15 @@ import json
 import threading
 import time
 import uuid
-from urllib.parse import urlencode
 from datetime import datetime, timedelta, timezone
+from urllib.parse import urlencode
 
 import pytest
 import redis
 import sqlalchemy as sa
 
-from webapp.api.feed import ExecutionFeed
+from webapp.extensions import db
+from webapp.queries.feed import ExecutionFeed
 from webapp.workflow import current_notifier
 from webapp.workflow.notify import channel
 
@@ -77,6 +78,10 @@ def test_a_stream_resumes_after_its_last_event_id(fast_client):
     started = fast_client.post("/api/v1/executions", json={"workflow": "flaky", "input": {"fail_times": 1}})
     execution_id = started.json["id"]
     wait_for_status(fast_client, execution_id)
+    # Every record stored first: one that lands while the first read runs
+    # is sent later in it than in the reads that resume it.
+    wait_for(lambda: fast_client.get(f"/api/v1/executions/{execution_id}").json["logs"]["complete"],
+             timeout=30, message="the whole log stored")
     whole = read_stream(fast_client, execution_id)[1:]
     assert len(whole) > 10
 
@@ -126,6 +131,7 @@ def test_on_redis_a_published_event_wakes_a_waiting_stream(app_factory, executio
         wait_for(lambda: subscribers.pubsub_numsub(channel(execution_id))[0][1] > 0, timeout=30)
         with app.app_context():
             current_notifier().publish(uuid.UUID(execution_id), "execution_started", {"run": 1})
+            db.session.commit()  # the event is broadcast once it is committed
 
     publisher = threading.Thread(target=publish_once_subscribed)
     try:

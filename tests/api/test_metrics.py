@@ -11,7 +11,7 @@ from prometheus_client.parser import text_string_to_metric_families
 
 from webapp.config import celery_config
 
-from ..conftest import SPARE_REDIS_URL, service_env
+from ..conftest import service_env
 from ..support.processes import free_port, start_celery_worker
 from ..support.waiting import wait_for
 
@@ -67,13 +67,16 @@ def test_metrics_report_a_broker_that_is_down(app_factory, tmp_path):
     assert not any(name == "celery_queue_messages" for name, _ in found)
 
 
-def test_a_worker_serves_the_metrics_of_its_children(app_factory, database_url, tmp_path, trace_id):
+def test_a_worker_serves_the_metrics_of_its_children(
+    app_factory, database_url, spare_broker, tmp_path, trace_id
+):
     port = free_port()
-    env = service_env(database_url, SPARE_REDIS_URL, tmp_path / "worker-var",
-                      CELERY_METRICS_BIND=f"127.0.0.1:{port}")
+    env = service_env(database_url, spare_broker, tmp_path / "worker-var",
+                      CELERY_METRICS_BIND=f"127.0.0.1:{port}",
+                      PROMETHEUS_MULTIPROC_DIR=str(tmp_path / "worker-metrics"))
     worker = start_celery_worker(env, tmp_path / "worker.log", name=f"metrics-{uuid.uuid4().hex[:6]}")
     try:
-        app = app_factory(CELERY=celery_config(SPARE_REDIS_URL, tmp_path))
+        app = app_factory(CELERY=celery_config(spare_broker, tmp_path))
         logger = app.extensions["execlog"]
         for i in range(75):
             logger.info(trace_id, "agent", f"record {i}")
@@ -112,3 +115,15 @@ def test_what_anonymous_clients_send_cannot_grow_the_metrics(app_factory):
     methods = {dict(labels)["method"] for _, labels in after}
     assert methods <= {"GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS", "other"}
     assert "other" in methods
+
+
+def test_a_worker_asked_for_metrics_without_their_directory_refuses_to_start(
+    database_url, spare_broker, tmp_path
+):
+    from ..support.processes import celery_worker
+
+    env = service_env(database_url, spare_broker, tmp_path / "worker-var", CELERY_METRICS_BIND="127.0.0.1:1")
+    env.pop("PROMETHEUS_MULTIPROC_DIR", None)
+    worker = celery_worker(env, tmp_path / "worker.log", name=f"nometrics-{uuid.uuid4().hex[:6]}").start()
+    assert worker.process.wait(timeout=60) != 0
+    assert "CELERY_METRICS_BIND needs PROMETHEUS_MULTIPROC_DIR" in worker.output()

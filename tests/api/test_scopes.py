@@ -13,7 +13,6 @@ import sqlalchemy as sa
 from webapp.api import tokens
 from webapp.config import celery_config
 
-from ..conftest import QUEUE_KEYS, SPARE_REDIS_URL
 from .test_auth import bearer
 from .test_executions import assert_problem
 
@@ -24,15 +23,12 @@ LOG = {"records": [{"trace_id": "scopes", "level": "info", "category": "api", "m
 
 
 @pytest.fixture
-def scoped(app_factory, tmp_path):
+def scoped(app_factory, spare_broker, tmp_path):
     """Token mode on a broker no worker reads; a token per scope, one with all."""
-    app = app_factory(API_AUTH="token", CELERY=celery_config(SPARE_REDIS_URL, tmp_path),
+    app = app_factory(API_AUTH="token", CELERY=celery_config(spare_broker, tmp_path),
                       API_TOKENS=[f"{token}:{scope}" for scope, token in TOKEN_OF.items()] + [ALL])
     yield app
     app.extensions["execlog"].close(timeout=10)
-    import redis
-
-    redis.Redis.from_url(SPARE_REDIS_URL).delete(*QUEUE_KEYS)
 
 
 def operations(execution_id: str) -> list[tuple[str, str, str, dict]]:

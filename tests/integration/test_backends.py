@@ -1,10 +1,13 @@
-"""EXECLOG_BACKEND=thread: the flusher inserts batches itself, no Celery."""
+"""EXECLOG_BACKEND=thread: the flusher inserts batches itself, no Celery;
+and the benchmark's direct back end (bench/direct.py), the old design."""
 
 from __future__ import annotations
 
 import uuid
 
 import sqlalchemy as sa
+
+from bench.direct import use_direct_logger
 
 from ..support.waiting import wait_for
 
@@ -29,8 +32,8 @@ def test_the_thread_backend_inserts_batches_on_one_connection_of_its_own(
 
 def test_the_direct_backend_commits_each_record_on_the_apps_pool(app_factory, db_engine, log_table, trace_id):
     name = f"direct-{uuid.uuid4().hex[:8]}"
-    app = app_factory(EXECLOG_BACKEND="direct", DB_APPLICATION_NAME=name)
-    logger = app.extensions["execlog"]
+    app = app_factory(DB_APPLICATION_NAME=name)
+    logger = use_direct_logger(app)
     with db_engine.connect() as connection:
         commits = "SELECT xact_commit FROM pg_stat_database WHERE datname = current_database()"
         before = connection.execute(sa.text(commits)).scalar_one()
@@ -59,9 +62,8 @@ def test_the_direct_backend_commits_each_record_on_the_apps_pool(app_factory, db
 def test_with_the_direct_backend_an_exhausted_pool_fails_the_caller(app_factory, trace_id):
     import pytest
 
-    app = app_factory(EXECLOG_BACKEND="direct",
-                      SQLALCHEMY_ENGINE_OPTIONS={"pool_size": 1, "max_overflow": 0, "pool_timeout": 0.2})
-    logger = app.extensions["execlog"]
+    app = app_factory(SQLALCHEMY_ENGINE_OPTIONS={"pool_size": 1, "max_overflow": 0, "pool_timeout": 0.2})
+    logger = use_direct_logger(app)
     with app.app_context():
         from webapp.extensions import db
 

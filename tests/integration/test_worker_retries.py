@@ -4,14 +4,13 @@ from __future__ import annotations
 
 import psycopg2
 import pytest
-import redis
 import sqlalchemy as sa
 from flask_migrate import upgrade
 
 from webapp import create_app
 from webapp.config import config_from_env
 
-from ..conftest import PG_ADMIN_URL, QUEUE_KEYS, SPARE_REDIS_URL, TEST_DB_NAME, make_config, service_env
+from ..conftest import PG_ADMIN_URL, TEST_DB_NAME, make_config, service_env
 from ..support.processes import start_celery_worker
 from ..support.waiting import wait_for
 
@@ -37,22 +36,14 @@ def missing_database(database_url):
     _admin(f'DROP DATABASE IF EXISTS "{OUTAGE_DB}" WITH (FORCE)')
 
 
-@pytest.fixture
-def private_broker():
-    client = redis.Redis.from_url(SPARE_REDIS_URL)
-    client.delete(*QUEUE_KEYS)
-    yield SPARE_REDIS_URL
-    client.delete(*QUEUE_KEYS)
-
-
 def test_batches_wait_through_a_database_outage_and_land_after_it(
-    missing_database, private_broker, tmp_path, trace_id
+    missing_database, spare_broker, tmp_path, trace_id
 ):
-    env = service_env(missing_database, private_broker, tmp_path / "worker",
+    env = service_env(missing_database, spare_broker, tmp_path / "worker",
                       EXECLOG_RETRY_BACKOFF="0.2", EXECLOG_RETRY_BACKOFF_MAX="1")
     worker = start_celery_worker(env, tmp_path / "worker.log", name="outage")
     try:
-        producer = create_app(make_config(missing_database, private_broker, tmp_path / "producer"))
+        producer = create_app(make_config(missing_database, spare_broker, tmp_path / "producer"))
         logger = producer.extensions["execlog"]
         ids = {logger.info(trace_id, "database", f"during the outage {i}").id for i in range(100)}
         assert logger.flush(timeout=30) is True

@@ -10,7 +10,6 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-import redis
 import sqlalchemy as sa
 from flask_migrate import downgrade, upgrade
 
@@ -20,7 +19,7 @@ from webapp.execlog.fields import EPOCH
 from webapp.extensions import db
 
 from ..conftest import (
-    PG_ADMIN_URL, QUEUE_KEYS, SPARE_REDIS_URL, TEST_DB_NAME, _database_url, _recreate_database,
+    PG_ADMIN_URL, TEST_DB_NAME, _database_url, _recreate_database,
 )
 from ..support.records import make_record
 
@@ -67,15 +66,6 @@ def own_engine(own_database: str) -> Iterator[sa.engine.Engine]:
     engine = sa.create_engine(own_database, poolclass=sa.pool.NullPool)
     yield engine
     engine.dispose()
-
-
-@pytest.fixture
-def spare_broker() -> Iterator[str]:
-    """The spare Redis database, emptied before and after the test."""
-    client = redis.Redis.from_url(SPARE_REDIS_URL)
-    client.delete(*QUEUE_KEYS)
-    yield SPARE_REDIS_URL
-    client.delete(*QUEUE_KEYS)
 
 
 def at(day: date, hour: int = 0, minute: int = 0, second: int = 0, microsecond: int = 0) -> datetime:

@@ -19,7 +19,9 @@ from typing import Any
 import pytest
 import yaml
 
+from webapp.api.settings import ApiSettings
 from webapp.execlog.extension import ExecLogSettings
+from webapp.workflow.settings import WorkflowSettings
 
 from ..support.processes import ROOT
 
@@ -119,7 +121,9 @@ def compose_variables(text: str) -> set[str]:
 
 def app_variables() -> set[str]:
     """Every variable the app, its gunicorn settings and its scripts read."""
-    found = set(ExecLogSettings.config_defaults()) | READ_BY_SERVERS  # EXECLOG_*: read by prefix
+    found = set(READ_BY_SERVERS)
+    for settings in (ExecLogSettings, ApiSettings, WorkflowSettings):  # passed through by prefix
+        found |= set(settings.config_defaults())
     for path in PYTHON_SOURCES:
         found |= python_variables(path)
     for path in SHELL_SOURCES:

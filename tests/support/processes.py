@@ -102,10 +102,10 @@ class ManagedProcess:
 
 def celery_worker(
     env: dict[str, str], log_path: Path, *, name: str, queues: str = "logs,workflows",
-    concurrency: int = 2, extra: list[str] | None = None,
+    concurrency: int = 2, extra: list[str] | None = None, app: str = "celery_worker",
 ) -> ManagedProcess:
     argv = [
-        str(BIN / "celery"), "-A", "celery_worker", "worker",
+        str(BIN / "celery"), "-A", app, "worker",
         "--hostname", f"{name}@%h", "--queues", queues,
         "--concurrency", str(concurrency), "--pool", "prefork",
         "--without-gossip", "--without-mingle", "--loglevel", "info",

@@ -25,7 +25,7 @@ from selenium.webdriver.common.by import By
 from ..api.conftest import rows  # noqa: F401 - executions and records written straight into the table
 from ..conftest import service_env
 from ..support.processes import BIN, ManagedProcess, free_port, wait_for_port
-from ..support.waiting import wait_for
+from ..support.waiting import wait_for_execution
 
 CHROMIUM = "/usr/bin/chromium"
 CHROMEDRIVER = "/usr/bin/chromedriver"
@@ -74,9 +74,7 @@ class Server:
             after = f"&after={page['next']}"
 
     def wait_until_finished(self, execution_id: str, timeout: float = 60.0) -> dict[str, Any]:
-        return wait_for(lambda: (lambda e: e if e["status"] in ("succeeded", "failed") else None)(
-            self.execution(execution_id)), timeout=timeout, interval=0.2,
-            message=f"execution {execution_id} to finish")
+        return wait_for_execution(lambda: self.execution(execution_id), execution_id, timeout=timeout)
 
 
 @pytest.fixture

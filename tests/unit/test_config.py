@@ -17,7 +17,7 @@ def test_with_nothing_set_the_app_runs_on_sqlite_and_the_file_system_broker(tmp_
     assert celery["broker_url"] == "filesystem://"
     assert celery["broker_transport_options"]["data_folder_in"] == str(tmp_path / "broker" / "queue")
     assert celery["worker_enable_remote_control"] is False
-    assert config["EXECLOG_SPOOL_DIR"] == str(tmp_path / "spool")
+    assert ExecLogSettings.from_config(config).spool_dir == str(tmp_path / "spool")
 
 
 @pytest.mark.parametrize("url", ["postgres://u@h/db", "postgresql://u@h/db"])

@@ -3,21 +3,15 @@ them, and starting them the way the CLI and the API do."""
 
 from __future__ import annotations
 
-from pathlib import Path
 from typing import Any
 
 import pytest
-import redis
 import sqlalchemy as sa
 from flask import Flask
 
-from webapp.config import celery_config
 from webapp.workflow import start_execution
 
-from ..conftest import QUEUE_KEYS, SPARE_REDIS_URL
-from ..support.waiting import wait_for
-
-FINAL = ("succeeded", "failed")
+from ..support.waiting import wait_for, wait_for_execution
 
 
 class ExecutionTables:
@@ -46,23 +40,12 @@ class ExecutionTables:
                          id=execution_id)
 
     def wait_finished(self, execution_id: str, timeout: float = 60.0) -> dict[str, Any]:
-        wait_for(lambda: self.get(execution_id)["status"] in FINAL, timeout=timeout,
-                 message=f"execution {execution_id} to finish")
-        return self.get(execution_id)
+        return wait_for_execution(lambda: self.get(execution_id), execution_id, timeout=timeout)
 
 
 @pytest.fixture
 def tables(db_engine: sa.engine.Engine) -> ExecutionTables:
     return ExecutionTables(db_engine)
-
-
-@pytest.fixture
-def spare_broker(tmp_path: Path) -> Any:
-    """Celery settings on a Redis database no worker reads: an execution
-    started there waits for whoever runs it (the test, in-process). Tests
-    close their app's logger before this clears the queues."""
-    yield celery_config(SPARE_REDIS_URL, tmp_path)
-    redis.Redis.from_url(SPARE_REDIS_URL).delete(*QUEUE_KEYS)
 
 
 def start(app: Flask, workflow: str, data: Any, **kwargs: Any) -> str:
@@ -89,7 +72,7 @@ def sweep(app: Flask, stale_seconds: float | None = None,
     """Run the stalled-execution sweep (``stale_seconds`` defaults to the
     app's setting; queued executions only with ``queued_stale_seconds``);
     the ids it failed, other tests' stalled executions possibly among them."""
-    from webapp.workflow.extension import current_notifier
+    from webapp.workflow.current import current_notifier
     from webapp.workflow.heartbeat import fail_stalled
 
     stale = app.config["WORKFLOW_STALE_SECONDS"] if stale_seconds is None else stale_seconds

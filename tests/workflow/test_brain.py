@@ -31,11 +31,11 @@ def run_in(app, execution_id) -> str:
 
 
 @pytest.fixture
-def spare_app(app_factory, spare_broker):
+def spare_app(app_factory, spare_broker, tmp_path):
     built = []
 
     def factory(**overrides):
-        app = app_factory(CELERY=spare_broker, **overrides)
+        app = app_factory(CELERY=celery_config(spare_broker, tmp_path), **overrides)
         built.append(app)
         return app
 

@@ -20,7 +20,7 @@ from webapp.workflow import (
     UnknownWorkflow,
     resume_execution,
 )
-from webapp.workflow.enqueue import RUN_TASK
+from webapp.names import RUN_TASK
 
 from ..support.waiting import wait_for
 from .conftest import messages, start, wait_for_log
@@ -260,3 +260,36 @@ def test_an_idempotency_key_starts_a_request_once(app, tables):
     with pytest.raises(IdempotencyConflict, match=f"the idempotency key '{key}' was used for another"):
         start(app, "synthetic-emit", {"records": 2}, idempotency_key=key)
     assert tables.wait_finished(first)["attempts"] == 1
+
+
+def test_an_event_is_stored_and_broadcast_with_the_commit_of_its_state_change(
+    app_factory, spare_broker, tmp_path, tables
+):
+    """publish() adds the event to the caller's transaction: nothing is in
+    the table or on the channel until the caller commits, and a rollback
+    takes the event away with the state change it announced."""
+    from webapp.config import celery_config
+    from webapp.extensions import db
+    from webapp.workflow import current_notifier
+    from webapp.workflow.notify import channel
+
+    app = app_factory(CELERY=celery_config(spare_broker, tmp_path))  # no worker takes the run
+    execution_id = uuid.UUID(start(app, "synthetic-emit", {"records": 1}))
+    listener = redis.Redis.from_url(spare_broker).pubsub()
+    listener.subscribe(channel(execution_id))
+    assert listener.get_message(timeout=5)["type"] == "subscribe"
+
+    def stored() -> list[str]:
+        return [event["type"] for event in tables.events(str(execution_id))]
+
+    with app.app_context():
+        current_notifier().publish(execution_id, "step_started", {"step": "emit"})
+        assert stored() == ["execution_queued"] and listener.get_message(timeout=0.5) is None
+        db.session.rollback()
+        assert stored() == ["execution_queued"] and listener.get_message(timeout=0.5) is None, "gone"
+
+        current_notifier().publish(execution_id, "step_started", {"step": "emit"})
+        db.session.commit()
+        assert stored() == ["execution_queued", "step_started"]
+        message = listener.get_message(timeout=5)
+        assert json.loads(message["data"])["type"] == "step_started"

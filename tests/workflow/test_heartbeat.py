@@ -9,11 +9,13 @@ import uuid
 from datetime import datetime, timedelta, timezone
 
 import pytest
+
+from webapp.config import celery_config
 import sqlalchemy as sa
 
 from webapp.workflow import resume_execution
 from webapp.workflow.brain import LOST, WorkflowBrain
-from webapp.workflow.extension import check_heartbeat
+from webapp.workflow.settings import WorkflowSettings
 from webapp.workflow.heartbeat import Heartbeat
 
 from ..support.waiting import wait_for
@@ -23,8 +25,8 @@ FAST = {"WORKFLOW_HEARTBEAT_SECONDS": 0.05, "WORKFLOW_STALE_SECONDS": 1.0}
 
 
 @pytest.fixture
-def spare_app(app_factory, spare_broker):
-    return app_factory(CELERY=spare_broker, **FAST)
+def spare_app(app_factory, spare_broker, tmp_path):
+    return app_factory(CELERY=celery_config(spare_broker, tmp_path), **FAST)
 
 
 def set_columns(engine, table: str, where: str, **values) -> None:
@@ -137,21 +139,21 @@ def test_a_run_failed_by_the_sweep_while_it_runs_stops_and_writes_nothing_more(s
 @pytest.mark.parametrize("beat, stale", [(10, 15), (0, 60), (-1, 60)])
 def test_a_stale_limit_shorter_than_two_heartbeats_is_refused(beat, stale):
     with pytest.raises(ValueError, match="WORKFLOW_STALE_SECONDS .* must be at least twice"):
-        check_heartbeat({"WORKFLOW_HEARTBEAT_SECONDS": beat, "WORKFLOW_STALE_SECONDS": stale})
+        WorkflowSettings.from_config({"WORKFLOW_HEARTBEAT_SECONDS": beat, "WORKFLOW_STALE_SECONDS": stale})
 
 
 def test_the_heartbeat_settings_default_and_come_from_the_environment():
     from webapp.config import config_from_env
 
-    config = config_from_env({"WORKFLOW_HEARTBEAT_SECONDS": "5", "WORKFLOW_STALE_SECONDS": "30"})
-    check_heartbeat(config)
-    assert (config["WORKFLOW_HEARTBEAT_SECONDS"], config["WORKFLOW_STALE_SECONDS"]) == (5.0, 30.0)
-    defaults: dict = {}
-    check_heartbeat(defaults)
-    assert defaults == {"WORKFLOW_HEARTBEAT_SECONDS": 10.0, "WORKFLOW_STALE_SECONDS": 60.0,
-                        "WORKFLOW_QUEUED_STALE_SECONDS": 3600.0}
+    settings = WorkflowSettings.from_config(
+        config_from_env({"WORKFLOW_HEARTBEAT_SECONDS": "5", "WORKFLOW_STALE_SECONDS": "30"}))
+    assert (settings.heartbeat_seconds, settings.stale_seconds) == (5.0, 30.0)
+    defaults = WorkflowSettings.from_config({})
+    assert {key: value for key, value in defaults.as_config().items() if key.startswith("WORKFLOW_")} == {
+        "WORKFLOW_HEARTBEAT_SECONDS": 10.0, "WORKFLOW_STALE_SECONDS": 60.0,
+        "WORKFLOW_QUEUED_STALE_SECONDS": 3600.0}
     with pytest.raises(ValueError, match="WORKFLOW_QUEUED_STALE_SECONDS must be positive, got 0"):
-        check_heartbeat({"WORKFLOW_QUEUED_STALE_SECONDS": 0})
+        WorkflowSettings.from_config({"WORKFLOW_QUEUED_STALE_SECONDS": 0})
 
 
 @pytest.mark.usefixtures("celery_worker")

@@ -11,6 +11,8 @@ import textwrap
 
 import pytest
 
+from webapp.config import celery_config
+
 from webapp.workflow import start_execution
 from webapp.workflow.brain import WorkflowBrain
 
@@ -158,8 +160,9 @@ def test_the_registry_is_built_without_a_database(app_factory):
     assert '"name": "roadmap"' in result.output
 
 
-def test_the_readme_example_plugin_runs(app_factory, spare_broker):
-    app = app_factory(CELERY=spare_broker, WEBAPP_DISABLED_PLUGINS="webapp-throwaway")
+def test_the_readme_example_plugin_runs(app_factory, spare_broker, tmp_path):
+    app = app_factory(CELERY=celery_config(spare_broker, tmp_path),
+                      WEBAPP_DISABLED_PLUGINS="webapp-throwaway")
     with app.app_context():
         execution = start_execution("hello", {"who": "plugins"})
         assert WorkflowBrain.for_current_app().run(execution.id) == "succeeded"

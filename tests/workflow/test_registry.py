@@ -10,6 +10,7 @@ from importlib.metadata import EntryPoint
 import pytest
 
 from webapp.config import config_from_env
+from webapp.workflow.settings import WorkflowSettings
 from webapp.workflow import UnknownWorkflow, WorkflowUnavailable
 from webapp.workflow.registry import (
     BROKEN,
@@ -165,9 +166,10 @@ def test_the_deny_list_is_comma_separated(value, names):
 
 
 def test_workflows_and_the_deny_list_come_from_the_environment():
-    config = config_from_env({"WORKFLOWS": '{"nightly": ["emit"]}', "WEBAPP_DISABLED_PLUGINS": "flaky"})
-    assert (config["WORKFLOWS"], config["WEBAPP_DISABLED_PLUGINS"]) == ({"nightly": ["emit"]}, "flaky")
-    assert config_from_env({})["WORKFLOWS"] == {}
+    settings = WorkflowSettings.from_config(
+        config_from_env({"WORKFLOWS": '{"nightly": ["emit"]}', "WEBAPP_DISABLED_PLUGINS": "flaky"}))
+    assert (settings.workflows, settings.disabled_plugins) == ({"nightly": ["emit"]}, "flaky")
+    assert WorkflowSettings.from_config(config_from_env({})).workflows == {}
 
 
 @pytest.mark.parametrize(
@@ -177,4 +179,4 @@ def test_workflows_and_the_deny_list_come_from_the_environment():
 )
 def test_bad_workflows_in_the_environment_name_the_variable(value, message):
     with pytest.raises(ValueError, match=message):
-        config_from_env({"WORKFLOWS": value})
+        WorkflowSettings.from_config(config_from_env({"WORKFLOWS": value}))

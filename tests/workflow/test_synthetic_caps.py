@@ -6,6 +6,8 @@ from __future__ import annotations
 
 import pytest
 
+from webapp.config import celery_config
+
 from webapp.workflow import InvalidInput, start_execution
 
 from .conftest import start
@@ -35,5 +37,5 @@ def test_inputs_within_the_caps_are_taken(spare_app):
 
 
 @pytest.fixture
-def spare_app(app_factory, spare_broker):
-    return app_factory(CELERY=spare_broker)
+def spare_app(app_factory, spare_broker, tmp_path):
+    return app_factory(CELERY=celery_config(spare_broker, tmp_path))

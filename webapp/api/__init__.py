@@ -36,15 +36,14 @@ key                      default         meaning
 from __future__ import annotations
 
 import http
-from collections.abc import Mapping
-from typing import Any
-
 import flask_smorest
-from flask import Flask
+from flask import Flask, Response
+from werkzeug.exceptions import HTTPException
 from flask_smorest.utils import prepare_response
 
 from .docs import REDOC_URL
-from .errors import PROBLEM_CONTENT_TYPE, ProblemSchema
+from .errors import PROBLEM_CONTENT_TYPE, ProblemSchema, http_error
+from .settings import ApiSettings
 
 SPEC_SETTINGS = {
     "API_TITLE": "webapp",
@@ -65,17 +64,25 @@ SPEC_SETTINGS = {
 
 
 class Api(flask_smorest.Api):
-    """flask-smorest's Api, documenting problem details as the error shape;
-    :mod:`.errors` handles every error itself."""
+    """flask-smorest's Api: errors answered and documented as problem
+    details (:mod:`.errors`)."""
 
     ERROR_SCHEMA = ProblemSchema
 
-    def _register_error_handlers(self) -> None:
-        pass
+    def handle_http_exception(self, error: HTTPException) -> Response:
+        """flask-smorest's documented hook for ``HTTPException``: the
+        problem document every other error gets too."""
+        return http_error(error)
 
     def _register_responses(self) -> None:
         """The error responses flask-smorest documents by itself (e.g. 400
-        for a request that does not match its schema), as problem documents."""
+        for a request that does not match its schema), as problem documents.
+
+        flask-smorest has no public hook for the content type of its error
+        responses alone (``DEFAULT_RESPONSE_CONTENT_TYPE`` is every
+        response's): this overrides a method of its, and flask-smorest is
+        pinned to the minor version it was written for
+        (``tests/unit/test_library_pins.py`` fails when the original changes)."""
         errors = [(status.name, status.phrase) for status in http.HTTPStatus if status >= 400]
         for name, description in [*errors, ("DEFAULT_ERROR", "Default error response")]:
             response = {"description": description, "schema": self.ERROR_SCHEMA}
@@ -83,24 +90,8 @@ class Api(flask_smorest.Api):
             self.spec.components.response(name, response, lazy=True)
 
 
-POSITIVE_SETTINGS = ("MAX_CONTENT_LENGTH", "API_MAX_LIMIT", "API_SSE_POLL_INTERVAL", "API_SSE_HEARTBEAT",
-                     "API_SSE_MAX_SECONDS", "API_SSE_MAX_STREAMS", "API_SSE_MAX_STREAMS_PER_TOKEN")
-NON_NEGATIVE_SETTINGS = ("API_SSE_LOG_DELAY", "API_READY_CACHE_SECONDS")
-
-
-def check_settings(config: Mapping[str, Any]) -> None:
-    """A bad setting stops the app at start, naming it."""
-    for key in POSITIVE_SETTINGS:
-        if not config[key] > 0:
-            raise ValueError(f"{'API_MAX_BODY_BYTES' if key == 'MAX_CONTENT_LENGTH' else key} must be "
-                             f"positive, got {config[key]!r}")
-    for key in NON_NEGATIVE_SETTINGS:
-        if config[key] < 0:
-            raise ValueError(f"{key} must be 0 or more, got {config[key]!r}")
-
-
 def init_app(app: Flask) -> None:
-    from . import auth, docs, errors, health, metrics, streams
+    from . import auth, docs, errors, health, metrics, settings, streams
     from .admin import bp as admin_bp
     from .downloads import bp as downloads_bp
     from .events import bp as events_bp
@@ -110,13 +101,16 @@ def init_app(app: Flask) -> None:
 
     for key, value in SPEC_SETTINGS.items():
         app.config.setdefault(key, value)
-    check_settings(app.config)
+    api_settings = ApiSettings.from_config(app.config)
+    app.config.update(api_settings.as_config())
+    app.config["MAX_CONTENT_LENGTH"] = api_settings.max_body_bytes
+    app.extensions[settings.EXTENSION_KEY] = api_settings
     errors.init_app(app)
     metrics.init_app(app)
     auth.init_app(app)
     health.init_app(app)
     docs.init_app(app)
-    app.extensions[streams.EXTENSION_KEY] = streams.slots_from_config(app.config)
+    app.extensions[streams.EXTENSION_KEY] = streams.slots_from(api_settings)
     api = Api(app)
     for blueprint in (health.bp, metrics.bp, executions_bp, downloads_bp, events_bp, logs_bp, runners_bp,
                       admin_bp):

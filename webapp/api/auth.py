@@ -41,7 +41,7 @@ its details only to an identity with ``read`` (:func:`request_identity`).
 from __future__ import annotations
 
 import ipaddress
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from typing import Any
 from urllib.parse import urlsplit
 
@@ -51,9 +51,10 @@ from ..config import connect_args
 from . import session
 from .errors import problem
 from .scopes import OPEN_IDENTITY, Identity
+from .settings import EXTENSION_KEY as SETTINGS_KEY
+from .settings import ApiSettings, current_settings
 from .tokens import EXTENSION_KEY, TokenStore, TokenStoreUnavailable, current_store
 
-MODES = ("open", "token")
 ALWAYS_OPEN = ("/healthz", "/api/v1/openapi.json", "/api/v1/docs", "/ui/login")
 ALWAYS_OPEN_PREFIXES = ("/api/v1/docs/", "/ui/static/")
 PROBES = ("/readyz", "/metrics")
@@ -76,12 +77,11 @@ class Refusal(Exception):
 
 
 def init_app(app: Flask) -> None:
-    if app.config["API_AUTH"] not in MODES:
-        raise ValueError(f"API_AUTH must be one of {', '.join(MODES)}; got {app.config['API_AUTH']!r}")
     config = app.config
     url = config["SQLALCHEMY_DATABASE_URI"]
     app.extensions[EXTENSION_KEY] = TokenStore(
-        config["API_TOKENS"], url, connect_args(url, config, f"{config['DB_APPLICATION_NAME']}-auth"))
+        list(app.extensions[SETTINGS_KEY].tokens), url,
+        connect_args(url, config, f"{config['DB_APPLICATION_NAME']}-auth"))
     app.before_request(check_access)
 
 
@@ -91,7 +91,7 @@ def check_access() -> Response | None:
         return problem(403, "Forbidden", "a state-changing request from a page of another origin")
     if request.path in ALWAYS_OPEN or request.path.startswith(ALWAYS_OPEN_PREFIXES):
         return None
-    if request.path in PROBES and not current_app.config["API_PROTECT_PROBES"]:
+    if request.path in PROBES and not current_settings().protect_probes:
         return None
     try:
         g.identity = authenticate(request)
@@ -106,7 +106,7 @@ def check_access() -> Response | None:
 def authenticate(req: Request) -> Identity:
     """The caller of ``req``: a bearer token, else the browser session;
     ``Refusal`` when it may not call at all."""
-    if current_app.config["API_AUTH"] == "open":
+    if current_settings().auth == "open":
         _check_open_mode(req)
         return OPEN_IDENTITY
     try:
@@ -222,10 +222,10 @@ def is_loopback(host: str | None) -> bool:
         return False
 
 
-def open_bind_problem(config: dict[str, Any], addresses: Iterable[Any]) -> str | None:
+def open_bind_problem(config: Mapping[str, Any], addresses: Iterable[Any]) -> str | None:
     """Why the server must not start with ``config`` on ``addresses``
     (gunicorn's ``(host, port)`` pairs, or socket paths), or None."""
-    if config["API_AUTH"] != "open":
+    if ApiSettings.from_config(config).auth != "open":
         return None
     public = [f"{a[0]}:{a[1]}" for a in addresses if isinstance(a, tuple) and not is_loopback(a[0])]
     if not public:

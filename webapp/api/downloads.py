@@ -21,9 +21,10 @@ from flask import Flask, Response, current_app
 from flask.typing import ResponseReturnValue
 
 from .blueprint import Blueprint
-from .formats import log_line
-from .reads import LogFilter, Position, get_execution, logs_after
-from .schemas import LogFilterArgs, LogRecordOut
+from ..queries.formats import log_line
+from ..queries.reads import LogFilter, Position, get_execution, logs_after
+from ..queries.records import LogRecordOut
+from .schemas import LogFilterArgs
 
 bp = Blueprint("downloads", __name__, url_prefix="/api/v1", description="Whole logs, as files.")
 

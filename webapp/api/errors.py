@@ -123,7 +123,7 @@ def _validation_error(error: ValidationError) -> Response:
     return _request_invalid({"json": error.normalized_messages()})
 
 
-def _http_error(error: HTTPException) -> Response:
+def http_error(error: HTTPException) -> Response:
     """Werkzeug's errors (404, 405, 413, 500, ...) and webargs' aborts."""
     code = error.code or 500
     data = getattr(error, "data", None) or {}
@@ -184,7 +184,8 @@ def init_app(app: Flask) -> None:
     for error_class in DATABASE_UNAVAILABLE:
         app.register_error_handler(error_class, _database_error)
     app.register_error_handler(ValidationError, _validation_error)
-    app.register_error_handler(HTTPException, _http_error)
+    # HTTPException: flask-smorest's Api registers its handle_http_exception,
+    # which is http_error (webapp.api.Api).
     app.register_error_handler(Problem, _problem)
     for error_class in WORKFLOW_ERRORS:
         app.register_error_handler(error_class, _workflow_error)

@@ -33,10 +33,12 @@ from ..workflow import current_notifier
 from ..workflow.notify import EVENT_TYPES
 from .auth import current_identity
 from .blueprint import Blueprint
-from .feed import Cursor, ExecutionFeed, Wakeup, follow, frame
+from ..queries.feed import Cursor, ExecutionFeed, Wakeup, follow, frame
+from ..queries.reads import get_execution, log_position
 from .pagination import bad_cursor
-from .reads import get_execution, log_position
 from .schemas import Text
+from .settings import EXTENSION_KEY as SETTINGS_KEY
+from .settings import current_settings
 from .streams import current_slots
 
 log = logging.getLogger(__name__)
@@ -114,7 +116,7 @@ def _prepared_stream(execution_id: uuid.UUID, cursor: Cursor, ends_at: float,
         if floor is None:
             raise bad_cursor(name, f"execution {execution_id} has no log record {cursor.log_id}",
                              location=location)
-    feed = ExecutionFeed(execution_id, log_delay=current_app.config["API_SSE_LOG_DELAY"],
+    feed = ExecutionFeed(execution_id, log_delay=current_settings().sse_log_delay,
                          event_id=cursor.event_id, floor=floor)
     app = current_app._get_current_object()  # type: ignore[attr-defined]
     return _stream(app, feed, current_notifier().client, ends_at)
@@ -132,10 +134,10 @@ def _cursor(text: str | None, name: str, location: str) -> Cursor:
 def _stream(app: Flask, feed: ExecutionFeed, client: redis.Redis | None, ends_at: float) -> Iterator[str]:
     yield f"retry: {RECONNECT_MS}\n\n"
     wakeup = Wakeup(client, feed.execution_id)  # subscribed only once the stream is read
-    config = app.config
+    settings = app.extensions[SETTINGS_KEY]
     try:
-        for messages in follow(app, feed, wakeup, poll_interval=config["API_SSE_POLL_INTERVAL"],
-                               idle_every=config["API_SSE_HEARTBEAT"], until=ends_at):
+        for messages in follow(app, feed, wakeup, poll_interval=settings.sse_poll_interval,
+                               idle_every=settings.sse_heartbeat, until=ends_at):
             if not messages:
                 yield ": keepalive\n\n"
             for message in messages:

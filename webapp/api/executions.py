@@ -19,8 +19,8 @@ from ..extensions import db
 from ..models import Execution
 from ..workflow import resume_execution, start_execution
 from .blueprint import Blueprint
-from .pagination import bad_cursor, encode_cursor, page
-from .reads import LogFilter, executions_before, get_execution, log_position, logs_after
+from .pagination import bad_cursor, decode_cursor, encode_cursor, page
+from ..queries.reads import LogFilter, executions_before, get_execution, log_position, logs_after
 from .schemas import (
     ExecutionListArgs,
     ExecutionOut,
@@ -69,7 +69,8 @@ def start(headers: dict[str, Any], body: dict[str, Any]) -> ResponseReturnValue:
 def list_executions(args: dict[str, Any]) -> ResponseReturnValue:
     """List executions, newest first."""
     limit = args["limit"]
-    rows = executions_before(args, limit + 1)
+    after = decode_cursor(args["cursor"]) if "cursor" in args else None
+    rows = executions_before(args, limit + 1, after)
     return page(rows, limit, lambda e: encode_cursor(e.created_at, e.id))
 
 

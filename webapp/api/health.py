@@ -34,6 +34,7 @@ from .auth import request_identity
 from .blueprint import Blueprint
 from .errors import problem
 from .refreshed import Refreshed
+from .settings import EXTENSION_KEY as SETTINGS_KEY
 
 bp = Blueprint("health", __name__, description="Probes for load balancers and orchestrators.")
 
@@ -89,7 +90,7 @@ def readyz() -> ResponseReturnValue:
 def init_app(app: Flask) -> None:
     """The readiness report of this process, read again at most every
     ``API_READY_CACHE_SECONDS`` by one request at a time (:mod:`.refreshed`)."""
-    app.extensions[EXTENSION_KEY] = Refreshed(_readiness, app.config["API_READY_CACHE_SECONDS"],
+    app.extensions[EXTENSION_KEY] = Refreshed(_readiness, app.extensions[SETTINGS_KEY].ready_cache_seconds,
                                               first_wait=READY_FIRST_WAIT, what="the readiness checks")
 
 

@@ -24,7 +24,7 @@ from prometheus_client.core import GaugeMetricFamily
 from prometheus_client.multiprocess import MultiProcessCollector
 
 from .. import metrics
-from ..config import LOGS_QUEUE, WORKFLOWS_QUEUE
+from ..names import LOGS_QUEUE, WORKFLOWS_QUEUE
 from ..execlog.monitoring import queue_length
 from .blueprint import Blueprint
 

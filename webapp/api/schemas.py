@@ -10,16 +10,18 @@ from __future__ import annotations
 from datetime import datetime, timezone
 from typing import Any
 
-from flask import current_app, url_for
+from flask import url_for
 from marshmallow import Schema, ValidationError, fields, validate
+from marshmallow_sqlalchemy import SQLAlchemyAutoSchema, auto_field
 
 from ..execlog import LogCategory, LogLevel
-from ..models import EXECUTION_STATUSES, STEP_STATUSES
+from ..models import EXECUTION_STATUSES, STEP_STATUSES, Execution, ExecutionStep
 from ..storable import unstorable
 from ..workflow.definition import NAME_PATTERN
-from ..workflow.notify import EVENT_TYPES
 from ..workflow.service import MAX_IDEMPOTENCY_KEY
+from ..queries.records import LogRecordOut
 from .completeness import STATES, verdict
+from .settings import current_settings
 
 DEFAULT_LIMIT = 50
 _identifier = validate.Length(min=1, max=255)
@@ -64,7 +66,7 @@ class UtcDateTime(fields.AwareDateTime):
 
 def limit_in_range(value: int) -> None:
     """``limit`` is 1 to ``API_MAX_LIMIT``; a bigger one is refused, not cut."""
-    highest = current_app.config["API_MAX_LIMIT"]
+    highest = current_settings().max_limit
     if not 1 <= value <= highest:
         raise ValidationError(f"Must be between 1 and {highest} (API_MAX_LIMIT).")
 
@@ -118,44 +120,25 @@ class ExecutionListArgs(Schema):
     limit = _limit()
 
 
-class StepOut(Schema):
-    position = fields.Integer()
-    name = fields.String()
-    runner = fields.String()
-    status = fields.String(metadata={"enum": list(STEP_STATUSES)})
-    attempts = fields.Integer()
-    output = fields.Raw(allow_none=True)
-    error = fields.Raw(allow_none=True)
-    started_at = fields.DateTime(allow_none=True)
-    finished_at = fields.DateTime(allow_none=True)
-    duration_ms = fields.Float(allow_none=True)
+class StepOut(SQLAlchemyAutoSchema):
+    """A step of an execution, as its model has it."""
+
+    class Meta:
+        model = ExecutionStep
+        exclude = ("execution_id",)
+
+    status = auto_field(metadata={"enum": list(STEP_STATUSES)})
 
 
-class ExecutionLinks(Schema):
-    self = fields.String()
-    logs = fields.String()
-    events = fields.String()
-    retry = fields.String()
-
-
-class ExecutionSummaryOut(Schema):
+class ExecutionSummaryOut(SQLAlchemyAutoSchema):
     """An execution as listed (without its steps)."""
 
-    id = fields.UUID()
-    workflow = fields.String()
-    status = fields.String(metadata={"enum": list(EXECUTION_STATUSES)})
-    input = fields.Raw()
-    result = fields.Raw(allow_none=True)
-    error = fields.Raw(allow_none=True)
-    current_step = fields.String(allow_none=True)
-    attempts = fields.Integer()
-    idempotency_key = fields.String(allow_none=True)
-    created_at = fields.DateTime()
-    updated_at = fields.DateTime()
-    started_at = fields.DateTime(allow_none=True)
-    finished_at = fields.DateTime(allow_none=True)
-    heartbeat_at = fields.DateTime(allow_none=True, metadata={
-        "description": "the last sign of life of the worker running it"})
+    class Meta:
+        model = Execution
+        exclude = ("steps",)
+
+    status = auto_field(metadata={"enum": list(EXECUTION_STATUSES)})
+    heartbeat_at = auto_field(metadata={"description": "the last sign of life of the worker running it"})
     links = fields.Method("_links", dump_only=True, metadata={"type": "object"})
 
     def _links(self, execution: Any) -> dict[str, str]:
@@ -206,6 +189,9 @@ class VerdictField(fields.Nested):
 class ExecutionOut(ExecutionSummaryOut):
     """An execution with its steps and its log's completeness."""
 
+    class Meta(ExecutionSummaryOut.Meta):
+        exclude = ()
+
     steps = fields.List(fields.Nested(StepOut))
     logs = VerdictField(LogsOut, dump_only=True)
 
@@ -242,33 +228,7 @@ class LogListArgs(LogFilterArgs):
     limit = _limit()
 
 
-class LogRecordOut(Schema):
-    id = fields.UUID()
-    trace_id = fields.String()
-    level = fields.String()
-    category = fields.String()
-    message = fields.String()
-    step = fields.String(allow_none=True)
-    agent_name = fields.String(allow_none=True)
-    roadmap_id = fields.String(allow_none=True)
-    concept_id = fields.String(allow_none=True)
-    details = fields.Raw(allow_none=True)
-    duration_ms = fields.Float(allow_none=True)
-    attempt = fields.Integer(allow_none=True, metadata={
-        "description": "The run of the execution that logged it; null for records from elsewhere "
-                       "(POST /logs, web requests)."})
-    created_at = fields.DateTime()
-
-
 LogPage = page_of(LogRecordOut, "LogPage")
-
-
-class EventOut(Schema):
-    id = fields.Integer()
-    execution_id = fields.UUID()
-    type = fields.String(metadata={"enum": list(EVENT_TYPES)})
-    data = fields.Raw()
-    created_at = fields.DateTime()
 
 
 # -- runners --------------------------------------------------------------------

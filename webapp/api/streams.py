@@ -29,6 +29,7 @@ from typing import Any
 from flask import current_app
 
 from .errors import Problem
+from .settings import ApiSettings
 
 EXTENSION_KEY = "api_streams"
 
@@ -90,9 +91,8 @@ class StreamSlots:
                        headers={"Retry-After": str(wait)})
 
 
-def slots_from_config(config: Mapping[str, Any]) -> StreamSlots:
-    return StreamSlots(config["API_SSE_MAX_STREAMS"], config["API_SSE_MAX_STREAMS_PER_TOKEN"],
-                       config["API_SSE_MAX_SECONDS"])
+def slots_from(settings: ApiSettings) -> StreamSlots:
+    return StreamSlots(settings.sse_max_streams, settings.sse_max_streams_per_token, settings.sse_max_seconds)
 
 
 def current_slots() -> StreamSlots:
@@ -104,7 +104,7 @@ def stream_threads_problem(config: Mapping[str, Any], worker_class: str, threads
     ordinary requests once the streams are open), or None."""
     if "gthread" not in worker_class.lower() and "threadworker" not in worker_class.lower():
         return None
-    streams = config["API_SSE_MAX_STREAMS"]
+    streams = ApiSettings.from_config(config).sse_max_streams
     if streams < threads:
         return None
     return (f"API_SSE_MAX_STREAMS ({streams}) must be below GUNICORN_THREADS ({threads}): streams would "

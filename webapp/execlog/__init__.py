@@ -6,8 +6,9 @@
                           agent_name="intent", details={"topic": "python"})
 """
 
+from . import tables
 from .constants import LogCategory, LogLevel
-from .extension import ExecLog, close_all, current_logger, execution_logger, start_all
+from .extension import ExecLog, close_all, current_logger, execlog, execution_logger, start_all
 from .logger import ExecutionLogger, OperationTimer
 from .record import LogRecord
 
@@ -20,6 +21,8 @@ __all__ = [
     "OperationTimer",
     "close_all",
     "current_logger",
+    "execlog",
     "execution_logger",
     "start_all",
+    "tables",
 ]

@@ -27,7 +27,7 @@ from typing import TYPE_CHECKING, Any, Protocol
 
 import orjson
 
-from .. import metrics
+from . import metrics
 from .fields import CREATED_AT_US, ID
 from .forking import call_in_forked_children
 from .fields import DETAILS
@@ -75,6 +75,12 @@ class Shipper(Protocol):
 
     def stats(self) -> dict[str, Any]:
         """Counters of what was shipped, spooled, dropped."""
+
+    def status(self) -> dict[str, Any]:
+        """The spool's figures, if there is a spool."""
+
+    def replay_report(self) -> Any:
+        """Replay the whole spool; what it did (None without a spool)."""
 
     def dropped_for(self, trace_id: str, attempt: int | None) -> int:
         """Records of this trace and attempt dropped for good."""
@@ -240,6 +246,12 @@ class RecordBuffer:
 
     def dropped_for(self, trace_id: str, attempt: int | None) -> int:
         return self._shipper.dropped_for(trace_id, attempt)
+
+    def status(self) -> dict[str, Any]:
+        return {**self.stats(), **self._shipper.status()}
+
+    def replay(self) -> Any:
+        return self._shipper.replay_report()
 
     @property
     def spool_full(self) -> bool:

@@ -15,12 +15,13 @@ from __future__ import annotations
 import logging
 import threading
 import time
+from dataclasses import dataclass
 from collections.abc import Sequence
 from typing import Any
 
 import orjson
 
-from .. import metrics
+from . import metrics
 from .fields import ATTEMPT, TRACE_ID
 from .record import LogRecord
 from .sinks import Sink
@@ -107,6 +108,18 @@ class RateLimitedWarning:
 
 def _trace_of(row: Any) -> tuple[Any, Any]:
     return row[TRACE_ID], row[ATTEMPT]
+
+
+@dataclass(frozen=True)
+class ReplayReport:
+    """What one replay of the whole spool did (``flask execlog replay``)."""
+
+    segments: int
+    records: int
+    #: Segments still in the spool afterwards.
+    remaining: int
+    #: Why the rest could not be sent: the primary sink is down (its error).
+    sink_down: str | None = None
 
 
 class Delivery:
@@ -336,6 +349,25 @@ class Delivery:
                 return total_segments, total_rows
             total_segments += segments
             total_rows += rows
+
+    def replay_report(self) -> ReplayReport | None:
+        """:meth:`replay_all`, and what is left; None without a spool."""
+        if self.spool is None:
+            return None
+        segments, records = self.replay_all()
+        remaining = self.spool.usage().segments
+        down = None
+        if remaining and self.primary_down:
+            down = f"the {self.primary.name} sink is down: {self.counters.last_error}"
+        return ReplayReport(segments, records, remaining, down)
+
+    def status(self) -> dict[str, Any]:
+        """The spool's figures (none without a spool)."""
+        if self.spool is None:
+            return {}
+        usage = self.spool.refresh()
+        return {"spool_segments": usage.segments, "spool_bytes": usage.bytes,
+                "spool_max_bytes": self.spool.max_bytes, "spool_full": self.spool.full}
 
     def _send_all(self, rows: list[bytes]) -> bool:
         for start in range(0, len(rows), self.max_batch_size):

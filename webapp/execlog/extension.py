@@ -16,10 +16,7 @@ key                            default      meaning
 ``EXECLOG_BACKEND``            ``celery``   ``celery``: batches through the
                                             ``logs`` queue; ``thread``: the
                                             flusher inserts itself, one
-                                            connection; ``direct``: one INSERT
-                                            and COMMIT per record in the
-                                            caller's thread (the old design,
-                                            for reference)
+                                            connection
 ``EXECLOG_BATCH_SIZE``         ``50``       records that trigger a flush
 ``EXECLOG_FLUSH_INTERVAL``     ``2.0``      seconds the oldest record may wait
 ``EXECLOG_MAX_BATCH_SIZE``     ``1000``     records in one message at most
@@ -33,7 +30,7 @@ key                            default      meaning
                                             the spool cannot be written);
                                             ``memory``: only what cannot be
                                             published goes there
-``EXECLOG_SPOOL_DIR``          ``var/spool`` local spool directory
+``EXECLOG_SPOOL_DIR``          ``$VAR_DIR/spool`` local spool directory
 ``EXECLOG_SPOOL_MAX_BYTES``    ``1 GiB``    the spool's cap; beyond it records
                                             are dropped and counted
 ``EXECLOG_FSYNC``              ``off``      ``interval``: the journal is written
@@ -61,17 +58,18 @@ import logging
 import tempfile
 import threading
 import weakref
-from dataclasses import dataclass, fields
+from collections.abc import Mapping
+from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, cast
+from typing import TYPE_CHECKING, Any, ClassVar, cast
 
 from flask import current_app, has_app_context
 from werkzeug.local import LocalProxy
 
-from ..config import postgres_connect_args
+from ..names import LOGS_QUEUE
+from ..settings import Settings
 from .buffer import JournaledBuffer, RecordBuffer
 from .delivery import Delivery
-from .direct import DirectWriter
 from .logger import Backend, ExecutionLogger
 from .fields import Limits
 from .sinks import CelerySink, DatabaseSink, Sink
@@ -83,7 +81,7 @@ if TYPE_CHECKING:
 log = logging.getLogger(__name__)
 
 EXTENSION_KEY = "execlog"
-BACKENDS = ("celery", "thread", "direct")
+BACKENDS = ("celery", "thread")
 DURABILITIES = ("memory", "disk")
 FALLBACKS = ("none", "database")
 FSYNCS = ("off", "interval")
@@ -91,7 +89,10 @@ _ENUMERATED = ("EXECLOG_BACKEND", "EXECLOG_DURABILITY", "EXECLOG_FALLBACK", "EXE
 
 
 @dataclass(frozen=True)
-class ExecLogSettings:
+class ExecLogSettings(Settings):
+    PREFIX: ClassVar[str] = "EXECLOG_"
+    ENUMERATED: ClassVar[frozenset[str]] = frozenset(_ENUMERATED)
+
     backend: str = "celery"
     batch_size: int = 50
     flush_interval: float = 2.0
@@ -99,9 +100,10 @@ class ExecLogSettings:
     max_buffer: int = 100_000
     max_message_chars: int = 32_768
     max_details_chars: int = 65_536
-    queue: str = "logs"
+    queue: str = LOGS_QUEUE
     durability: str = "disk"
-    spool_dir: str = "var/spool"
+    #: Empty: ``<VAR_DIR>/spool`` (``var/spool`` without a ``VAR_DIR``).
+    spool_dir: str = ""
     spool_max_bytes: int = 1024 * 1024 * 1024
     fsync: str = "off"
     fsync_interval: float = 1.0
@@ -113,27 +115,12 @@ class ExecLogSettings:
     retention_days: int = 30
 
     @classmethod
-    def config_defaults(cls) -> dict[str, Any]:
-        return {f"EXECLOG_{f.name.upper()}": f.default for f in fields(cls)}
+    def derive(cls, values: dict[str, Any], config: Mapping[str, Any]) -> dict[str, Any]:
+        if not values["spool_dir"]:
+            values["spool_dir"] = str(Path(config.get("VAR_DIR") or "var") / "spool")
+        return values
 
-    @classmethod
-    def from_config(cls, config: Any) -> ExecLogSettings:
-        """Parse ``EXECLOG_*`` keys (strings from the environment or typed
-        values); a bad value raises ``ValueError`` naming the key."""
-        values: dict[str, Any] = {}
-        for f in fields(cls):
-            key = f"EXECLOG_{f.name.upper()}"
-            values[f.name] = _parse(key, config.get(key, f.default), type(f.default))
-        unknown = sorted(
-            k for k in config if k.startswith("EXECLOG_") and k[8:].lower() not in values
-        )
-        if unknown:
-            raise ValueError(f"unknown setting(s) {', '.join(unknown)}")
-        settings = cls(**values)
-        settings._check()
-        return settings
-
-    def _check(self) -> None:
+    def check(self) -> None:
         for key, value, allowed in (
             ("EXECLOG_BACKEND", self.backend, BACKENDS),
             ("EXECLOG_DURABILITY", self.durability, DURABILITIES),
@@ -162,26 +149,10 @@ class ExecLogSettings:
             raise ValueError("EXECLOG_MAX_MESSAGE_CHARS and EXECLOG_MAX_DETAILS_CHARS must be positive")
 
 
-def _parse(key: str, value: Any, kind: type) -> Any:
-    if kind is not str and isinstance(value, kind) and not isinstance(value, bool):
-        return value
-    try:
-        if kind is int:
-            return int(value)
-        if kind is float:
-            return float(value)
-        text = str(value).strip()
-        return text.lower() if key in _ENUMERATED else text
-    except (TypeError, ValueError):
-        raise ValueError(f"{key} must be {kind.__name__}, got {value!r}") from None
-
-
 def build_backend(app: Flask, settings: ExecLogSettings) -> Backend:
     """The buffer and delivery chain that ``settings`` describe."""
-    from .store import store_rows  # the models import the extensions, which import us
+    from .store import store_rows
 
-    if settings.backend == "direct":
-        return DirectWriter(app_engine(app), store_rows)
     spool = Spool(Path(settings.spool_dir), max_bytes=settings.spool_max_bytes)
     primary: Sink
     if settings.backend == "celery":
@@ -226,38 +197,28 @@ def spool_writable(spool: Spool) -> bool:
     return True
 
 
-def app_engine(app: Flask) -> Any:
-    """The app's own engine (Flask-SQLAlchemy's, with its pool)."""
-    from ..extensions import db
-
-    with app.app_context():
-        return db.engine
-
-
 def own_engine(app: Flask, role: str, pool_size: int = 1) -> Any:
     """An engine of the logger's own, apart from the app's pool.
 
     No pre-ping: SQLAlchemy's ping costs a transaction of its own at every
     checkout (measured: 2 commits per batch instead of 1). A connection that
-    died fails its batch, which is retried (or spooled) on a fresh one. The
-    app's ``DB_CONNECT_TIMEOUT`` and ``DB_STATEMENT_TIMEOUT`` (seconds; 0: no
-    limit) hold here too, so a database that hangs fails the batch, to be
-    retried, instead of holding a worker or the flusher for good.
+    died fails its batch, which is retried (or spooled) on a fresh one. It
+    connects as the app's engine does (the ``connect_args`` of
+    ``SQLALCHEMY_ENGINE_OPTIONS``: on PostgreSQL the app's connect and
+    statement timeouts, so a database that hangs fails the batch, to be
+    retried, instead of holding a worker or the flusher for good), under the
+    name ``<application_name>-<role>``.
     """
     import sqlalchemy as sa
 
     url = app.config["SQLALCHEMY_DATABASE_URI"]
     if url.startswith("sqlite"):
         return sa.create_engine(url, connect_args={"timeout": 30})
-    name = f"{app.config.get('DB_APPLICATION_NAME', 'webapp')}-{role}"
-    return sa.create_engine(
-        url,
-        pool_size=pool_size,
-        max_overflow=0,
-        pool_pre_ping=False,
-        connect_args=postgres_connect_args(name, app.config.get("DB_CONNECT_TIMEOUT", 5),
-                                           app.config.get("DB_STATEMENT_TIMEOUT", 30.0)),
-    )
+    connect_args = dict((app.config.get("SQLALCHEMY_ENGINE_OPTIONS") or {}).get("connect_args") or {})
+    base = connect_args.get("application_name") or app.config.get("DB_APPLICATION_NAME", "webapp")
+    connect_args["application_name"] = f"{base}-{role}"
+    return sa.create_engine(url, pool_size=pool_size, max_overflow=0, pool_pre_ping=False,
+                            connect_args=connect_args)
 
 
 STORE_ENGINE_KEY = "execlog_store_engine"
@@ -281,6 +242,15 @@ _registry_lock = threading.Lock()
 def set_default_logger(logger: ExecutionLogger | None) -> None:
     global _default_logger
     _default_logger = logger
+
+
+def register_logger(logger: ExecutionLogger, *, default: bool) -> None:
+    """Count ``logger`` among this process's (started and closed with them),
+    and make it the process default when ``default``."""
+    with _registry_lock:
+        _loggers.add(logger)
+        if default:
+            set_default_logger(logger)
 
 
 def current_logger() -> ExecutionLogger:
@@ -326,9 +296,8 @@ class ExecLog:
     def init_app(self, app: Flask) -> None:
         if EXTENSION_KEY in app.extensions:
             raise RuntimeError("ExecLog is already registered on this app")
-        for key, value in ExecLogSettings.config_defaults().items():
-            app.config.setdefault(key, value)
         settings = ExecLogSettings.from_config(app.config)
+        app.config.update(settings.as_config())
         logger = ExecutionLogger(
             build_backend(app, settings),
             shutdown_timeout=settings.shutdown_timeout,
@@ -336,10 +305,7 @@ class ExecLog:
             limits=Limits(settings.max_message_chars, settings.max_details_chars),
         )
         app.extensions[EXTENSION_KEY] = logger
-        with _registry_lock:
-            _loggers.add(logger)
-            if self.set_default:
-                set_default_logger(logger)
+        register_logger(logger, default=self.set_default)
 
     @property
     def logger(self) -> ExecutionLogger:
@@ -348,3 +314,8 @@ class ExecLog:
             return cast(ExecutionLogger, current_app.extensions[EXTENSION_KEY])
         except KeyError:
             raise RuntimeError("ExecLog.init_app(app) was not called for this app") from None
+
+
+#: The extension instance the app factory binds (``webapp.extensions``
+#: re-exports it).
+execlog = ExecLog()

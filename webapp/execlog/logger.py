@@ -12,7 +12,7 @@ from __future__ import annotations
 import time
 from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
-from typing import Any, Protocol
+from typing import TYPE_CHECKING, Any, Protocol
 
 from .constants import LogCategory, LogLevel
 from .fields import DEFAULT_LIMITS, MAX_IDENTIFIER_CHARS, Limits
@@ -28,6 +28,9 @@ from .normalise import (
     normalise_message,
 )
 from .record import LogRecord
+
+if TYPE_CHECKING:
+    from .delivery import ReplayReport
 
 
 class Backend(Protocol):
@@ -48,6 +51,10 @@ class Backend(Protocol):
     def close(self, timeout: float | None = 10.0) -> bool: ...
 
     def stats(self) -> dict[str, Any]: ...
+
+    def status(self) -> dict[str, Any]: ...
+
+    def replay(self) -> ReplayReport | None: ...
 
     def dropped_for(self, trace_id: str, attempt: int | None) -> int: ...
 
@@ -325,6 +332,16 @@ class ExecutionLogger:
         p99 of the CPU one batch took, over recent batches: a bound on the
         longest time the flusher held the GIL) and batch_records_p50."""
         return self.backend.stats()
+
+    def status(self) -> dict[str, Any]:
+        """:meth:`stats`, with the spool's figures when there is one
+        (spool_segments, spool_bytes, spool_max_bytes, spool_full)."""
+        return self.backend.status()
+
+    def replay(self) -> ReplayReport | None:
+        """Replay every spool segment no live process holds, oldest first
+        (``flask execlog replay``); None when there is no spool."""
+        return self.backend.replay()
 
     def dropped_for(self, trace_id: str, attempt: int | None = None) -> int:
         """How many records of ``trace_id`` (and ``attempt``) this process

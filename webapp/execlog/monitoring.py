@@ -78,14 +78,7 @@ def broker_persistence(celery: Celery) -> dict[str, Any] | None:
 def status(logger: Any, celery: Celery | None) -> dict[str, Any]:
     """The logger's counters, with the queue backlog and the spool's size."""
     settings = logger.settings
-    result: dict[str, Any] = dict(logger.stats())
-    spool = logger.backend.shipper.spool
-    if spool is not None:
-        usage = spool.refresh()
-        result["spool_segments"] = usage.segments
-        result["spool_bytes"] = usage.bytes
-        result["spool_max_bytes"] = spool.max_bytes
-        result["spool_full"] = spool.full
+    result: dict[str, Any] = dict(logger.status())
     if celery is not None and settings is not None and settings.backend == "celery":
         try:
             result["queue_length"] = queue_length(celery, settings.queue)

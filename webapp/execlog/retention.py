@@ -52,12 +52,13 @@ from celery import shared_task
 from flask import current_app
 from sqlalchemy.engine import Connection, Engine
 
-from ..config import RETENTION_TASK
-from ..models import ExecutionLog
+from ..names import RETENTION_TASK
+from .extension import store_engine
+from .tables import execution_logs
 
 log = logging.getLogger(__name__)
 
-PARENT = ExecutionLog.__tablename__
+PARENT = execution_logs.name
 DEFAULT_PARTITION = f"{PARENT}_default"
 #: Partitions made ahead of time: a beat that is down for up to this many
 #: days costs nothing (later rows wait in the default partition until it runs).
@@ -71,7 +72,7 @@ LOCK_TIMEOUT = "2s"
 ADVISORY_LOCK_KEY = 7_011_905_287
 
 _PARTITION_NAME = re.compile(rf"^{PARENT}_p(\d{{8}})$")
-_COLUMNS = ", ".join(column.name for column in ExecutionLog.__table__.columns)
+_COLUMNS = ", ".join(column.name for column in execution_logs.columns)
 
 
 @dataclass
@@ -136,7 +137,7 @@ def apply_retention(engine: Engine, retention_days: int, *, today: date | None =
         _maintain_partitions(engine, today, report)
     elif report.cutoff is not None:
         with engine.begin() as connection:
-            report.deleted = _delete_older(connection, ExecutionLog.__table__, report.cutoff)
+            report.deleted = _delete_older(connection, execution_logs, report.cutoff)
     return report
 
 
@@ -150,10 +151,8 @@ def apply_retention(engine: Engine, retention_days: int, *, today: date | None =
 )
 def maintain_partitions() -> dict[str, Any]:
     """The beat task: apply ``EXECLOG_RETENTION_DAYS`` (see the module)."""
-    from ..extensions import db
-
     settings = current_app.extensions["execlog"].settings
-    report = apply_retention(db.engine, settings.retention_days)
+    report = apply_retention(store_engine(current_app), settings.retention_days)
     for line in report.lines():
         log.info("execlog: %s", line)
     return report.as_dict()

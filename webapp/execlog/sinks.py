@@ -14,6 +14,7 @@ import orjson
 from kombu.entity import DELIVERY_MODES
 from kombu.utils.uuid import uuid
 
+from ..names import INSERT_BATCH_TASK, LOGS_QUEUE
 from .rabbitmq import declare_queues, rejected_queues
 from .wire import WIRE_VERSION
 
@@ -21,7 +22,6 @@ if TYPE_CHECKING:
     from celery import Celery
     from sqlalchemy.engine import Engine
 
-INSERT_BATCH_TASK = "execlog.insert_batch"
 #: Seconds a publish to RabbitMQ waits for the broker's confirm; without
 #: one the batch goes to the spool.
 CONFIRM_TIMEOUT = 10.0
@@ -123,7 +123,7 @@ class CelerySink:
 
     name = "celery"
 
-    def __init__(self, celery: Celery, *, queue: str = "logs") -> None:
+    def __init__(self, celery: Celery, *, queue: str = LOGS_QUEUE) -> None:
         self.celery = celery
         self.queue = queue
         self._publisher: BatchPublisher | None = None

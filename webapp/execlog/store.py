@@ -48,14 +48,14 @@ import sqlalchemy as sa
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.engine import Connection, Engine
 
-from ..models import DeadLetter, ExecutionLog
+from .tables import dead_letters, execution_logs
 from .fields import COLUMNS, CREATED_AT_US, DETAILS, created_at_of
 from .normalise import clean_text, dumps_repaired, repair_details
 from .wire import WIRE_VERSION, check_rows, details_text, row_trace, with_clean_text
 
 log = logging.getLogger(__name__)
 
-_TABLE = ExecutionLog.__tablename__
+_TABLE = execution_logs.name
 _COLUMN_LIST = ", ".join(COLUMNS)
 _STAGE = "execlog_stage"
 # LIKE: the staging table has the table's columns, whatever they are.
@@ -313,7 +313,7 @@ def _raw_cursor(connection: Connection) -> Iterator[Any]:
 
 def _insert_generic(connection: Connection, values: list[list[Any]]) -> int:
     """Other databases (SQLite, the embedded default): one executemany."""
-    table = ExecutionLog.__table__
+    table = execution_logs
     params = []
     for value in values:
         item = dict(zip(COLUMNS, _repaired(value)))
@@ -332,7 +332,7 @@ def _dead_letter(connection: Connection, dead: list[_Dead]) -> None:
     if not dead:
         return
     connection.execute(
-        DeadLetter.__table__.insert(),
+        dead_letters.insert(),
         [{"source": d.source, "reason": d.reason[:10_000], "payload": d.payload,
           "trace_id": d.trace_id, "attempt": d.attempt} for d in dead],
     )

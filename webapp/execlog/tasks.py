@@ -17,9 +17,9 @@ from typing import Any
 from celery import shared_task
 from flask import current_app
 
-from .. import metrics
+from . import metrics
 from .extension import store_engine
-from .sinks import INSERT_BATCH_TASK
+from ..names import INSERT_BATCH_TASK
 from .store import StoreResult, TransientStoreError, dead_letter_message, store_rows
 from .wire import WIRE_VERSION
 

@@ -8,7 +8,7 @@ import uuid
 from datetime import datetime
 from typing import Any
 
-from flask import Blueprint, current_app, redirect, render_template, request, url_for
+from flask import Blueprint, redirect, render_template, request, url_for
 from flask.typing import ResponseReturnValue
 from marshmallow import ValidationError
 
@@ -16,9 +16,11 @@ from ..api import session
 from ..api.errors import Problem
 from ..api.completeness import verdict, verdicts
 from ..api.pagination import encode_cursor
-from ..api.reads import executions_before, get_execution
+from ..api.pagination import decode_cursor
+from ..queries.reads import executions_before, get_execution
 from ..api.schemas import ExecutionListArgs
 from ..api.scopes import requires
+from ..api.settings import current_settings
 from ..api.tokens import TokenStoreUnavailable, identify
 from ..execlog import LogLevel
 from ..models import EXECUTION_STATUSES, Execution, utcnow
@@ -36,7 +38,7 @@ LIST_FILTERS = ("status", "workflow", "cursor")
 @bp.app_context_processor
 def _helpers() -> dict[str, Any]:
     return {"csrf_token": session.csrf_token, "duration": duration, "moment": moment,
-            "token_mode": current_app.config["API_AUTH"] == "token",
+            "token_mode": current_settings().auth == "token",
             "signed_in": session.has_session()}
 
 
@@ -65,7 +67,8 @@ def executions() -> ResponseReturnValue:
     raw = {key: request.args[key] for key in LIST_FILTERS if request.args.get(key)}
     try:
         args = ExecutionListArgs().load({**raw, "limit": PAGE_SIZE})
-        rows = list(executions_before(args, PAGE_SIZE + 1))
+        after = decode_cursor(args["cursor"]) if "cursor" in args else None
+        rows = list(executions_before(args, PAGE_SIZE + 1, after))
     except ValidationError as exc:
         return _list_page([], raw, None, _messages(exc.normalized_messages())), 400
     except Problem as exc:
@@ -113,7 +116,7 @@ def login() -> ResponseReturnValue:
     """Sign in with a token (token mode): the token goes in the form's
     body, never in a URL, and is kept only as its hash in the session."""
     target = _safe_next(request.values.get("next"))
-    if current_app.config["API_AUTH"] != "token":
+    if current_settings().auth != "token":
         return redirect(target)
     if request.method == "GET":
         return render_template("login.html", next=target, error=None)

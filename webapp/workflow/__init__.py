@@ -22,7 +22,8 @@ from .errors import (
     WorkflowError,
     WorkflowUnavailable,
 )
-from .extension import current_notifier, current_registry, init_app
+from .current import current_notifier, current_registry
+from .extension import init_app
 from .retry import resume_execution
 from .runner import Runner, StepContext
 from .service import start_execution

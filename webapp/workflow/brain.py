@@ -5,7 +5,7 @@ The task claims the execution first: one UPDATE from ``queued`` to
 finds it no longer queued and does nothing, so an execution never runs twice
 at once.
 
-Every try of every step goes through one place, :meth:`node_execution`: it
+Every try of every step goes through one place, :meth:`step_try`: it
 marks the step and the execution, logs the start and the end with its
 duration, publishes the progress events, and hands a failure to the
 ErrorHandler. Runners hold only their own logic.
@@ -38,7 +38,6 @@ from types import MappingProxyType
 from typing import Any
 
 import sqlalchemy as sa
-from flask import current_app
 
 from webapp.execlog import ExecutionLogger, LogCategory
 from webapp.execlog import execution_logger as _default_logger
@@ -48,12 +47,13 @@ from ..models import Execution, ExecutionStep, utcnow
 from .definition import Step
 from .error_handler import ErrorHandler, Failure
 from .errors import INTERNAL_ERROR, WORKFLOW_UNAVAILABLE, UnknownWorkflow, WorkflowUnavailable
-from .extension import current_notifier, current_registry
-from .heartbeat import HEARTBEAT_SECONDS, ExecutionLost, Heartbeat
+from .current import current_notifier, current_registry
+from .heartbeat import ExecutionLost, Heartbeat
 from .notify import NotificationService
 from .registry import Registry
 from .retry import RetryService, StepFailed
 from .runner import Runner, StepContext
+from .settings import WorkflowSettings, current_settings
 from .steplog import StepLogger
 from .tally import REPORT_FLUSH_TIMEOUT, AttemptLogger
 
@@ -64,9 +64,9 @@ LOST = "lost"
 
 
 @dataclass
-class Node:
-    """What ``node_execution`` yields: the try and its logger; the body sets
-    ``output``."""
+class StepTry:
+    """One try of one step, what :meth:`WorkflowBrain.step_try` yields: which
+    step, which try of it, and its logger; the body sets ``output``."""
 
     execution_id: str
     workflow: str
@@ -94,7 +94,7 @@ class WorkflowBrain:
         notifier: NotificationService,
         *,
         logger: ExecutionLogger | None = None,
-        heartbeat_seconds: float = HEARTBEAT_SECONDS,
+        heartbeat_seconds: float = WorkflowSettings.heartbeat_seconds,
         sleep: Callable[[float], None] = time.sleep,
     ) -> None:
         self.registry = registry
@@ -109,7 +109,7 @@ class WorkflowBrain:
     @classmethod
     def for_current_app(cls) -> WorkflowBrain:
         return cls(current_registry(), current_notifier(),
-                   heartbeat_seconds=current_app.config["WORKFLOW_HEARTBEAT_SECONDS"])
+                   heartbeat_seconds=current_settings().heartbeat_seconds)
 
     def run(self, execution_id: uuid.UUID) -> str:
         """Run a queued execution to its end; its final status,
@@ -180,7 +180,7 @@ class WorkflowBrain:
         return outputs[plan[-1][0].name]
 
     @contextmanager
-    def node_execution(self, step: ExecutionStep, execution: Execution, run: Run) -> Iterator[Node]:
+    def step_try(self, step: ExecutionStep, execution: Execution, run: Run) -> Iterator[StepTry]:
         """One try of ``step``: mark it running, log and publish its start;
         on success record the output the body set, log and publish; on an
         exception record the classified failure, publish it and raise
@@ -195,15 +195,17 @@ class WorkflowBrain:
         step.finished_at = step.duration_ms = None
         step.error = sa.null()
         execution.current_step = name
-        node = Node(trace_id, execution.workflow, name, attempt, StepLogger(trace_id, name, run.log))
-        node.logger.log_workflow_start(
+        this_try = StepTry(trace_id, execution.workflow, name, attempt,
+                           StepLogger(trace_id, name, run.log))
+        this_try.logger.log_workflow_start(
             f"step {name} started", details={"runner": step.runner, "position": position, "attempt": attempt}
         )
         where = {"step": name, "position": position, "attempt": attempt}
         self.notifier.publish(execution_id, "step_started", where)
+        db.session.commit()
         started = time.perf_counter()
         try:
-            yield node
+            yield this_try
         except Exception as exc:
             duration_ms = (time.perf_counter() - started) * 1000.0
             db.session.rollback()  # whatever the runner left in the session
@@ -212,16 +214,18 @@ class WorkflowBrain:
             failure = run.errors.step_failed(exc, step, attempt, duration_ms)
             self.notifier.publish(execution_id, "step_failed",
                                   {**where, "duration_ms": duration_ms, "error": failure.to_json()})
+            db.session.commit()
             raise StepFailed(failure) from exc
         duration_ms = (time.perf_counter() - started) * 1000.0
         if heartbeat is not None:
             heartbeat.check()
-        step.status, step.output = "succeeded", node.output
+        step.status, step.output = "succeeded", this_try.output
         step.finished_at, step.duration_ms = utcnow(), duration_ms
-        node.logger.log_workflow_complete(
+        this_try.logger.log_workflow_complete(
             f"step {name} succeeded", duration_ms=duration_ms, details={"attempt": attempt}
         )
         self.notifier.publish(execution_id, "step_succeeded", {**where, "duration_ms": duration_ms})
+        db.session.commit()
 
     def abandon(self, execution_id: uuid.UUID, exc: BaseException) -> None:
         """Mark a running execution failed after the engine itself failed
@@ -234,6 +238,7 @@ class WorkflowBrain:
                           exception=type(exc).__name__)
         self.errors.execution_failed(execution, failure)
         self.notifier.publish(execution_id, "execution_failed", {"error": failure.to_json()})
+        db.session.commit()
 
     # -- the steps of a run ----------------------------------------------
 
@@ -261,6 +266,7 @@ class WorkflowBrain:
         assert execution is not None
         self.notifier.publish(execution_id, "execution_started",
                               {"workflow": execution.workflow, "run": execution.attempts})
+        db.session.commit()
         return execution
 
     def _plan(self, workflow_name: str, rows: list[ExecutionStep]) -> list[tuple[Step, ExecutionStep]]:
@@ -285,18 +291,18 @@ class WorkflowBrain:
         outputs: Mapping[str, Any],
         run: Run,
     ) -> dict[str, Any]:
-        with self.node_execution(row, execution, run) as node:
+        with self.step_try(row, execution, run) as this_try:
             context = StepContext(
-                execution_id=node.execution_id,
-                workflow=node.workflow,
-                step=node.step,
-                attempt=node.attempt,
+                execution_id=this_try.execution_id,
+                workflow=this_try.workflow,
+                step=this_try.step,
+                attempt=this_try.attempt,
                 workflow_input=MappingProxyType(runner.load_input(workflow_input)),
                 outputs=MappingProxyType(dict(outputs)),
-                logger=node.logger,
+                logger=this_try.logger,
             )
-            node.output = runner.check_output(runner().run(context))
-        return node.output
+            this_try.output = runner.check_output(runner().run(context))
+        return this_try.output
 
     def _succeed(self, execution: Execution, result: Any, started: float, run: Run) -> None:
         duration_ms = (time.perf_counter() - started) * 1000.0
@@ -309,6 +315,7 @@ class WorkflowBrain:
         )
         db.session.merge(run.log.count_row(execution_id))
         self.notifier.publish(execution_id, "execution_succeeded", {"duration_ms": duration_ms})
+        db.session.commit()
 
     def _fail(
         self, execution: Execution, rows: list[ExecutionStep], failure: Failure, started: float, run: Run
@@ -322,6 +329,7 @@ class WorkflowBrain:
         db.session.merge(run.log.count_row(execution_id))
         self.notifier.publish(execution_id, "execution_failed",
                               {"error": failure.to_json(), "duration_ms": duration_ms})
+        db.session.commit()
 
 
 def _steps(pairs: list[tuple[str, str]]) -> str:

@@ -15,13 +15,13 @@ from kombu.exceptions import OperationalError
 
 from ..extensions import db
 from ..models import Execution
+from ..names import RUN_TASK
 from .error_handler import ErrorHandler, Failure
 from .errors import ENQUEUE_FAILED, EnqueueFailed
-from .extension import current_notifier
+from .current import current_notifier
 
 #: The task that runs an execution (routed to the ``workflows`` queue by
 #: ``task_routes["workflow.*"]``).
-RUN_TASK = "workflow.run"
 #: How long a publish may keep trying before the caller hears of it.
 PUBLISH_RETRY_POLICY = {"max_retries": 3, "interval_start": 0.2, "interval_step": 0.5, "interval_max": 1.0}
 
@@ -39,4 +39,5 @@ def enqueue(execution_id: uuid.UUID) -> None:
             failure = Failure(ENQUEUE_FAILED, message, exception=type(exc).__name__)
             ErrorHandler().execution_failed(execution, failure)
             current_notifier().publish(execution_id, "execution_failed", {"error": failure.to_json()})
+            db.session.commit()
         raise EnqueueFailed(message, execution_id) from exc

@@ -31,61 +31,24 @@ key                           default    meaning
 
 from __future__ import annotations
 
-from flask import Flask, current_app
+from flask import Flask
 
-from .heartbeat import HEARTBEAT_SECONDS, QUEUED_STALE_SECONDS, STALE_SECONDS
+from .current import NOTIFIER_KEY, REGISTRY_KEY
 from .notify import NotificationService
-from .registry import DENY_LIST_KEY, Registry, discover, parse_deny_list
-
-REGISTRY_KEY = "workflow_registry"
-NOTIFIER_KEY = "workflow_notifier"
+from .registry import discover, parse_deny_list
+from .settings import EXTENSION_KEY as SETTINGS_KEY
+from .settings import WorkflowSettings
 
 
 def init_app(app: Flask) -> None:
     if REGISTRY_KEY in app.extensions:
         raise RuntimeError("the workflow engine is already set up on this app")
-    app.config.setdefault("WORKFLOWS", {})
-    app.config.setdefault(DENY_LIST_KEY, "")
-    check_heartbeat(app.config)
+    settings = WorkflowSettings.from_config(app.config)
+    app.config.update(settings.as_config())
+    app.extensions[SETTINGS_KEY] = settings
     app.extensions[REGISTRY_KEY] = discover(
-        disabled=parse_deny_list(app.config[DENY_LIST_KEY]),
-        config_workflows=app.config["WORKFLOWS"],
+        disabled=parse_deny_list(settings.disabled_plugins),
+        config_workflows=settings.workflows,
     )
     app.extensions[NOTIFIER_KEY] = NotificationService.from_broker_url(app.config["CELERY"]["broker_url"])
-    from . import tasks  # noqa: F401 - registers the workflow.run task
-
-
-def check_heartbeat(config: dict) -> None:
-    """Default the heartbeat settings; ``ValueError`` unless the stale limit
-    leaves room for at least two missed stamps."""
-    beat = float(config.setdefault("WORKFLOW_HEARTBEAT_SECONDS", HEARTBEAT_SECONDS))
-    stale = float(config.setdefault("WORKFLOW_STALE_SECONDS", STALE_SECONDS))
-    if beat <= 0 or stale < 2 * beat:
-        raise ValueError(
-            f"WORKFLOW_STALE_SECONDS ({stale:g}) must be at least twice WORKFLOW_HEARTBEAT_SECONDS "
-            f"({beat:g}), which must be positive: a live worker would be taken for a dead one"
-        )
-    config["WORKFLOW_HEARTBEAT_SECONDS"], config["WORKFLOW_STALE_SECONDS"] = beat, stale
-    queued = float(config.setdefault("WORKFLOW_QUEUED_STALE_SECONDS", QUEUED_STALE_SECONDS))
-    if queued <= 0:
-        raise ValueError(f"WORKFLOW_QUEUED_STALE_SECONDS must be positive, got {queued:g}")
-    config["WORKFLOW_QUEUED_STALE_SECONDS"] = queued
-
-
-def current_registry() -> Registry:
-    """The current app's registry."""
-    return _extension(REGISTRY_KEY)  # type: ignore[no-any-return]
-
-
-def current_notifier() -> NotificationService:
-    """The current app's notifier."""
-    return _extension(NOTIFIER_KEY)  # type: ignore[no-any-return]
-
-
-def _extension(key: str) -> object:
-    try:
-        return current_app.extensions[key]
-    except KeyError:
-        raise RuntimeError(
-            "the workflow engine is not set up on this app: build it with webapp.create_app()"
-        ) from None
+    from . import tasks  # noqa: F401 - registers the workflow tasks

@@ -54,12 +54,6 @@ log = logging.getLogger(__name__)
 #: (or the time it was queued), the limit, and the step the loss cut.
 Describe = Callable[[datetime, float, ExecutionStep | None], Failure]
 
-#: Defaults of ``WORKFLOW_HEARTBEAT_SECONDS``, ``WORKFLOW_STALE_SECONDS`` and
-#: ``WORKFLOW_QUEUED_STALE_SECONDS``.
-HEARTBEAT_SECONDS = 10.0
-STALE_SECONDS = 60.0
-QUEUED_STALE_SECONDS = 3600.0
-
 
 class ExecutionLost(Exception):
     """The execution is no longer ``running`` under this process: the sweep
@@ -193,3 +187,4 @@ def _record_failure(
             step.status = "skipped"
     errors.execution_failed(execution, failure)
     notifier.publish(execution_id, "execution_failed", {"error": failure.to_json()})
+    db.session.commit()

@@ -1,12 +1,14 @@
 """NotificationService: progress events of executions.
 
 An event is a row of ``execution_events``, inserted in the same transaction as
-the state change it announces (``publish`` commits the session), so the table
-never shows a step succeeded that the steps table does not, and the events of
-an execution are ordered by their id: one process at a time drives an
+the state change it announces: ``publish`` adds it to the session, and the
+caller commits the state change and its event together, so the table never
+shows a step succeeded that the steps table does not. The events of an
+execution are ordered by their id: one process at a time drives an
 execution, and it publishes one event after another.
 
-After the commit the event is also published on the Redis channel
+Once that commit happened (never when it is rolled back), the event is also
+published on the Redis channel
 ``execution:<id>`` when the broker is Redis, as a wake-up for live readers
 (the SSE endpoint). Pub/sub is at-most-once: a reader that was not
 subscribed, or a publish that failed, loses nothing, because the table is the
@@ -23,6 +25,9 @@ from collections.abc import Mapping
 from typing import Any
 
 import redis
+from marshmallow_sqlalchemy import SQLAlchemyAutoSchema, auto_field
+import sqlalchemy as sa
+from sqlalchemy.orm import Session
 
 from ..extensions import db
 from ..models import ExecutionEvent, utcnow
@@ -52,15 +57,22 @@ def channel(execution_id: uuid.UUID | str) -> str:
     return f"{CHANNEL_PREFIX}{execution_id}"
 
 
-def event_payload(event: ExecutionEvent) -> dict[str, Any]:
+class EventOut(SQLAlchemyAutoSchema):
     """An event as JSON: what is published, and what the API serves."""
-    return {
-        "id": event.id,
-        "execution_id": str(event.execution_id),
-        "type": event.type,
-        "data": event.data,
-        "created_at": event.created_at.isoformat(),
-    }
+
+    class Meta:
+        model = ExecutionEvent
+        include_fk = True
+
+    type = auto_field(metadata={"enum": list(EVENT_TYPES)})
+
+
+_event_schema = EventOut()
+
+
+def event_payload(event: ExecutionEvent) -> dict[str, Any]:
+    """An event as JSON (:class:`EventOut`)."""
+    return _event_schema.dump(event)  # type: ignore[no-any-return]
 
 
 class NotificationService:
@@ -81,18 +93,19 @@ class NotificationService:
     def publish(
         self, execution_id: uuid.UUID, type_: str, data: Mapping[str, Any] | None = None
     ) -> dict[str, Any]:
-        """Insert the event and commit it together with whatever the session
-        holds, then broadcast it; return its JSON form."""
+        """Add the event to the session (the caller commits it with the
+        state change it announces); it is broadcast once that commit
+        happened. Its JSON form."""
         if type_ not in EVENT_TYPES:
             raise ValueError(f"unknown event type {type_!r}")
         event = ExecutionEvent(
             execution_id=execution_id, type=type_, data=dict(data or {}), created_at=utcnow()
         )
-        db.session.add(event)
-        db.session.flush()
+        session = db.session()
+        session.add(event)
+        session.flush()
         payload = event_payload(event)
-        db.session.commit()
-        self._broadcast(execution_id, payload)
+        session.info.setdefault(PENDING_KEY, []).append((self, execution_id, payload))
         return payload
 
     def _broadcast(self, execution_id: uuid.UUID, payload: dict[str, Any]) -> None:
@@ -103,3 +116,18 @@ class NotificationService:
         except redis.RedisError as exc:
             log.warning("event %s of execution %s not broadcast (%s); it is in execution_events",
                         payload["id"], execution_id, exc)
+
+
+#: ``session.info`` key: events added to the session, broadcast once committed.
+PENDING_KEY = "execution_events_to_broadcast"
+
+
+@sa.event.listens_for(Session, "after_commit")
+def _broadcast_committed(session: Session) -> None:
+    for notifier, execution_id, payload in session.info.pop(PENDING_KEY, ()):
+        notifier._broadcast(execution_id, payload)
+
+
+@sa.event.listens_for(Session, "after_rollback")
+def _forget_rolled_back(session: Session) -> None:
+    session.info.pop(PENDING_KEY, None)

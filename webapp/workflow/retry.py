@@ -32,7 +32,7 @@ from .definition import Step
 from .enqueue import enqueue
 from .error_handler import Failure
 from .errors import ExecutionNotFound, ExecutionNotResumable
-from .extension import current_notifier
+from .current import current_notifier
 from .notify import NotificationService
 from .steplog import StepLogger
 from .tally import AttemptLogger
@@ -99,6 +99,7 @@ class RetryService:
             "delay_s": round(delay, 3),
             "kind": failure.kind,
         })
+        db.session.commit()
         self.sleep(delay)
 
     def resume(self, execution_id: uuid.UUID | str) -> Execution:
@@ -142,6 +143,7 @@ class RetryService:
         )
         self.notifier.publish(key, "execution_resumed",
                               {"from_step": from_step, "completed_steps": completed})
+        db.session.commit()
         enqueue(key)
         return execution
 

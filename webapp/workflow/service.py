@@ -23,7 +23,7 @@ from ..storable import json_problem, unstorable
 from .definition import Workflow
 from .enqueue import enqueue
 from .errors import IdempotencyConflict, InvalidInput
-from .extension import current_notifier, current_registry
+from .current import current_notifier, current_registry
 from .registry import Registry
 
 #: ``executions.idempotency_key`` is 255 characters.
@@ -58,6 +58,7 @@ def start_execution(workflow: str, input: Any, idempotency_key: str | None = Non
     try:
         current_notifier().publish(execution.id, "execution_queued",
                                    {"workflow": workflow, "steps": [step.name for step in definition.steps]})
+        db.session.commit()
     except IntegrityError:
         db.session.rollback()
         existing = _by_key(key) if key is not None else None

@@ -16,14 +16,14 @@ import logging
 import uuid
 
 from celery import shared_task
-from flask import current_app
 
 from webapp.execlog import execution_logger
 
 from .brain import WorkflowBrain
-from .enqueue import RUN_TASK
-from .extension import current_notifier
+from ..names import FAIL_STALLED_TASK, RUN_TASK
+from .current import current_notifier
 from .heartbeat import fail_stalled as fail_stalled_executions
+from .settings import current_settings
 
 log = logging.getLogger(__name__)
 
@@ -53,13 +53,13 @@ def run_execution(execution_id: str) -> str | None:
         execution_logger.flush(timeout=LOG_FLUSH_TIMEOUT)
 
 
-@shared_task(name="workflow.fail_stalled", ignore_result=True)
+@shared_task(name=FAIL_STALLED_TASK, ignore_result=True)
 def fail_stalled() -> int:
     """Fail the executions whose worker stopped stamping them, or that no
     worker took; how many."""
-    config = current_app.config
-    failed = fail_stalled_executions(current_notifier(), config["WORKFLOW_STALE_SECONDS"],
-                                     queued_stale_seconds=config["WORKFLOW_QUEUED_STALE_SECONDS"])
+    settings = current_settings()
+    failed = fail_stalled_executions(current_notifier(), settings.stale_seconds,
+                                     queued_stale_seconds=settings.queued_stale_seconds)
     for execution_id in failed:
         log.warning("workflow.fail_stalled: execution %s lost its worker or its message; failed",
                     execution_id)

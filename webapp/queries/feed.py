@@ -50,7 +50,7 @@ from flask import Flask
 from ..models import ExecutionLog, utcnow
 from ..workflow.notify import FINAL_EVENT_TYPES, channel, event_payload
 from .reads import Position, events_after, late_logs, logs_after
-from .schemas import LogRecordOut
+from .records import LogRecordOut
 
 log = logging.getLogger(__name__)
 

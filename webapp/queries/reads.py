@@ -1,5 +1,5 @@
 """Reads of executions, their logs and their events, shared by the API's
-views, its event stream and the ``flask executions`` commands.
+views, its event stream, the pages and the ``flask executions`` commands.
 
 Logs are read in ``(created_at, id)`` order, the order the table's index
 ``(trace_id, created_at, id)`` serves. Every value reaches SQL as a bound
@@ -20,7 +20,6 @@ from ..execlog.constants import LEVEL_RANK
 from ..extensions import db
 from ..models import Execution, ExecutionEvent, ExecutionLog
 from ..workflow.errors import ExecutionNotFound
-from .pagination import decode_cursor
 
 #: A log record's place in the read order.
 Position = tuple[datetime, uuid.UUID]
@@ -63,10 +62,11 @@ def get_execution(execution_id: uuid.UUID) -> Execution:
     return execution
 
 
-def executions_before(args: Mapping[str, Any], limit: int) -> Sequence[Execution]:
+def executions_before(args: Mapping[str, Any], limit: int,
+                      after: Position | None = None) -> Sequence[Execution]:
     """Up to ``limit`` executions, newest first, that match the listing's
     ``args`` (``status``, ``workflow``, ``created_after``,
-    ``created_before``) after its ``cursor``."""
+    ``created_before``), after the one at ``after`` (a decoded cursor)."""
     query = sa.select(Execution)
     for name in ("status", "workflow"):
         if name in args:
@@ -75,9 +75,8 @@ def executions_before(args: Mapping[str, Any], limit: int) -> Sequence[Execution
         query = query.where(Execution.created_at > args["created_after"])
     if "created_before" in args:
         query = query.where(Execution.created_at < args["created_before"])
-    if "cursor" in args:
-        position = sa.tuple_(*decode_cursor(args["cursor"]))
-        query = query.where(sa.tuple_(Execution.created_at, Execution.id) < position)
+    if after is not None:
+        query = query.where(sa.tuple_(Execution.created_at, Execution.id) < sa.tuple_(*after))
     return db.session.scalars(
         query.order_by(Execution.created_at.desc(), Execution.id.desc()).limit(limit)
     ).all()

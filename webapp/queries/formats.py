@@ -12,7 +12,7 @@ from typing import Any
 
 def log_line(record: dict[str, Any], *, details: bool = False) -> str:
     """``<time>  INFO    agent     [step] agent: message`` (a record as
-    :class:`~.schemas.LogRecordOut` dumps it), with ``details`` as JSON
+    :class:`~.records.LogRecordOut` dumps it), with ``details`` as JSON
     at the end when asked and present; never more than one line."""
     step = f"[{record['step']}]" if record["step"] else None
     where = " ".join(part for part in (step, record["agent_name"]) if part)

@@ -1,5 +1,6 @@
-"""``EXECLOG_BACKEND=direct``: the design this project replaces, kept as the
-reference the benchmarks measure against.
+"""The direct back end: the design this project replaces, kept as the
+reference the benchmarks measure against (not one of the product's back
+ends).
 
 Every ``log()`` checks a connection out of the app's own pool, inserts its one
 row and commits, in the caller's thread, which is what the original system
@@ -7,6 +8,9 @@ did: one transaction per record, and a request that logs while it already
 holds a connection needs a second one. A failure (a pool timeout, the database
 down) raises into the caller, as it did there; nothing is buffered, so there
 is nothing to flush.
+
+``use_direct_logger(app)`` gives an app of ``create_app()`` this back end;
+``bench/app.py`` and ``bench/worker.py`` do so when ``BENCH_LOGGER=direct``.
 """
 
 from __future__ import annotations
@@ -15,12 +19,35 @@ import threading
 from collections.abc import Callable
 from typing import Any
 
+from flask import Flask
 from sqlalchemy.engine import Engine
 
-from .fields import CREATED_AT_US, ID
-from .forking import call_in_forked_children
-from .ids import MonotonicStamp, uuid7_hex
-from .record import LogRecord
+from webapp.execlog import ExecutionLogger
+from webapp.execlog.extension import EXTENSION_KEY, register_logger
+from webapp.execlog.fields import CREATED_AT_US, ID
+from webapp.execlog.forking import call_in_forked_children
+from webapp.execlog.ids import MonotonicStamp, uuid7_hex
+from webapp.execlog.record import LogRecord
+from webapp.execlog.store import store_rows
+
+#: The environment variable that asks bench/app.py and bench/worker.py for it.
+ENVIRONMENT_KEY = "BENCH_LOGGER"
+
+
+def use_direct_logger(app: Flask) -> ExecutionLogger:
+    """Replace ``app``'s logger with one on a :class:`DirectWriter` of the
+    app's own engine (its pool); the replaced logger is closed."""
+    from webapp.extensions import db
+
+    replaced = app.extensions[EXTENSION_KEY]
+    with app.app_context():
+        engine = db.engine
+    logger = ExecutionLogger(DirectWriter(engine, store_rows), settings=replaced.settings,
+                             limits=replaced.limits)
+    replaced.close()
+    app.extensions[EXTENSION_KEY] = logger
+    register_logger(logger, default=True)
+    return logger
 
 
 class DirectWriter:
@@ -60,6 +87,12 @@ class DirectWriter:
 
     def stats(self) -> dict[str, Any]:
         return {"buffered": 0, "in_flight": 0, "published": self._written}
+
+    def status(self) -> dict[str, Any]:
+        return self.stats()
+
+    def replay(self) -> None:
+        """There is no spool."""
 
     def dropped_for(self, trace_id: str, attempt: int | None) -> int:
         """Nothing is dropped: a failure raises into the caller."""

@@ -12,13 +12,15 @@ import click
 from flask import current_app
 from flask.cli import AppGroup
 
+from ..api.settings import current_settings as api_settings
 from ..extensions import db
 from ..models import Execution
-from .errors import InvalidInput, WorkflowError
-from .extension import current_notifier, current_registry
-from .heartbeat import fail_stalled as fail_stalled_executions
-from .retry import resume_execution
-from .service import start_execution
+from ..workflow.current import current_notifier, current_registry
+from ..workflow.errors import InvalidInput, WorkflowError
+from ..workflow.heartbeat import fail_stalled as fail_stalled_executions
+from ..workflow.retry import resume_execution
+from ..workflow.service import start_execution
+from ..workflow.settings import current_settings
 
 runners_cli = AppGroup("runners", help="Runner plugins and workflows.")
 executions_cli = AppGroup("executions", help="Workflow executions.")
@@ -92,9 +94,9 @@ def fail_stalled(stale_after: float | None, queued_after: float | None) -> None:
     """Fail the running executions whose worker stopped giving signs of life
     (worker_lost) and the queued ones no worker took (lost_in_queue), as the
     beat task does every minute; print their ids."""
-    config = current_app.config
-    stale = config["WORKFLOW_STALE_SECONDS"] if stale_after is None else stale_after
-    queued = config["WORKFLOW_QUEUED_STALE_SECONDS"] if queued_after is None else queued_after
+    settings = current_settings()
+    stale = settings.stale_seconds if stale_after is None else stale_after
+    queued = settings.queued_stale_seconds if queued_after is None else queued_after
     failed = fail_stalled_executions(current_notifier(), stale, queued_stale_seconds=queued)
     for execution_id in failed:
         execution = db.session.get(Execution, execution_id)
@@ -108,9 +110,9 @@ def fail_stalled(stale_after: float | None, queued_after: float | None) -> None:
 @click.option("--level", type=click.Choice(["debug", "info", "warning", "error"]), help="Minimum level.")
 def logs(execution_id: uuid.UUID, level: str | None) -> None:
     """Print the logs of an execution, in time order."""
-    from ..api.formats import log_line
-    from ..api.reads import LogFilter, get_execution, logs_after
-    from ..api.schemas import LogRecordOut
+    from ..queries.formats import log_line
+    from ..queries.reads import LogFilter, get_execution, logs_after
+    from ..queries.records import LogRecordOut
 
     try:
         trace_id = str(get_execution(execution_id).id)
@@ -125,14 +127,15 @@ def logs(execution_id: uuid.UUID, level: str | None) -> None:
 
 def _follow(execution_id: uuid.UUID) -> None:
     """Print the execution's feed until it ends; fail if the execution did."""
-    from ..api.feed import ExecutionFeed, Wakeup, follow
-    from ..api.formats import log_line
+    from ..queries.feed import ExecutionFeed, Wakeup, follow
+    from ..queries.formats import log_line
 
     app = current_app._get_current_object()  # type: ignore[attr-defined]
-    feed = ExecutionFeed(execution_id, log_delay=app.config["API_SSE_LOG_DELAY"])
+    api = api_settings()  # a stream's pace, as the API's event stream has it
+    feed = ExecutionFeed(execution_id, log_delay=api.sse_log_delay)
     wakeup = Wakeup(current_notifier().client, execution_id)
     final = None
-    for messages in follow(app, feed, wakeup, poll_interval=app.config["API_SSE_POLL_INTERVAL"],
+    for messages in follow(app, feed, wakeup, poll_interval=api.sse_poll_interval,
                            idle_every=float("inf")):
         for message in messages:
             click.echo(log_line(message.data) if message.name == "log" else _event_line(message.data))
