@@ -26,6 +26,7 @@ from kombu import Exchange, Queue
 
 
 from .names import FAIL_STALLED_TASK, LOGS_QUEUE, RETENTION_TASK, WORKFLOWS_QUEUE
+from .settings import ENVIRONMENT_KEYS
 
 #: Variables passed to the app's configuration as they are: the settings
 #: classes of the parts that read them parse and check them
@@ -293,7 +294,8 @@ def config_from_env(environ: Mapping[str, str] | None = None) -> dict[str, Any]:
         ),
         **session_config(environ),
     }
-    for name, value in environ.items():
-        if name.startswith(PASSED_PREFIXES) or name in PASSED_KEYS:
-            config[name] = value
+    passed = {name: value for name, value in environ.items()
+              if name.startswith(PASSED_PREFIXES) or name in PASSED_KEYS}
+    config.update(passed)
+    config[ENVIRONMENT_KEYS] = frozenset(passed)
     return config

@@ -6,8 +6,11 @@ case, unless the field names its ``key`` in its metadata), typed by its
 annotation, with its default. ``from_config(app.config)`` reads them once, at
 start: a value comes as the environment gives it (text, which is parsed) or
 typed (an override in code), a bad one raises ``ValueError`` naming the key,
-and an unknown key of the part's prefix is refused (a typo would otherwise
-be silently ignored). ``check()`` holds the rules between values.
+and an unknown key of the part's prefix given in code is refused (a typo
+would otherwise be silently ignored). An unknown one from the environment
+(listed in ``SETTINGS_FROM_ENVIRONMENT`` by :mod:`webapp.config`) is not
+ours to refuse: ``API_PUBLISH`` is Compose's, and a host may set any
+``API_*`` for something else. ``check()`` holds the rules between values.
 
 :mod:`webapp.config` only maps the environment to these keys. A leaf module:
 every layer may use it.
@@ -22,6 +25,9 @@ from dataclasses import MISSING, Field, fields
 from typing import Any, ClassVar, TypeVar
 
 S = TypeVar("S", bound="Settings")
+
+#: The configuration key that lists the keys taken from the environment.
+ENVIRONMENT_KEYS = "SETTINGS_FROM_ENVIRONMENT"
 
 _TRUE = ("1", "true", "yes", "on")
 _FALSE = ("0", "false", "no", "off", "")
@@ -59,8 +65,9 @@ class Settings:
             else:
                 values[field.name] = _default(field)
         if cls.PREFIX:
+            foreign = cls.FOREIGN_KEYS | frozenset(config.get(ENVIRONMENT_KEYS) or ())
             unknown = sorted(k for k in config if k.startswith(cls.PREFIX) and k not in known
-                             and k not in cls.FOREIGN_KEYS)
+                             and k not in foreign)
             if unknown:
                 raise ValueError(f"unknown setting(s) {', '.join(unknown)}")
         settings = cls(**cls.derive(values, config))

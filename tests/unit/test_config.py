@@ -100,3 +100,23 @@ def test_execlog_variables_are_parsed_by_the_extension():
 def test_bad_execlog_settings_name_the_key(config, message):
     with pytest.raises(ValueError, match=message):
         ExecLogSettings.from_config(config)
+
+
+def test_a_variable_of_the_prefix_that_is_no_setting_of_ours_is_left_alone_in_the_environment(
+    tmp_path, monkeypatch
+):
+    """Compose's API_PUBLISH (and whatever API_* a host sets for something
+    else) reaches the containers' environment: the app starts; the same key
+    given in code is a typo and is refused."""
+    from webapp import create_app
+    from webapp.api.settings import ApiSettings
+
+    monkeypatch.setenv("WEBAPP_VAR_DIR", str(tmp_path))
+    monkeypatch.setenv("API_PUBLISH", "127.0.0.1:8000")
+    monkeypatch.setenv("EXECLOG_SOMETHING_ELSE", "1")
+    monkeypatch.setenv("API_MAX_LIMIT", "7")
+    app = create_app()
+    assert app.config["API_MAX_LIMIT"] == 7, "the settings it knows, it reads"
+
+    with pytest.raises(ValueError, match="unknown setting\\(s\\) API_PUBLISH"):
+        ApiSettings.from_config({"API_PUBLISH": "127.0.0.1:8000"})
