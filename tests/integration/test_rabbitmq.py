@@ -140,3 +140,30 @@ def test_a_queue_left_classic_stops_the_worker_with_the_fix(
         assert "RabbitMQ refuses queue 'logs'" in logger.stats()["last_error"]
     finally:
         host.delete()
+
+
+def test_delayed_delivery_is_set_up_through_the_first_node_that_answers(
+    database_url, app_factory, tmp_path: Path, log_table, trace_id
+):
+    """A cluster URL whose first node is down: the worker sets native
+    delayed delivery (retries with a countdown) up through the next node,
+    trying the dead one once, and takes batches."""
+    host = VirtualHost().create()
+    try:
+        dead_first = f"amqp://guest:guest@127.0.0.1:1/{host.name};{host.url}"
+        worker = start_celery_worker(service_env(database_url, dead_first, tmp_path / "w"),
+                                     tmp_path / "worker.log", name=f"failover-{os.getpid()}")
+        try:
+            logger = app_factory(CELERY=celery_config(host.url, tmp_path / "p")).extensions["execlog"]
+            logger.info(trace_id, "agent", "through the second node")
+            assert logger.flush(timeout=30) is True
+            log_table.wait_for_count(trace_id, 1)
+            wait_for(lambda: ("celery_delayed_delivery", "logs") in host.bindings(), timeout=30,
+                     message="logs bound to the delayed delivery exchange")
+            output = worker.output()
+            assert output.count("delayed delivery not set up through amqp://guest:**@127.0.0.1:1/") == 1
+            assert "Retrying delayed delivery setup" not in output
+        finally:
+            worker.stop()
+    finally:
+        host.delete()

@@ -61,6 +61,12 @@ class VirtualHost:
                           "name", "type", "messages", "messages_unacknowledged", "arguments")
         return {queue["name"]: queue for queue in json.loads(out)}
 
+    def bindings(self) -> set[tuple[str, str]]:
+        """Each binding as (source exchange, destination)."""
+        out = rabbitmqctl("list_bindings", "-q", "-p", self.name, "--formatter", "json",
+                          "source_name", "destination_name")
+        return {(binding["source_name"], binding["destination_name"]) for binding in json.loads(out)}
+
 
 class PrivateRabbitMQ:
     """A RabbitMQ node of the test's own, which the test may stop and start
