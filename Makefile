@@ -1,7 +1,8 @@
 # make run  - set up (virtualenv, install, migrations) and serve on :8000
 # make test - set up, start PostgreSQL and Redis if stopped, install chromium
 #             for the browser tests if missing, run the tests (all but the
-#             container suite)
+#             container suite and the bench harness)
+# make test-bench - make bench's harness on a tiny workload
 # make docker-up / docker-down - the compose stack (docker/docker-compose.yml)
 # make docker-up-rabbitmq / docker-down-rabbitmq - the same stack on a
 #             three-node RabbitMQ cluster (docker/docker-compose.rabbitmq.yml)
@@ -13,7 +14,7 @@ BIN    := $(VENV)/bin
 PLUGINS := $(wildcard plugins/*/pyproject.toml)
 STAMP  := $(VENV)/.installed
 
-.PHONY: install run test test-containers lint bench services browser test-db clean docker-up docker-down \
+.PHONY: install run test test-bench test-containers lint bench services browser test-db clean docker-up docker-down \
 	docker-up-rabbitmq docker-down-rabbitmq
 
 install: $(STAMP)
@@ -37,6 +38,10 @@ browser:
 
 test: install services browser
 	$(BIN)/python -m pytest
+
+# make bench's harness on a tiny workload (a check that it runs, not a speed).
+test-bench: install services
+	$(BIN)/python -m pytest -m bench tests/integration/test_bench_harness.py
 
 # Needs a Docker engine (scripts/ensure_docker.sh starts one where it can).
 test-containers: install

@@ -1,11 +1,17 @@
 """make bench works: the harness runs once on a tiny workload and reports
-every figure. A check that it completes, never of a speed."""
+every figure. A check that it completes, never of a speed.
+
+Marked ``bench``: some 26 gunicorn and Celery start-ups, over two minutes,
+so ``make test`` leaves it out and ``make test-bench`` (run by ``.ci/run``)
+runs it."""
 
 from __future__ import annotations
 
 import json
 import subprocess
 import sys
+
+import pytest
 
 from bench import producer
 
@@ -17,6 +23,9 @@ FIGURES = ("requests_per_s", "latency_p50_ms", "latency_p99_ms", "log_p50_us", "
            "web_cpu_ms_per_request", "flusher_cpu_us_per_record", "producer_cpu_us_per_record",
            "web_backends_peak", "total_backends_peak", "transactions_per_1000",
            "end_to_end_records_per_s", "visible_p99_s", "errors")
+
+
+pytestmark = pytest.mark.bench
 
 
 def test_the_benchmark_runs_and_reports_every_figure(tmp_path):
