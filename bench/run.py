@@ -326,6 +326,7 @@ class Bench:
                        for _ in range(self.sizes.workflows)]
             done = self._wait_executions(engine, ids)
             elapsed = time.time() - started
+            self._wait_logs(engine, ids)
         finally:
             worker.stop(timeout=60)
         with engine.connect() as connection:
@@ -339,6 +340,21 @@ class Bench:
         return {"backend": backend.name, "executions": len(ids),
                 "succeeded": statuses.get("succeeded", 0), "seconds": elapsed,
                 "executions_per_s": done / elapsed if elapsed else None, "records": records}
+
+    def _wait_logs(self, engine: sa.engine.Engine, ids: list[str]) -> None:
+        """Wait, with the worker still consuming, until every record the
+        runs counted is stored (their last batch ships after they end)."""
+        deadline = time.monotonic() + 120
+        query = sa.text(
+            "SELECT (SELECT coalesce(sum(emitted - dropped), 0) FROM execution_log_counts "
+            "        WHERE execution_id::text = ANY(:ids)), "
+            "       (SELECT count(*) FROM execution_logs WHERE trace_id = ANY(:ids) AND attempt IS NOT NULL)")
+        while time.monotonic() < deadline:
+            with engine.connect() as connection:
+                emitted, stored = connection.execute(query, {"ids": ids}).one()
+            if stored >= emitted:
+                return
+            time.sleep(0.2)
 
     def _wait_executions(self, engine: sa.engine.Engine, ids: list[str]) -> int:
         deadline = time.monotonic() + 600

@@ -52,6 +52,7 @@ def test_the_benchmark_runs_and_reports_every_figure(tmp_path):
             assert row[figure] is not None, f"{name}: {figure}"
         assert row["errors"] == 0, name
     assert all(row["succeeded"] == row["executions"] for row in figures["workflows"])
+    assert len({row["records"] for row in figures["workflows"]}) == 1, "every back end stored every record"
     assert [row["backend"] for row in figures["steady"]] == [
         "no logging", "thread", "celery (memory)", "celery (disk)", "celery (memory), batches of 500"]
     assert all(row["errors"] == 0 for row in figures["steady"])
