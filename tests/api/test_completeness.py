@@ -149,3 +149,32 @@ def test_records_a_run_dropped_for_good_show_as_a_permanent_shortfall(app_factor
     assert logs["attempts"][0]["dropped"] == 44
     assert logs["reason"] == ("attempt 1: records lost for good: 44 dropped by the process that ran it "
                               "(memory and spool both full or failing)")
+
+
+def test_an_execution_older_than_the_retention_window_is_pruned_not_in_flight(app_factory, rows):
+    """Retention removed its first records on purpose: nothing is on its
+    way, and the verdict says so instead of waiting for ever. A younger
+    execution with the same shortfall is still in flight."""
+    from datetime import datetime, timedelta, timezone
+
+    client = app_factory(EXECLOG_RETENTION_DAYS=7).test_client()
+    old = rows.execution(status="succeeded", attempts=1,
+                         created_at=datetime.now(timezone.utc) - timedelta(days=9))
+    rows.logs(old, 3, attempt=1)
+    rows.log_count(old, 1, emitted=5)
+    young = rows.execution(status="succeeded", attempts=1)
+    rows.logs(young, 3, attempt=1)
+    rows.log_count(young, 1, emitted=5)
+
+    logs = logs_of(client, old)
+    assert (logs["complete"], logs["state"], logs["attempts"][0]["state"]) == (False, "pruned", "pruned")
+    assert logs["reason"].startswith("attempt 1: 3 of 5 records kept; those logged before ")
+    assert logs["reason"].endswith(" UTC were removed by retention (EXECLOG_RETENTION_DAYS)")
+    assert logs_of(client, young)["state"] == "in_flight"
+    assert logs_of(app_factory(EXECLOG_RETENTION_DAYS=0).test_client(), old)["state"] == "in_flight", \
+        "with everything kept, nothing was pruned"
+    old_complete = rows.execution(status="succeeded", attempts=1,
+                                  created_at=datetime.now(timezone.utc) - timedelta(days=9))
+    rows.logs(old_complete, 2, attempt=1)
+    rows.log_count(old_complete, 1, emitted=2)
+    assert logs_of(client, old_complete)["state"] == "complete", "an old log still whole is complete"

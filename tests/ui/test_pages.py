@@ -99,3 +99,17 @@ def test_the_list_and_the_summary_show_the_log_verdict(client, rows):
     summary = client.get(f"/ui/executions/{lossy}/summary").get_data(as_text=True)
     assert 'data-state="incomplete" data-complete="false"' in summary and 'data-settled="true"' in summary
     assert "2 dropped by the process that ran it" in summary
+
+
+def test_a_log_pruned_by_retention_says_so(client, rows):
+    old = rows.execution(workflow="synthetic-emit", status="succeeded", attempts=1,
+                         created_at=seconds_ago(40 * 86400))  # past the default 30 days
+    rows.logs(old, 2, attempt=1)
+    rows.log_count(old, 1, emitted=6)
+
+    html = client.get("/ui/?workflow=synthetic-emit").get_data(as_text=True)
+    start = html.index(f'data-execution-id="{old}"')
+    assert re.search(r'data-state="pruned"[^>]*>pruned: 2 of 6 kept, the older ones removed by retention<',
+                     html[start:html.index("</tr>", start)])
+    summary = client.get(f"/ui/executions/{old}/summary").get_data(as_text=True)
+    assert 'data-state="pruned" data-complete="false"' in summary and 'data-settled="true"' in summary

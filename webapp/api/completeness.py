@@ -21,6 +21,9 @@ and its ``state``:
 ``in_flight``  reported, and stored + lost < emitted: records on their way
 ``incomplete`` some records are lost for good (``reason`` says how many, and
                why): a permanent shortfall
+``pruned``     stored + lost < emitted, and the execution began before the
+               retention cutoff (``EXECLOG_RETENTION_DAYS``): its older
+               records were removed on purpose, none are on their way
 ``complete``   every record the run emitted is stored
 =============  ==============================================================
 
@@ -40,16 +43,19 @@ from __future__ import annotations
 import uuid
 from collections.abc import Sequence
 from dataclasses import dataclass, field
+from datetime import datetime, timezone
 
 import sqlalchemy as sa
+from flask import current_app
 
+from ..execlog.retention import retention_cutoff
 from ..extensions import db
 from ..models import DeadLetter, Execution, ExecutionLog, ExecutionLogCount
 
 #: Attempt states, the worst first: an execution's state is its worst attempt's.
-STATES = ("incomplete", "unreported", "in_flight", "running", "complete")
+STATES = ("incomplete", "unreported", "pruned", "in_flight", "running", "complete")
 #: States that will not change by themselves.
-SETTLED = ("incomplete", "unreported", "complete")
+SETTLED = ("incomplete", "unreported", "pruned", "complete")
 OVER = ("succeeded", "failed")
 
 
@@ -106,7 +112,23 @@ def verdicts(executions: Sequence[Execution]) -> dict[uuid.UUID, Verdict]:
     dead = _grouped(DeadLetter.trace_id, DeadLetter.attempt, traces)
     counts = {(row.execution_id, row.attempt): row for row in db.session.scalars(
         sa.select(ExecutionLogCount).where(ExecutionLogCount.execution_id.in_([e.id for e in executions])))}
-    return {e.id: _verdict(e, stored, dead, counts) for e in executions}
+    cutoff = _retention_cutoff()
+    return {e.id: _verdict(e, stored, dead, counts, cutoff) for e in executions}
+
+
+def _retention_cutoff() -> datetime | None:
+    """The moment before which retention removes records (None: kept)."""
+    days = current_app.extensions["execlog"].settings.retention_days
+    return retention_cutoff(datetime.now(timezone.utc).date(), days)
+
+
+def _began_before(execution: Execution, cutoff: datetime | None) -> bool:
+    if cutoff is None or execution.created_at is None:
+        return False
+    created = execution.created_at
+    if created.tzinfo is None:  # SQLite gives naive UTC
+        created = created.replace(tzinfo=timezone.utc)
+    return created < cutoff
 
 
 def _grouped(trace: sa.ColumnElement[str], attempt: sa.ColumnElement[int | None],
@@ -118,12 +140,14 @@ def _grouped(trace: sa.ColumnElement[str], attempt: sa.ColumnElement[int | None]
 
 def _verdict(execution: Execution, stored: dict[tuple[str, int | None], int],
              dead: dict[tuple[str, int | None], int],
-             counts: dict[tuple[uuid.UUID, int], ExecutionLogCount]) -> Verdict:
+             counts: dict[tuple[uuid.UUID, int], ExecutionLogCount], cutoff: datetime | None) -> Verdict:
     trace = str(execution.id)
+    pruned_before = cutoff if _began_before(execution, cutoff) else None
     attempts = [
         _attempt(number, counts.get((execution.id, number)), stored.get((trace, number), 0),
                  dead.get((trace, number), 0),
-                 running=execution.status not in OVER and number == execution.attempts)
+                 running=execution.status not in OVER and number == execution.attempts,
+                 pruned_before=pruned_before)
         for number in range(1, execution.attempts + 1)
     ]
     every_stored = sum(n for (t, _), n in stored.items() if t == trace)
@@ -140,7 +164,7 @@ def _verdict(execution: Execution, stored: dict[tuple[str, int | None], int],
 
 
 def _attempt(number: int, count: ExecutionLogCount | None, stored: int, dead: int, *,
-             running: bool) -> AttemptVerdict:
+             running: bool, pruned_before: datetime | None) -> AttemptVerdict:
     if count is None:
         if running:
             return AttemptVerdict(number, None, stored, 0, dead, "running", None)
@@ -153,6 +177,11 @@ def _attempt(number: int, count: ExecutionLogCount | None, stored: int, dead: in
     why = _lost(number, count.dropped, dead)
     if stored + lost >= count.emitted:
         return AttemptVerdict(number, count.emitted, stored, count.dropped, dead, "incomplete", why)
+    if pruned_before is not None:
+        kept = (f"attempt {number}: {stored} of {count.emitted} records kept; those logged before "
+                f"{pruned_before:%Y-%m-%d %H:%M} UTC were removed by retention (EXECLOG_RETENTION_DAYS)")
+        return AttemptVerdict(number, count.emitted, stored, count.dropped, dead, "pruned",
+                              f"{kept}; {why}" if why else kept)
     waiting = f"attempt {number}: {count.emitted - stored - lost} of {count.emitted} records not stored yet"
     return AttemptVerdict(number, count.emitted, stored, count.dropped, dead, "in_flight",
                           f"{waiting}; {why}" if why else waiting)

@@ -148,7 +148,8 @@ class ExecutionSummaryOut(SQLAlchemyAutoSchema):
 _STATE = {"enum": list(STATES), "description": (
     "complete: every record stored; running: the run has not reported yet; in_flight: records on "
     "their way; incomplete: records lost for good (reason says how many and why); unreported: the "
-    "run never reported (its worker died)")}
+    "run never reported (its worker died); pruned: the execution began before the retention cutoff "
+    "and its older records were removed (EXECLOG_RETENTION_DAYS)")}
 
 
 class AttemptLogsOut(Schema):
