@@ -395,6 +395,31 @@ def combine(runs: list[dict[str, Any]]) -> dict[str, Any]:
     return row
 
 
+Rows = list[dict[str, Any]]
+
+
+def worker_tier(bench: Bench, database_url: str, sizes: Sizes) -> tuple[Rows, Rows]:
+    """PostgreSQL alone and the worker tier draining a backlog, taking turns
+    ``sizes.repeats`` times: each figure is the median of its runs, and each
+    drain's ratio to COPY alone the median of the ratios of the same round."""
+    rounds = []
+    for _ in range(sizes.repeats):
+        alone = ceiling.measure(database_url, sizes.ceiling_rows)
+        drains = [drain_run(bench, sizes.ceiling_rows, concurrency) for concurrency in (1, 2)]
+        for drain in drains:
+            copy = next(row for row in alone
+                        if row["method"] == "COPY" and row["connections"] == drain["processes"])
+            drain["copy_ratio"] = drain["rows_per_s"] / copy["rows_per_s"]
+        rounds.append((alone, drains))
+    alone_rows = [[run[i] for run, _ in rounds] for i in range(len(rounds[0][0]))]
+    drain_rows = [[run[i] for _, run in rounds] for i in range(len(rounds[0][1]))]
+    median = statistics.median
+    return ([{**runs[0], "rows_per_s": median(r["rows_per_s"] for r in runs)} for runs in alone_rows],
+            [{**runs[0], "runs": len(runs), "rows_per_s": median(r["rows_per_s"] for r in runs),
+              "seconds": median(r["seconds"] for r in runs),
+              "copy_ratio": median(r["copy_ratio"] for r in runs)} for runs in drain_rows])
+
+
 def drain_run(bench: Bench, rows: int, concurrency: int) -> dict[str, Any]:
     """The worker tier alone: ``rows`` records queued in batches of 1,000
     while no worker runs, then one worker with ``concurrency`` processes
@@ -588,7 +613,8 @@ def write_report(out: Path, command: str, sizes: Sizes, results: dict[str, list[
         f"## The worker tier alone: a backlog of {sizes.ceiling_rows:,} records drained",
         "",
         "Queued in batches of 1,000 while no worker runs, then one Celery worker (prefork) stores them "
-        "through the real task; rows/s from the first row stored to the last.",
+        "through the real task; rows/s from the first row stored to the last. PostgreSQL alone (below) and "
+        f"the drains take turns, {sizes.repeats} times: medians, and the median of each round's ratio.",
         "",
         report.table(drains, [("processes", "worker processes", "{}"), ("rows", "rows", "{:,}"),
                               ("seconds", "seconds", "{:.2f}"), ("rows_per_s", "rows/s", "{:,.0f}"),
@@ -653,12 +679,7 @@ def main() -> None:
                             concurrency=sizes.exhaustion_concurrency, hold=True, label="exhaustion")
     results["exhaustion"] = [bench.http_run(backend, **exhaustion_sizes)
                              for backend in (BACKENDS[1], BACKENDS[3])]
-    results["ceiling"] = ceiling.measure(args.database_url, sizes.ceiling_rows)
-    results["drains"] = [drain_run(bench, sizes.ceiling_rows, concurrency) for concurrency in (1, 2)]
-    for drain in results["drains"]:
-        copy = next(row for row in results["ceiling"]
-                    if row["method"] == "COPY" and row["connections"] == drain["processes"])
-        drain["copy_ratio"] = drain["rows_per_s"] / copy["rows_per_s"]
+    results["ceiling"], results["drains"] = worker_tier(bench, args.database_url, sizes)
     command = "bench/run.py " + " ".join(shlex.quote(a) for a in sys.argv[1:])
     path = write_report(Path(args.out), command.strip(), sizes, results,
                         readme=None if args.tiny else ROOT / "README.md")
