@@ -78,6 +78,7 @@ lint: install
 bench: install services
 	$(BIN)/python bench/log_call.py
 	$(BIN)/python bench/run.py
+	$(BIN)/python bench/replay.py
 
 clean:
 	rm -rf $(VENV) var .pytest_cache

@@ -264,3 +264,26 @@ def test_a_busy_journal_keeps_its_segment_and_a_quiet_one_lets_it_go(make_app, q
     wait_for(lambda: not written_segments(spool_dir), timeout=10,
              message="the quiet process's published segment to go")
     assert spooled_rows(spool_dir) == []
+
+
+def test_a_new_process_replays_what_dead_ones_left_at_once_not_a_tick_at_a_time(make_app, queue, tmp_path):
+    """The flusher replays the spool on its first tick, and goes on at once
+    while segments wait: a replay cut short by its time budget does not wait
+    for the next tick (a process that starts after a long outage empties its
+    backlog at the broker's speed)."""
+    from webapp.execlog.spool import Spool
+
+    from ..support.records import make_rows
+
+    spool_dir = tmp_path / "left-by-the-dead"
+    rows = make_rows(str(uuid.uuid4()), 50)
+    for start in range(0, 50, 10):
+        Spool(spool_dir).write_rows([json.dumps(row).encode() for row in rows[start:start + 10]])
+    logger = make_app(EXECLOG_SPOOL_DIR=str(spool_dir), EXECLOG_FLUSH_INTERVAL=600).extensions["execlog"]
+    logger.backend.tick_interval = 3600  # no tick on the clock during this test
+    logger.backend.shipper.replay_budget = 1e-9  # one segment a tick
+
+    logger.start()
+    wait_for(lambda: logger.stats()["replayed"] == 50, timeout=10,
+             message="the five segments replayed without waiting for the clock")
+    assert sorted(row[0] for batch in queue.batches() for row in batch) == sorted(row[0] for row in rows)

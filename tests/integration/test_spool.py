@@ -125,21 +125,32 @@ class TestReplay:
 
 
 def test_flask_execlog_status_reports_counters_queue_and_spool(app_factory, tmp_path):
-    # Memory mode: the spool then holds only what this test puts there.
+    # Memory mode: the spool then holds only what this test puts there: a
+    # segment a live process holds (one a dead process left would be
+    # replayed by the flusher as it starts).
     app = app_factory(EXECLOG_FLUSH_INTERVAL=600, EXECLOG_DURABILITY="memory")
-    Spool(Path(app.config["EXECLOG_SPOOL_DIR"])).write_rows([b'["x"]'])
-    app.extensions["execlog"].info(f"status-{uuid.uuid4()}", "api", "one")
+    spool_dir = Path(app.config["EXECLOG_SPOOL_DIR"])
+    holder = subprocess.Popen([sys.executable, "-c", HOLD_A_SEGMENT, str(spool_dir)], cwd=ROOT,
+                              stdin=subprocess.PIPE, stdout=subprocess.PIPE)
+    try:
+        assert holder.stdout.readline() == b"holding\n"
+        (held,) = Spool(spool_dir).segment_paths()
+        app.extensions["execlog"].info(f"status-{uuid.uuid4()}", "api", "one")
+        result = app.test_cli_runner().invoke(args=["execlog", "status", "--json"])
+        text = app.test_cli_runner().invoke(args=["execlog", "status"]).output
+    finally:
+        holder.kill()
+        holder.wait()
+        holder.stdin.close()
+        holder.stdout.close()
 
-    result = app.test_cli_runner().invoke(args=["execlog", "status", "--json"])
     assert result.exit_code == 0, result.output
     status = json.loads(result.output)
     assert status["buffered"] == 1
-    assert status["spool_segments"] == 1 and status["spool_bytes"] == len('["x"]\n')
+    assert status["spool_segments"] == 1 and status["spool_bytes"] == held.stat().st_size
     assert isinstance(status["queue_length"], int)
     for key in ("in_flight", "published", "spooled", "replayed", "dropped", "last_error"):
         assert key in status
-
-    text = app.test_cli_runner().invoke(args=["execlog", "status"]).output
     assert "queue_length" in text and "spool_segments   1" in text
 
 

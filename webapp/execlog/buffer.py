@@ -67,6 +67,10 @@ class Shipper(Protocol):
     def tick(self) -> None:
         """Periodic work of the flusher thread (replaying the spool)."""
 
+    #: True when the last tick left work it wants to go on with at once (a
+    #: replay cut short by its time budget), rather than a tick later.
+    wants_tick: bool
+
     def after_fork(self) -> None:
         """Drop what belongs to the parent process."""
 
@@ -352,7 +356,8 @@ class RecordBuffer:
         deadline = time.monotonic() + min(self.flush_interval, self.tick_interval)
         while True:
             self._wake.clear()
-            if self._due() or (self._journal is not None and self._journal.wants_tick):
+            if self._due() or self._shipper.wants_tick or (
+                    self._journal is not None and self._journal.wants_tick):
                 return
             now = time.monotonic()
             age = self._oldest_age()

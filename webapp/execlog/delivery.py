@@ -152,6 +152,8 @@ class Delivery:
         self._primary_down_since: float | None = None
         self._next_probe = 0.0
         self._next_replay = 0.0
+        #: A new process's flusher replays what dead ones left at once, not a tick later.
+        self.wants_tick = spool is not None
         self.last_stretch = 0.0
 
     # -- Shipper ---------------------------------------------------------
@@ -225,6 +227,7 @@ class Delivery:
         self._primary_down_since = None
         self._next_probe = 0.0
         self._next_replay = 0.0
+        self.wants_tick = self.spool is not None
 
     # -- sending ---------------------------------------------------------
 
@@ -298,14 +301,17 @@ class Delivery:
     def replay_once(self, *, max_segments: int | None = None, budget: float | None = None) -> tuple[int, int]:
         """Replay claimable segments, oldest first: up to ``max_segments`` of
         them, or for ``budget`` seconds (the flusher's tick gives replay half
-        a second, so that new records are not held up; a replay moves tens
-        of thousands of records a second).
+        a second, so that new records are not held up, and ticks again at
+        once while segments wait: a replay moves tens of thousands of
+        records a second).
 
-        Returns (segments, rows) replayed. Stops at the first failure and
+        Returns (segments, rows) replayed: at least one segment when one is
+        claimable and the sink takes it. Stops at the first failure and
         waits ``retry_interval`` before the next try, so a dead broker is
         probed, not hammered.
         """
         assert self.spool is not None
+        self.wants_tick = False
         now = time.monotonic()
         if self._primary_down_since is not None and now < self._next_probe:
             return 0, 0  # reading segments only to fail to send them is waste
@@ -314,9 +320,10 @@ class Delivery:
         segments = rows_sent = 0
         for claimed in self.spool.claimable():
             if (max_segments is not None and segments >= max_segments) or (
-                    deadline is not None and time.monotonic() >= deadline):
+                    deadline is not None and segments and time.monotonic() >= deadline):
                 claimed.release()
-                self._next_replay = 0.0  # more is waiting: the next tick goes on
+                self._next_replay = 0.0  # more is waiting: the next tick goes on, at once
+                self.wants_tick = budget is not None
                 break
             rows, bad = claimed.read_rows()
             if bad:
