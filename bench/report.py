@@ -125,19 +125,19 @@ def targets(results: dict[str, list[dict[str, Any]]]) -> list[dict[str, Any]]:
     drain = _row(results["drains"], "processes", 1)
     found = [
         ("producer CPU per record, batches of 50, one thread: at most 1.5x the floor",
-         at_50 and at_50["ratio_to_floor"], lambda r: r <= 1.5, "x{:.2f}"),
+         at_50 and at_50["ratio_to_floor"], lambda r: r <= 1.5, "x{:.3f}"),
         ("producer CPU per record, saturated: at most 1.2x the floor",
-         saturated and saturated["ratio_to_floor"], lambda r: r <= 1.2, "x{:.2f}"),
+         saturated and saturated["ratio_to_floor"], lambda r: r <= 1.2, "x{:.3f}"),
         ("web tier alone, saturated: req/s at least 0.85x of no logging",
          _ratio(logged and logged["requests_per_s"], quiet and quiet["requests_per_s"]),
-         lambda r: r >= 0.85, "x{:.2f}"),
+         lambda r: r >= 0.85, "x{:.3f}"),
         ("web tier alone, 100 req/s: request p99 at most 1.3x of no logging",
          _ratio(logged_steady and logged_steady["latency_p99_ms"],
-                quiet_steady and quiet_steady["latency_p99_ms"]), lambda r: r <= 1.3, "x{:.2f}"),
+                quiet_steady and quiet_steady["latency_p99_ms"]), lambda r: r <= 1.3, "x{:.3f}"),
         ("`log()` CPU in the request thread, saturated: p99 at most 15 us",
          logged and logged["log_cpu_p99_us"], lambda v: v <= 15, "{:.1f} us"),
         ("worker tier: one process at least 0.9x of COPY alone on one connection",
-         drain and drain.get("copy_ratio"), lambda r: r >= 0.9, "x{:.2f}"),
+         drain and drain.get("copy_ratio"), lambda r: r >= 0.9, "x{:.3f}"),
     ]
     return [{"target": name, "measured": None if value is None else fmt.format(value),
              "met": None if value is None else bool(check(value))}
