@@ -25,7 +25,6 @@ needed and nothing lands in the database.
 from __future__ import annotations
 
 import argparse
-import base64
 import json
 import os
 import shutil
@@ -39,10 +38,10 @@ import uuid
 from pathlib import Path
 from typing import Any
 
-import orjson
-
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
+
+from bench.run import queued_records  # noqa: E402
 
 DEAD_BROKER = "redis://127.0.0.1:1/0"  # nothing listens on port 1
 DETAILS = {"tool_name": "catalog.search", "query": "python basics", "hits": 3}
@@ -67,20 +66,6 @@ def log_and_die(var_dir: str, records: int) -> None:
         log(trace, "tool", "catalog searched", agent_name="curriculum", step="design",
             details={**DETAILS, "n": number})
     os.kill(os.getpid(), signal.SIGKILL)
-
-
-def _queued(app: Any, queue: str) -> int:
-    """Records in the batches waiting on ``queue`` (every message decoded)."""
-    total = 0
-    with app.extensions["celery"].connection_for_write() as connection:
-        for raw in connection.default_channel.client.lrange(queue, 0, -1):
-            envelope = orjson.loads(raw)
-            body = envelope["body"]
-            if envelope["properties"].get("body_encoding") == "base64":
-                body = base64.b64decode(body)
-            (_version, rows), _kwargs, _embed = orjson.loads(body)
-            total += len(rows)
-    return total
 
 
 def _delete_queue(app: Any, queue: str) -> None:
@@ -108,7 +93,7 @@ def time_one(way: str, var_dir: str, records: int, broker: str) -> dict[str, Any
         replayed = logger.stats()["replayed"]
     seconds = time.perf_counter() - started
     logger.close()
-    queued = _queued(app, queue)
+    queued = queued_records(broker, queue)
     _delete_queue(app, queue)
     return {"way": way, "records": replayed, "queued": queued, "seconds": seconds,
             "records_per_s": replayed / seconds, "app_seconds": started - loading}

@@ -492,11 +492,11 @@ def prepare_database(url: str, admin_dsn: str, work_dir: Path) -> None:
                                              "WEBAPP_VAR_DIR": str(work_dir / "migrate")})
 
 
-def queued_records(url: str) -> int:
-    """The log records waiting in the ``logs`` queue (every message decoded)."""
+def queued_records(url: str, queue: str = "logs") -> int:
+    """The log records waiting in a Redis ``queue`` (every message decoded)."""
     client = redis.Redis.from_url(url)
     total = 0
-    for raw in client.lrange("logs", 0, -1):
+    for raw in client.lrange(queue, 0, -1):
         envelope = orjson.loads(raw)
         body = envelope["body"]
         if envelope["properties"].get("body_encoding") == "base64":
