@@ -28,9 +28,8 @@ from typing import TYPE_CHECKING, Any, Protocol
 import orjson
 
 from . import metrics
-from .fields import CREATED_AT_US, ID
+from .fields import CREATED_AT_US, DETAILS, ID
 from .forking import call_in_forked_children
-from .fields import DETAILS
 from .ids import MonotonicStamp
 from .normalise import PLAIN_SCALARS, json_default
 from .record import LogRecord
