@@ -149,6 +149,15 @@ def visible_log_ids(driver: webdriver.Chrome) -> list[str]:
             if e.is_displayed()]
 
 
+def text_on_page(driver: webdriver.Chrome, element_id: str) -> str | None:
+    """An element's text, read in one script (None while it is not there):
+    the page replaces the summary after each progress event, so an element
+    found in one call can be gone by the next."""
+    return driver.execute_script(
+        "const e = document.getElementById(arguments[0]); return e ? e.textContent.trim() : null;",
+        element_id)
+
+
 def verdict_on_page(driver: webdriver.Chrome) -> dict[str, str]:
     """The verdict's data attributes and text, read in one script: the page
     replaces the summary after each progress event, so an element found in

@@ -11,7 +11,7 @@ import pytest
 from selenium.webdriver.common.by import By
 
 from ..support.waiting import wait_for
-from .conftest import log_view, page_log_ids, verdict_on_page
+from .conftest import log_view, page_log_ids, text_on_page, verdict_on_page
 
 TOKEN = "ui-" + uuid.uuid4().hex
 
@@ -43,7 +43,8 @@ def test_token_mode_signs_in_once_and_retries_from_the_page(serve, browser):
     wait_for(lambda: log_view(browser)["opened"] == 2 and log_view(browser)["ended"], timeout=60,
              message="the page to follow the second run to its end")
     assert sorted(page_log_ids(browser)) == sorted(server.log_ids(execution_id))
-    assert browser.find_element(By.ID, "execution-status").text == "failed"
+    wait_for(lambda: text_on_page(browser, "execution-status") == "failed", timeout=30,
+             message="the page to show the second run failed")
 
 
 def test_the_openapi_page_renders_from_the_package(serve, browser):

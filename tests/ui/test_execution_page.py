@@ -15,7 +15,7 @@ from selenium.webdriver.support.ui import Select
 
 from ..support.processes import children
 from ..support.waiting import wait_for
-from .conftest import console_errors, log_view, page_log_ids, verdict_on_page, visible_log_ids
+from .conftest import console_errors, log_view, page_log_ids, text_on_page, verdict_on_page, visible_log_ids
 
 pytestmark = pytest.mark.usefixtures("celery_worker")
 
@@ -39,8 +39,10 @@ def test_a_running_execution_log_grows_on_the_page(serve, browser):
     server.wait_until_finished(execution_id)
     wait_for(lambda: log_view(browser)["ended"], timeout=30, message="the stream to end")
     assert sorted(page_log_ids(browser)) == sorted(server.log_ids(execution_id))
-    assert browser.find_element(By.ID, "execution-status").text == "succeeded"
-    assert browser.find_element(By.ID, "stream-state").text == "ended"
+    # The summary is fetched again after the final event: it may still be on its way.
+    wait_for(lambda: text_on_page(browser, "execution-status") == "succeeded", timeout=30,
+             message="the page to show the execution succeeded")
+    assert text_on_page(browser, "stream-state") == "ended"
 
 
 def test_after_the_server_drops_the_stream_the_page_resumes_with_nothing_missing_or_twice(serve, browser):
@@ -241,7 +243,9 @@ def test_a_record_that_lands_after_the_stream_ended_is_added_from_the_stored_log
                                    f"WHERE id = '{execution_id}'")
     rows.event(execution_id, "execution_succeeded", {"duration_ms": 1.0})
     wait_for(lambda: log_view(browser)["ended"], timeout=30, message="the stream to end")
-    assert verdict_on_page(browser)["state"] == "in_flight"
+    # The summary is fetched again after the final event: it may still be on its way.
+    wait_for(lambda: verdict_on_page(browser)["state"] == "in_flight", timeout=30,
+             message="the verdict: a record on its way")
 
     late = rows.log(execution_id, "replayed late", attempt=1, ago=600)  # long before the stream's window
     wait_for(lambda: late in page_log_ids(browser), timeout=30, message="the late record on the page")
