@@ -60,6 +60,26 @@ def test_the_50th_record_ships_a_batch_of_50(make_app, queue, trace_id):
     assert logger.stats()["buffered"] == 0
 
 
+def test_a_batch_is_a_task_message_any_kombu_consumer_reads(make_app, queue, redis_url, trace_id):
+    """The body travels as JSON text (``body_encoding`` "utf-8", not kombu's
+    base64): kombu's own Redis transport, as any worker has it, decodes it
+    into the ``execlog.insert_batch`` task's arguments."""
+    import kombu
+
+    logger = make_app(EXECLOG_FLUSH_INTERVAL=600).extensions["execlog"]
+    records = [logger.info(trace_id, LogCategory.AGENT, f"record {i}", details={"i": i}) for i in range(50)]
+    assert logger.flush(timeout=10) is True
+
+    (envelope,) = queue.envelopes()
+    assert envelope["properties"]["body_encoding"] == "utf-8"
+    assert json.loads(envelope["body"])[0] == [2, [r.to_wire() for r in records]]
+    with kombu.Connection(redis_url) as connection:
+        message = connection.SimpleQueue(queue.queue, no_ack=True).get(timeout=5)
+    args, kwargs, _embed = message.decode()
+    assert message.headers["task"] == "execlog.insert_batch"
+    assert args == [2, [r.to_wire() for r in records]] and kwargs == {}
+
+
 def test_49_records_wait_for_the_interval(make_app, queue, trace_id):
     logger = make_app(EXECLOG_FLUSH_INTERVAL=1.0).extensions["execlog"]
     started = time.monotonic()

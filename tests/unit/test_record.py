@@ -24,7 +24,9 @@ from webapp.execlog.normalise import (
     normalise_message,
 )
 from webapp.execlog.record import LogRecord
-from webapp.execlog.wire import InvalidRow, check_row, check_rows, encode_record, upgrade_v1
+from webapp.execlog.wire import (
+    ENCODE_GROUP, InvalidRow, RowBatch, check_row, check_rows, encode_record, upgrade_v1,
+)
 
 from ..support.records import make_record as _make_record
 
@@ -264,6 +266,58 @@ class TestWireForm:
             with pytest.raises(InvalidRow):
                 check_row(garbage)
         assert len(check_rows([None, "text", 42, {"id": 1}], 2)[1]) == 4
+
+
+class TestRowBatch:
+    """The flusher encodes a group of records in one call: the rows must be
+    what encode_record makes of each, repairs included."""
+
+    @staticmethod
+    def records_needing(kind: str) -> list[LogRecord]:
+        plain = [make_record(message=f"plain {i}", details={"i": i, "ok": True})
+                 for i in range(ENCODE_GROUP + 40)]  # more than one group
+        odd = {
+            "nothing": [],
+            "nul": [make_record(details={"text": "nul \x00 here"})],
+            "surrogate": [make_record(details={"text": "half \ud800 a pair"})],
+            "nan": [make_record(details={"ratio": math.nan, "top": math.inf})],
+            "deep": [make_record(details={"d": _nested(MAX_DETAILS_DEPTH + 5)})],
+            "unencodable": [make_record(details={"when": datetime(2026, 1, 2), 3: "int key"})],
+            "big": [make_record(details={"blob": "x" * 3000})],
+            "other limits": [make_record(details={"blob": "y" * 300}, limits=Limits(max_details_chars=100))],
+        }[kind]
+        return plain[:17] + odd + plain[17:]
+
+    @pytest.mark.parametrize("kind", ["nothing", "nul", "surrogate", "nan", "deep", "unencodable", "big",
+                                      "other limits"])
+    def test_rows_are_those_encode_record_makes(self, kind):
+        records = self.records_needing(kind)
+        for record in records:
+            record.limits = record.limits if kind == "other limits" else Limits(max_details_chars=2000)
+        expected = [orjson.loads(encode_record(record, record.limits)) for record in records]
+
+        batch = RowBatch.encode(records)
+
+        assert batch.decode() == expected
+        assert json.loads(b"[" + batch.joined + b"]") == expected
+        assert [orjson.loads(row) for row in batch] == expected  # one by one, for the spool
+        assert len(batch) == len(records)
+
+    def test_a_group_is_one_call_unless_a_check_fails(self):
+        records = self.records_needing("nothing")
+        batch = RowBatch.encode(records)
+        assert all(record.encoded is None for record in records)  # not one at a time
+        assert batch.joined.count(b"\n") == 0
+        repaired = RowBatch.encode(self.records_needing("nul"))
+        # in halves: the record with the NUL, and at most its neighbour, a row at a time
+        assert 1 <= repaired.joined.count(b"\n") <= 2
+
+
+def _nested(depth: int) -> dict:
+    value: dict = {"leaf": 1}
+    for _ in range(depth):
+        value = {"d": value}
+    return value
 
 
 class TestIds:

@@ -188,8 +188,10 @@ class RecordBuffer:
         #: a flush is True only if none was added while it waited.
         self._unpublished = 0
         self._flush_wanted = 0
-        #: What the flusher took and has not shipped yet (records, markers).
-        self._in_flight: deque[LogRecord | FlushMarker] = deque()
+        #: What the flusher took (records, markers); it has not shipped
+        #: ``_in_flight[_in_flight_next:]`` yet.
+        self._in_flight: list[LogRecord | FlushMarker] = []
+        self._in_flight_next = 0
         self._in_flight_count = 0
         #: The chunk the shipper has now.
         self._shipping: list[LogRecord] = []
@@ -380,18 +382,19 @@ class RecordBuffer:
         oldest_at = self._oldest_at
         return None if oldest_at is None else time.monotonic() - oldest_at
 
-    def _take(self) -> tuple[deque[LogRecord | FlushMarker], bool]:
+    def _take(self) -> tuple[list[LogRecord | FlushMarker], bool]:
         """Everything buffered, in one swap under the lock (the appenders
-        never wait behind the flusher for more than that), and whether
-        flush markers are among it."""
+        never wait behind the flusher for more than that), as a list, and
+        whether flush markers are among it."""
         with self._lock:
-            taken, self._queue = self._queue, deque()
+            queue, self._queue = self._queue, deque()
             markers = self._flush_wanted > 0
             self._in_flight_count += self._buffered
             self._buffered = 0
             self._flush_wanted = 0
             self._oldest_at = None
-            self._in_flight = taken
+            taken = list(queue)  # C speed: chunks are slices of it
+            self._in_flight, self._in_flight_next = taken, 0
         return taken, markers
 
     def _ship_once(self, everything: bool = False) -> bool | None:
@@ -404,7 +407,8 @@ class RecordBuffer:
             taken, with_markers = self._take()
             if not taken:
                 return all_published
-            while taken:
+            # (a close that timed out took over what is left: no longer ours)
+            while self._in_flight is taken and self._in_flight_next < len(taken):
                 records, markers = self._next_chunk(taken, with_markers)
                 published = self._ship_chunk(records) if records else True
                 all_published = published and all_published is not False
@@ -414,31 +418,26 @@ class RecordBuffer:
             if not everything and not self._due():
                 return all_published
 
-    def _next_chunk(self, taken: deque[LogRecord | FlushMarker],
+    def _next_chunk(self, taken: list[LogRecord | FlushMarker],
                     with_markers: bool = True) -> tuple[list[LogRecord], list[FlushMarker]]:
-        """The next message's records, up to ``max_batch_size`` and no further
-        than the next flush marker (settled once they are shipped)."""
-        records: list[LogRecord] = []
+        """The next message's records, from ``taken[self._in_flight_next:]``:
+        up to ``max_batch_size``, and no further than the next flush marker
+        (settled once they are shipped)."""
+        start = self._in_flight_next
+        chunk = taken[start:start + self.max_batch_size]
         markers: list[FlushMarker] = []
-        pop = taken.popleft
-        limit = self.max_batch_size
-        if not with_markers:  # records only: taken whole, or the first ``limit``
-            if len(taken) <= limit:
-                records = list(taken)  # type: ignore[arg-type]
-                taken.clear()
-            else:
-                records = [pop() for _ in range(limit)]  # type: ignore[misc]
-            return records, markers
-        while taken and len(records) < limit:
-            item = pop()
-            if item.__class__ is FlushMarker:
-                markers.append(item)  # type: ignore[arg-type]
-                break
-            records.append(item)  # type: ignore[arg-type]
-        return records, markers
+        if with_markers:
+            for index, item in enumerate(chunk):
+                if item.__class__ is FlushMarker:
+                    chunk, markers = chunk[:index], [item]  # type: ignore[list-item]
+                    break
+        # The chunk is the shipper's before it leaves what is in flight (a
+        # rescue after a timed-out close finds it in one or the other).
+        self._shipping = chunk  # type: ignore[assignment]
+        self._in_flight_next = start + len(chunk) + len(markers)
+        return chunk, markers  # type: ignore[return-value]
 
     def _ship_chunk(self, records: list[LogRecord]) -> bool:
-        self._shipping = records
         published = self._shipper.ship(records, journaled=self._journal is not None)
         self._batch_sizes.append(len(records))
         self._stretches.append(self._shipper.last_stretch)
@@ -458,9 +457,9 @@ class RecordBuffer:
     def _rescue_after_timeout(self) -> None:
         """The flusher is stuck in a sink: keep what it holds on disk."""
         with self._lock:
-            queued = (*self._shipping, *self._in_flight, *self._queue)
+            queued = (*self._shipping, *self._in_flight[self._in_flight_next:], *self._queue)
             pending = [r for r in queued if r.__class__ is not FlushMarker]
-            self._in_flight = deque()
+            self._in_flight, self._in_flight_next = [], 0
             self._queue = deque()
             self._buffered = self._in_flight_count = 0
             self._oldest_at = None

@@ -31,7 +31,7 @@ import threading
 import time
 import weakref
 from collections import deque
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -274,7 +274,7 @@ class Spool:
         self._owned.add(segment)
         return segment
 
-    def write_rows(self, rows: list[bytes]) -> None:
+    def write_rows(self, rows: Sequence[bytes]) -> None:
         """Write rows (wire bytes) as one finished segment, ready for replay."""
         data = spool_lines(rows)
         segment = self.new_segment(capacity=len(data))

@@ -6,7 +6,8 @@ batch is one Celery task message whose arguments are ``(WIRE_VERSION, rows)``;
 its body is joined from the rows' encoded bytes (:mod:`.sinks`), and a spool
 segment is the same rows, one per line.
 
-The producer encodes with orjson, in C, and takes the slow path of
+The producer encodes with orjson, in C, the buffered records of a message a
+group at a time (:class:`RowBatch`), and takes the slow path of
 :mod:`.normalise` only when a cheap check says a record needs it: its
 ``details`` hold NaN, an infinity or deep nesting (:func:`~.normalise.plain_details`),
 orjson refuses it (lone surrogates, keys that are not text, cycles, a value
@@ -26,7 +27,8 @@ from __future__ import annotations
 
 import itertools
 import math
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Iterator, Mapping, Sequence
+from operator import attrgetter, itemgetter
 from typing import Any
 from uuid import UUID
 
@@ -74,6 +76,113 @@ def encode_record(record: list[Any], limits: Limits) -> bytes:
             and (details is None or len(data) <= limits.max_details_chars)):
         return data
     return _encode_repaired(record, limits)
+
+
+#: Records encoded in one orjson call by :meth:`RowBatch.encode`: the rows of
+#: such a group together stay well under the ``details`` size limit (65,536
+#: characters by default) for records of ordinary size.
+ENCODE_GROUP = 64
+
+
+class RowBatch(Sequence[bytes]):
+    """The rows of one message: ``joined``, the rows' bytes separated by
+    commas (the middle of a message body), and each row on demand.
+
+    :meth:`encode` encodes records a group at a time, one orjson call each
+    (a call per record cost a third of what the flusher spent, in Python
+    around the C), and runs :func:`encode_record`'s checks once over the
+    group: the types of the ``details`` values, an escaped NUL in its
+    bytes, its length against the size limit (a group within it has no
+    row over it). A group that fails is encoded in halves, down to single
+    records, which take :func:`encode_record`. The rows one by one (the
+    spool's lines, when the broker is down) are encoded only when asked for.
+    """
+
+    __slots__ = ("joined", "_records", "_rows")
+
+    def __init__(self, joined: bytes, records: Sequence[Any] = (), rows: list[bytes] | None = None) -> None:
+        self.joined = joined
+        self._records = records
+        self._rows = rows
+
+    @classmethod
+    def of_rows(cls, rows: list[bytes]) -> RowBatch:
+        """Rows encoded already (a spool segment's, or the disk journal's)."""
+        return cls(b",".join(rows), rows=rows)
+
+    @classmethod
+    def encode(cls, records: Sequence[Any]) -> RowBatch:
+        """The rows of buffered records (:class:`~.record.LogRecord`)."""
+        return cls(b",".join([_encode_joined(records[start:start + ENCODE_GROUP])
+                              for start in range(0, len(records), ENCODE_GROUP)]), records)
+
+    @property
+    def rows(self) -> list[bytes]:
+        if self._rows is None:
+            self._rows = [record.wire_bytes() for record in self._records]
+        return self._rows
+
+    def __len__(self) -> int:
+        return len(self._rows if self._rows is not None else self._records)
+
+    def __getitem__(self, index: Any) -> Any:
+        return self.rows[index]
+
+    def __iter__(self) -> Iterator[bytes]:
+        return iter(self.rows)
+
+    def decode(self) -> list[list[Any]]:
+        """The rows as the worker receives them, in one orjson call."""
+        return orjson.loads(b"[" + self.joined + b"]")  # type: ignore[no-any-return]
+
+
+_details_of = itemgetter(DETAILS)
+_limits_of = attrgetter("limits")
+
+
+def _encode_joined(records: Sequence[Any]) -> bytes:
+    """The records' rows joined by commas: in one call when the group passes
+    the checks, else in halves."""
+    if len(records) == 1:
+        return records[0].wire_bytes()  # type: ignore[no-any-return]
+    data = _encode_group(records)
+    if data is not None:
+        return data
+    half = len(records) // 2
+    return _encode_joined(records[:half]) + b"," + _encode_joined(records[half:])
+
+
+def _encode_group(records: Sequence[Any]) -> bytes | None:
+    """The group's rows joined by commas, or None when a check fails."""
+    limits = records[0].limits
+    if list(map(_limits_of, records)).count(limits) != len(records):
+        return None
+    details = list(filter(None, map(_details_of, records)))
+    try:  # plain_details's common case, at C speed: only scalar values
+        plain = PLAIN_SCALARS.issuperset(map(type, itertools.chain.from_iterable(map(dict.values, details))))
+    except TypeError:  # details that are not a dict
+        return None
+    if not plain and not all(map(plain_details, details)):
+        return None
+    try:
+        data = _dumps(records, json_default)
+    except TypeError:
+        return None
+    if (data.find(b"\\") >= 0 and data.find(NUL_ESCAPE) >= 0) or len(data) > limits.max_details_chars:
+        return None
+    return data[1:-1]
+
+
+def decode_rows(rows: Sequence[bytes]) -> list[list[Any]]:
+    """Encoded rows, decoded (as the worker receives them)."""
+    if isinstance(rows, RowBatch):
+        return rows.decode()
+    return [orjson.loads(row) for row in rows]
+
+
+def joined_rows(rows: Sequence[bytes]) -> bytes:
+    """Encoded rows separated by commas: the middle of a message body."""
+    return rows.joined if isinstance(rows, RowBatch) else b",".join(rows)
 
 
 def with_clean_text(row: list[Any]) -> list[Any]:
