@@ -196,3 +196,28 @@ def test_in_disk_mode_a_record_is_its_details_as_they_were_at_log(app_factory, t
     details["step"] = 2
     details["nested"]["seen"].append("b")
     assert record.details == {"step": 1, "nested": {"seen": ["a"]}}
+
+
+def test_the_flusher_reads_a_chunk_back_from_the_journal_as_its_lines(app_factory, tmp_path, trace_id):
+    """A chunk of journaled records is read back in one slice of their
+    segment when they lie there one after the other, else line by line:
+    the same rows either way."""
+    from webapp.execlog.spool import journaled_batch
+
+    nobody_listens = f"redis://127.0.0.1:{free_port()}/0"
+    logger = app_factory(CELERY=celery_config(nobody_listens, tmp_path), EXECLOG_PROBE_INTERVAL=30,
+                         EXECLOG_BATCH_SIZE=1000, EXECLOG_FLUSH_INTERVAL=600).extensions["execlog"]
+    records = [logger.info(trace_id, "agent", f"record {i}", details={"i": i, "text": "caf\u00e9 \" ,"})
+               for i in range(30)]
+    lines = [orjson.loads(bytes(record.journal_entry.line_at(record.journal_at))) for record in records]
+
+    batch = journaled_batch(records)
+    assert batch.decode() == lines
+    assert all(record.encoded is None for record in records), "one slice, not a line at a time"
+
+    apart = records[:5] + records[6:]  # a line that is not the chunk's sits between
+    assert journaled_batch(apart).decode() == lines[:5] + lines[6:]
+    not_journaled = records[:3]
+    not_journaled[1].journal_entry = None  # as when the journal could not take it
+    not_journaled[1].encoded = orjson.dumps(lines[1])
+    assert journaled_batch(not_journaled).decode() == lines[:3]

@@ -25,7 +25,7 @@ from . import metrics
 from .fields import ATTEMPT, TRACE_ID
 from .record import LogRecord
 from .sinks import Sink
-from .spool import Spool, SpoolJournal
+from .spool import Spool, SpoolJournal, journaled_batch
 from .wire import RowBatch
 
 log = logging.getLogger(__name__)
@@ -183,10 +183,8 @@ class Delivery:
         the longest time it held the GIL (it lets go inside system calls).
         """
         started = time.thread_time()
-        if journaled:  # each encoded at log(), read back from the journal
-            rows: Sequence[bytes] = [record.wire_bytes() for record in records]
-        else:
-            rows = RowBatch.encode(records)
+        # encoded at log() (read back from the journal), or now
+        rows = journaled_batch(records) if journaled else RowBatch.encode(records)
         published = self._send(rows)
         if not published:
             if journaled:  # on disk already: the segment is kept for replay

@@ -33,11 +33,12 @@ import weakref
 from collections import deque
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
+from operator import attrgetter
 from pathlib import Path
 from typing import Any
 
 from .record import LogRecord
-from .wire import encode_record, read_spooled_line, spool_lines
+from .wire import RowBatch, encode_record, read_spooled_line, spool_lines
 
 log = logging.getLogger(__name__)
 
@@ -391,6 +392,29 @@ class JournalEntry:
     @property
     def keep(self) -> bool:
         return self.unpublished or self.spilled
+
+
+def journaled_batch(records: Sequence[LogRecord]) -> RowBatch:
+    """The rows of records the journal holds, read back from their segment:
+    in one slice when they lie there one after the other (records are
+    journaled in buffer order, so a chunk does unless the segment rotated
+    within it or a record that went to the journal alone sits between), else
+    a line at a time."""
+    first = records[0]
+    entry = first.journal_entry
+    if entry is not None and list(map(_entry_of, records)).count(entry) == len(records):
+        view = entry.segment.view
+        try:
+            end = -1 if view is None else view.find(b"\n", records[-1].journal_at) + 1
+            data = None if view is None else view[first.journal_at:end]
+        except ValueError:  # closed meanwhile
+            data = None
+        if data is not None and data.count(b"\n") == len(records):
+            return RowBatch(data[:-1].replace(b"\n", b","), records)
+    return RowBatch.of_rows([record.wire_bytes() for record in records])
+
+
+_entry_of = attrgetter("journal_entry")
 
 
 class SpoolJournal:
