@@ -154,6 +154,10 @@ def test_open_mode_may_not_bind_beyond_loopback(mode, addresses, refused):
         ("http://localhost", {"X-Real-IP": "203.0.113.9", "X-Forwarded-Host": "api.example"},
          "(X-Forwarded-Host, X-Real-IP)"),
         ("http://localhost", {"Via": "1.1 proxy"}, "(Via)"),
+        ("http://localhost", {"X-Forwarded-Prefix": "/x"}, "(X-Forwarded-Prefix)"),
+        ("http://localhost", {"CF-Connecting-IP": "203.0.113.9"}, "(CF-Connecting-IP)"),
+        ("http://localhost", {"True-Client-IP": "203.0.113.9"}, "(True-Client-IP)"),
+        ("http://localhost", {"Host": ""}, "the Host header must be localhost"),
     ],
 )
 def test_open_mode_refuses_foreign_hosts_and_proxied_requests(client, base_url, headers, fragment):

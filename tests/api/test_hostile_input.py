@@ -8,6 +8,7 @@ answered as in production (not re-raised to the test)."""
 from __future__ import annotations
 
 import base64
+import io
 import json
 import uuid
 
@@ -157,3 +158,83 @@ def test_a_cursor_with_an_offset_postgresql_refuses_still_pages(hostile, rows):
 def test_a_last_event_id_beyond_a_bigint_gets_a_400(hostile, execution_id, header):
     response = hostile.get(f"/api/v1/executions/{execution_id}/events", headers={"Last-Event-ID": header})
     assert_problem(response, 400, "is not a position of this stream")
+
+
+def raw_cursor(created_at, item_id) -> str:
+    return base64.urlsafe_b64encode(json.dumps([created_at, item_id]).encode()).decode().rstrip("=")
+
+
+@pytest.mark.parametrize("item_id", [5, True, [1], {}, 1.5, None])
+@pytest.mark.parametrize("path", ["/api/v1/executions", "/ui/"])
+def test_a_cursor_whose_id_is_not_text_gets_a_400(hostile, path, item_id):
+    response = hostile.get(f"{path}?cursor={raw_cursor('2024-01-01T00:00:00+00:00', item_id)}")
+    assert response.status_code == 400
+    if path.startswith("/api/"):
+        assert response.json["type"] == "urn:webapp:problem:bad-cursor"
+
+
+@pytest.mark.parametrize("query, fragment", [
+    ("q=%ED%A0%80", "q (query): Must be UTF-8 text."),
+    ("step=%FF", "step (query): Must be UTF-8 text."),
+    ("agent_name=%C0%80", "agent_name (query): Must be UTF-8 text."),
+])
+def test_a_query_that_is_not_utf8_gets_a_400_not_a_replaced_search(hostile, execution_id, query, fragment):
+    for suffix in ("logs", "logs.ndjson", "logs.txt"):
+        assert_problem(hostile.get(f"/api/v1/executions/{execution_id}/{suffix}?{query}"), 400, fragment)
+
+
+def test_a_timestamp_ending_in_a_nul_gets_a_400(hostile):
+    assert_problem(hostile.get("/api/v1/executions?created_after=2024-01-01T00:00:00Z%00"), 400,
+                   "created_after (query): Must not hold a NUL character")
+
+
+def test_a_path_that_is_not_utf8_gets_a_400(hostile):
+    # PATH_INFO as a WSGI server makes it: the raw bytes as latin-1 (the
+    # test client would decode them with replacement first)
+    raw_path = "/api/v1/tokens/\xed\xa0\x80"
+    response = hostile.delete("/api/v1/tokens/x", environ_overrides={"PATH_INFO": raw_path})
+    assert_problem(response, 400, "path (path): Must be UTF-8 text.")
+
+
+class ChunkMissingTerminator(Exception):
+    """As gunicorn raises it (its ParseException is neither an OSError nor
+    a ValueError, which werkzeug's stream would turn into a 400 itself)."""
+
+
+class _BrokenChunks(io.RawIOBase):
+    """A request stream as gunicorn gives one whose chunked framing is broken."""
+
+    def readable(self):
+        return True
+
+    def seekable(self):
+        return True
+
+    def seek(self, offset, whence=0):
+        return 0
+
+    def readinto(self, buffer):
+        raise ChunkMissingTerminator("b'zz'")
+
+
+def test_a_body_whose_framing_is_broken_gets_a_400(hostile):
+    response = hostile.post("/api/v1/executions", input_stream=_BrokenChunks(),
+                            headers={"Content-Type": "application/json", "Transfer-Encoding": "chunked"},
+                            environ_overrides={"wsgi.input_terminated": True})
+    assert_problem(response, 400, "the body could not be read: ChunkMissingTerminator")
+
+
+def test_a_streamed_body_over_the_cap_gets_a_413_not_a_cut_body(hostile, app_factory):
+    limit = hostile.application.config["MAX_CONTENT_LENGTH"]
+    body = b'{"workflow": "synthetic-emit", "input": {"a": "' + b"a" * limit + b'"}}'
+    response = hostile.post("/api/v1/executions", input_stream=io.BytesIO(body),
+                            headers={"Content-Type": "application/json", "Transfer-Encoding": "chunked"},
+                            environ_overrides={"wsgi.input_terminated": True})
+    assert response.status_code == 413
+    assert response.content_type == "application/problem+json"
+
+
+@pytest.mark.parametrize("path", ["/api/v1/runners?zzz=1", "/api/v1/runners?limit=-1",
+                                  "/api/v1/tokens?zzz=%00"])
+def test_an_operation_without_parameters_refuses_any(hostile, path):
+    assert_problem(hostile.get(path), 400, "(query): Unknown field.")

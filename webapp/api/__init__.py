@@ -91,7 +91,7 @@ class Api(flask_smorest.Api):
 
 
 def init_app(app: Flask) -> None:
-    from . import auth, docs, errors, health, metrics, settings, streams
+    from . import auth, docs, errors, health, metrics, request_text, settings, streams
     from .admin import bp as admin_bp
     from .downloads import bp as downloads_bp
     from .events import bp as events_bp
@@ -108,6 +108,7 @@ def init_app(app: Flask) -> None:
     errors.init_app(app)
     metrics.init_app(app)
     auth.init_app(app)
+    request_text.init_app(app)
     health.init_app(app)
     docs.init_app(app)
     app.extensions[streams.EXTENSION_KEY] = streams.slots_from(api_settings)

@@ -11,7 +11,7 @@ from marshmallow import Schema, fields, validate
 from ..models import ApiToken
 from .blueprint import Blueprint
 from .errors import Problem
-from .schemas import Text, page_of
+from .schemas import NoQueryArgs, Text, page_of
 from .scopes import SCOPES, parse_scopes
 from .token_admin import MAX_NAME, NoActiveToken, TokenExists, create_token, list_tokens, revoke_token
 
@@ -41,8 +41,9 @@ TokenPage = page_of(TokenOut, "TokenPage")
 
 @bp.get("/tokens")
 @bp.requires("admin")
+@bp.arguments(NoQueryArgs, location="query")
 @bp.response(200, TokenPage)
-def list_stored() -> ResponseReturnValue:
+def list_stored(_args: dict[str, Any]) -> ResponseReturnValue:
     """Every stored token, oldest first (never the token itself)."""
     return {"items": [described(row) for row in list_tokens()], "next": None}
 

@@ -63,9 +63,14 @@ BROWSER_BLUEPRINTS = ("ui",)
 CHALLENGE = 'Bearer realm="webapp"'
 #: A view that declares no scope needs this one: nothing is open by mistake.
 DEFAULT_SCOPE = "admin"
-#: Headers a proxy adds; open mode refuses requests that have any.
+#: Headers a proxy or a CDN adds; open mode refuses requests that have any,
+#: and any header starting with ``X-Forwarded``.
 FORWARDING_HEADERS = ("Forwarded", "X-Forwarded-For", "X-Forwarded-Host", "X-Forwarded-Proto",
-                      "X-Forwarded-Port", "X-Real-IP", "Via")
+                      "X-Forwarded-Port", "X-Real-IP", "Via", "Forwarded-For", "X-Client-IP", "Client-IP",
+                      "True-Client-IP", "CF-Connecting-IP", "Fastly-Client-IP", "X-Cluster-Client-IP",
+                      "X-Original-Forwarded-For", "X-ProxyUser-Ip", "X-Originating-IP", "X-Remote-IP",
+                      "X-Remote-Addr")
+FORWARDING_PREFIX = "x-forwarded"
 
 
 class Refusal(Exception):
@@ -180,10 +185,12 @@ def _check_open_mode(req: Request) -> None:
         raise Refusal(problem(403, "Forbidden", "API_AUTH=open serves clients on this host only; "
                                                 "use API_AUTH=token to serve others"))
     forwarded = [name for name in FORWARDING_HEADERS if name in req.headers]
+    forwarded += [name for name, _value in req.headers.items()
+                  if name.lower().startswith(FORWARDING_PREFIX) and name not in forwarded]
     if forwarded:
         raise Refusal(problem(403, "Forbidden", f"API_AUTH=open refuses requests through a proxy "
                                                 f"({', '.join(forwarded)}); use API_AUTH=token behind one"))
-    if not is_loopback(host_name(req.host)):
+    if not req.headers.get("Host") or not is_loopback(host_name(req.host)):
         raise Refusal(problem(403, "Forbidden", f"API_AUTH=open serves requests to this host only: "
                                                 f"the Host header must be localhost, 127.0.0.1 or [::1], "
                                                 f"not {req.host!r}"))

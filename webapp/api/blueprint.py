@@ -24,6 +24,7 @@ from typing import Any
 
 import flask_smorest
 from flask import Request
+from werkzeug.exceptions import HTTPException, RequestEntityTooLarge
 from marshmallow import RAISE, Schema
 from webargs import core
 from webargs.flaskparser import FlaskParser, is_json_request
@@ -42,13 +43,31 @@ class ApiParser(FlaskParser):
     }
 
     def load_json(self, req: Request, schema: Schema) -> Any:
-        body = req.get_data(cache=True)  # over MAX_CONTENT_LENGTH: 413
+        body = read_body(req)
         if not body:
             return core.missing
         if not is_json_request(req):
             raise Problem(415, "unsupported-media-type", "Unsupported Media Type",
                           f"the body must be application/json, not {req.mimetype or 'untyped'}")
         return load_json_body(body)
+
+
+def read_body(req: Request) -> bytes:
+    """The request's body; 413 over ``MAX_CONTENT_LENGTH``, 400 when its
+    framing is broken (a chunked body the server cannot parse)."""
+    try:
+        body = req.get_data(cache=True)  # a Content-Length over the limit: 413
+    except HTTPException:
+        raise
+    except Exception as exc:  # noqa: BLE001 - the server's parse errors (gunicorn's InvalidChunkSize...)
+        raise Problem(400, "malformed-body", "Malformed body",
+                      f"the body could not be read: {type(exc).__name__}") from None
+    limit = req.max_content_length
+    if req.content_length is None and limit is not None and len(body) >= limit:
+        # A streamed (chunked) body is cut at the limit, not refused: at the
+        # limit, it was longer than the API takes.
+        raise RequestEntityTooLarge()
+    return body
 
 
 def load_json_body(body: bytes) -> Any:

@@ -114,13 +114,13 @@ def _first(messages: Any) -> str:
     return str(messages)
 
 
-def _request_invalid(errors: Mapping[str, Any]) -> Response:
+def invalid_request(errors: Mapping[str, Any]) -> Response:
     return problem(400, "Invalid request", field_errors_detail(errors), slug="invalid-request",
                    errors=errors)
 
 
 def _validation_error(error: ValidationError) -> Response:
-    return _request_invalid({"json": error.normalized_messages()})
+    return invalid_request({"json": error.normalized_messages()})
 
 
 def http_error(error: HTTPException) -> Response:
@@ -128,7 +128,7 @@ def http_error(error: HTTPException) -> Response:
     code = error.code or 500
     data = getattr(error, "data", None) or {}
     if "messages" in data:
-        response = _request_invalid(data["messages"])
+        response = invalid_request(data["messages"])
     elif code == 413:
         limit = current_app.config.get("MAX_CONTENT_LENGTH")
         response = problem(413, error.name, f"the body is larger than {limit} bytes (API_MAX_BODY_BYTES)")

@@ -42,6 +42,8 @@ def decode_cursor(cursor: str) -> tuple[datetime, uuid.UUID]:
     try:
         raw = base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4))
         created_at, item_id = json.loads(raw)
+        if not isinstance(created_at, str) or not isinstance(item_id, str):
+            raise TypeError("a cursor holds two strings")
         moment, item = datetime.fromisoformat(created_at), uuid.UUID(item_id)
         if moment.tzinfo is None:
             raise ValueError("no offset")

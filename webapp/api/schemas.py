@@ -57,11 +57,18 @@ class UtcDateTime(fields.AwareDateTime):
     offsets up to 15:59 only; Python, and so a client, up to 23:59)."""
 
     def _deserialize(self, value: Any, attr: str | None, data: Any, **kwargs: Any) -> datetime:
+        if isinstance(value, str) and "\x00" in value:  # fromisoformat takes a trailing NUL
+            raise ValidationError("Must not hold a NUL character.")
         moment = super()._deserialize(value, attr, data, **kwargs)
         try:
             return moment.astimezone(timezone.utc)
         except OverflowError:
             raise ValidationError("Out of range.") from None
+
+
+class NoQueryArgs(Schema):
+    """The query of an operation that takes no parameters: any is refused
+    (400), as every listing refuses those it does not know."""
 
 
 def limit_in_range(value: int) -> None:
