@@ -75,3 +75,19 @@ def test_post_logs_answers_503_with_retry_after_while_the_spool_is_full(capped_a
     assert ready.status_code == 503
     assert ready.json["checks"]["spool"]["ok"] is False
     assert ready.json["logger"]["spool_full"] is True
+
+
+def test_a_write_bigger_than_a_segment_that_the_cap_refuses_makes_the_spool_full(tmp_path):
+    """A batch the broker refused is written as one file of its size: when
+    the cap refuses it, the spool says it is full (POST /logs answers 503)
+    until there is room for it, not only when a segment would not fit."""
+    spool = Spool(tmp_path / "spool", max_bytes=CAP)
+    spool.write_rows([b"x" * 1000] * 600)  # 600 KB
+    assert not spool.full
+    with pytest.raises(SpoolFull):
+        spool.write_rows([b"y" * 1000] * 600)
+    assert spool.full, "the refused batch would not fit: full, though a segment would"
+    for path in spool.segment_paths():
+        path.unlink()
+    spool.refresh()
+    assert not spool.full

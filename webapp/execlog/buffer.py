@@ -246,6 +246,7 @@ class RecordBuffer:
             "flusher_cpu_seconds": round(self._flusher_cpu, 6),
             "flusher_batch_cpu_p99_us": _p99_us(self._stretches),
             "batch_records_p50": _p50(self._batch_sizes),
+            "spool_full": self.spool_full,
             **self._shipper.stats(),
         }
 

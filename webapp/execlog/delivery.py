@@ -17,6 +17,7 @@ import threading
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass
+from datetime import datetime, timezone
 from typing import Any
 
 import orjson
@@ -72,7 +73,7 @@ class Stats:
     def error(self, exc: BaseException) -> None:
         with self._lock:
             self.last_error = f"{type(exc).__name__}: {exc}"[:500]
-            self.last_error_at = time.time()
+            self.last_error_at = datetime.now(timezone.utc).isoformat()
 
     def snapshot(self) -> dict[str, Any]:
         with self._lock:
@@ -87,7 +88,8 @@ class Stats:
         #: (trace_id, attempt) -> records dropped, oldest pair first.
         self.dropped_by_trace: dict[tuple[Any, Any], int] = {}
         self.last_error: str | None = None
-        self.last_error_at: float | None = None
+        #: When, as ISO 8601 with its UTC offset (as every time the API shows).
+        self.last_error_at: str | None = None
 
 
 class RateLimitedWarning:

@@ -210,10 +210,10 @@ class Spool:
     """The spool directory of one host, at most ``max_bytes`` big (None: no cap).
 
     What it holds is known from a scan of the directory (segments at their
-    allocated size, set-aside corrupt lines) that the flusher repeats every
-    tick (:meth:`refresh`), plus what this process made since. Several
+    allocated size, set-aside corrupt lines) that the flusher repeats once a
+    second (:meth:`refresh`), plus what this process made since. Several
     processes share the directory, each counting the others at its last
-    scan, so the cap is exceeded at most by what they made within one tick.
+    scan, so the cap is exceeded at most by what they made within a second.
     """
 
     def __init__(self, directory: str | os.PathLike[str], max_bytes: int | None = None) -> None:
@@ -222,6 +222,8 @@ class Spool:
         self._owned: weakref.WeakSet[SpoolSegment] = weakref.WeakSet()
         self._bytes = 0
         self._scanned = False
+        #: The size of the last write the cap refused, until it would fit.
+        self._refused = 0
         #: Held while this process reserves and makes a file, and while it
         #: scans: a scan that ran between a reservation and the file's
         #: appearance would forget the reservation and let the next one
@@ -240,8 +242,15 @@ class Spool:
 
     @property
     def full(self) -> bool:
-        """At the cap: another journal segment would take the spool over it."""
-        return self.max_bytes is not None and self.bytes + self.segment_bytes > self.max_bytes
+        """At the cap: another journal segment, or the last write the cap
+        refused (a failed batch can be bigger than a segment), would take the
+        spool over it."""
+        if self.max_bytes is None:
+            return False
+        held = self.bytes
+        if self._refused and held + self._refused <= self.max_bytes:
+            self._refused = 0  # replay made room for it
+        return held + max(self.segment_bytes, self._refused) > self.max_bytes
 
     def refresh(self) -> SpoolUsage:
         """Scan the directory: what it holds now."""
@@ -252,6 +261,7 @@ class Spool:
 
     def _reserve(self, size: int) -> None:
         if self.max_bytes is not None and self.bytes + size > self.max_bytes:
+            self._refused = size
             raise SpoolFull(f"the spool holds {self._bytes:,} bytes; its cap is {self.max_bytes:,} "
                             "(EXECLOG_SPOOL_MAX_BYTES)")
         self._bytes += size
