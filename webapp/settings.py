@@ -10,7 +10,8 @@ and an unknown key of the part's prefix given in code is refused (a typo
 would otherwise be silently ignored). An unknown one from the environment
 (listed in ``SETTINGS_FROM_ENVIRONMENT`` by :mod:`webapp.config`) is not
 ours to refuse: ``API_PUBLISH`` is Compose's, and a host may set any
-``API_*`` for something else. ``check()`` holds the rules between values.
+``API_*`` for something else; it is logged as a warning (ignored: a typo?).
+``check()`` holds the rules between values.
 
 :mod:`webapp.config` only maps the environment to these keys. A leaf module:
 every layer may use it.
@@ -19,12 +20,15 @@ every layer may use it.
 from __future__ import annotations
 
 import json
+import logging
 import typing
 from collections.abc import Mapping
 from dataclasses import MISSING, Field, fields
 from typing import Any, ClassVar, TypeVar
 
 S = TypeVar("S", bound="Settings")
+
+log = logging.getLogger(__name__)
 
 #: The configuration key that lists the keys taken from the environment.
 ENVIRONMENT_KEYS = "SETTINGS_FROM_ENVIRONMENT"
@@ -65,11 +69,15 @@ class Settings:
             else:
                 values[field.name] = _default(field)
         if cls.PREFIX:
-            foreign = cls.FOREIGN_KEYS | frozenset(config.get(ENVIRONMENT_KEYS) or ())
+            from_environment = frozenset(config.get(ENVIRONMENT_KEYS) or ())
             unknown = sorted(k for k in config if k.startswith(cls.PREFIX) and k not in known
-                             and k not in foreign)
+                             and k not in cls.FOREIGN_KEYS)
+            in_code = [k for k in unknown if k not in from_environment]
+            if in_code:
+                raise ValueError(f"unknown setting(s) {', '.join(in_code)}")
             if unknown:
-                raise ValueError(f"unknown setting(s) {', '.join(unknown)}")
+                log.warning("ignoring %s from the environment: not a setting of this app (a typo?)",
+                            ", ".join(unknown))
         settings = cls(**cls.derive(values, config))
         settings.check()
         return settings

@@ -103,7 +103,7 @@ def test_bad_execlog_settings_name_the_key(config, message):
 
 
 def test_a_variable_of_the_prefix_that_is_no_setting_of_ours_is_left_alone_in_the_environment(
-    tmp_path, monkeypatch
+    tmp_path, monkeypatch, caplog
 ):
     """Compose's API_PUBLISH (and whatever API_* a host sets for something
     else) reaches the containers' environment: the app starts; the same key
@@ -115,8 +115,11 @@ def test_a_variable_of_the_prefix_that_is_no_setting_of_ours_is_left_alone_in_th
     monkeypatch.setenv("API_PUBLISH", "127.0.0.1:8000")
     monkeypatch.setenv("EXECLOG_SOMETHING_ELSE", "1")
     monkeypatch.setenv("API_MAX_LIMIT", "7")
-    app = create_app()
+    with caplog.at_level("WARNING", logger="webapp.settings"):
+        app = create_app()
     assert app.config["API_MAX_LIMIT"] == 7, "the settings it knows, it reads"
+    warned = " ".join(r.getMessage() for r in caplog.records)
+    assert "ignoring EXECLOG_SOMETHING_ELSE from the environment" in warned, "a typo is said, not silent"
 
     with pytest.raises(ValueError, match="unknown setting\\(s\\) API_PUBLISH"):
         ApiSettings.from_config({"API_PUBLISH": "127.0.0.1:8000"})
