@@ -167,3 +167,88 @@ def test_delayed_delivery_is_set_up_through_the_first_node_that_answers(
             worker.stop()
     finally:
         host.delete()
+
+
+def test_a_batch_whose_first_store_fails_is_retried_through_delayed_delivery_and_stored_once(
+    app_factory, database_url, tmp_path: Path, trace_id
+):
+    """The worker's first store fails (its database does not exist yet, as in
+    test_worker_retries on Redis). Its retry goes through RabbitMQ's delayed
+    delivery, which takes whole seconds only (``int(countdown)`` >= 1): a
+    sub-second countdown was refused there and the batch rejected, for good,
+    into logs.rejected. Now the batch waits out its countdown and is stored
+    once the database is there, exactly once; logs.rejected stays empty."""
+    import re
+
+    import psycopg2
+    import sqlalchemy as sa
+    from flask_migrate import upgrade
+
+    from webapp import create_app
+    from webapp.config import config_from_env
+
+    from ..conftest import PG_ADMIN_URL, TEST_DB_NAME
+
+    outage_db = f"{TEST_DB_NAME}_rabbit_outage"
+
+    def admin(sql: str) -> None:
+        connection = psycopg2.connect(PG_ADMIN_URL)
+        connection.autocommit = True
+        try:
+            with connection.cursor() as cursor:
+                cursor.execute(sql)
+        finally:
+            connection.close()
+
+    admin(f'DROP DATABASE IF EXISTS "{outage_db}" WITH (FORCE)')
+    missing = sa.make_url(database_url).set(database=outage_db).render_as_string(hide_password=False)
+    host = VirtualHost().create()
+    engine = sa.create_engine(missing, poolclass=sa.pool.NullPool)
+    migrator = None
+    try:
+        # Sub-second backoff: every countdown would be below 1 s without the fix.
+        env = service_env(missing, host.url, tmp_path / "w",
+                          EXECLOG_RETRY_BACKOFF="0.2", EXECLOG_RETRY_BACKOFF_MAX="0.8")
+        worker = start_celery_worker(env, tmp_path / "worker.log", name=f"retry-{os.getpid()}")
+        try:
+            wait_for(lambda: ("celery_delayed_delivery", "logs") in host.bindings(), timeout=30,
+                     message="logs bound to the delayed delivery exchange")
+            logger = app_factory(CELERY=celery_config(host.url, tmp_path / "p")).extensions["execlog"]
+            sent = {logger.info(trace_id, "database", f"first store fails {i}").id for i in range(50)}
+            assert logger.flush(timeout=30) is True
+            worker.wait_for_output("retry 1 in", timeout=60)
+
+            admin(f'CREATE DATABASE "{outage_db}"')
+            migrator = create_app(config_from_env({"DATABASE_URL": missing,
+                                                   "WEBAPP_VAR_DIR": str(tmp_path / "migrate")}))
+            with migrator.app_context():
+                upgrade()
+
+            def stored() -> list[str]:
+                with engine.connect() as connection:
+                    return [str(row[0]) for row in connection.execute(
+                        sa.text("SELECT id FROM execution_logs WHERE trace_id = :t"), {"t": trace_id})]
+
+            wait_for(lambda: len(stored()) >= len(sent) or host.ready("logs.rejected"), timeout=60,
+                     message="the batch stored after its retries (or rejected)")
+            assert host.ready("logs.rejected") == 0, "nothing rejected"
+            wait_for(lambda: host.queues()["logs"]["messages"] == 0, timeout=30,
+                     message="the batch's message acknowledged")
+            rows = stored()
+            assert sorted(rows) == sorted(sent), "every record, once"
+            output = worker.output()
+            assert "countdown must be a positive number" not in output
+            countdowns = re.findall(r"retry \d+ in (\S+) s", output)
+            assert countdowns and all(value == "1.0" for value in countdowns), countdowns
+            assert worker.alive()
+        finally:
+            worker.stop()
+    finally:
+        engine.dispose()
+        if migrator is not None:
+            with migrator.app_context():
+                from webapp.extensions import db
+
+                db.engine.dispose()
+        host.delete()
+        admin(f'DROP DATABASE IF EXISTS "{outage_db}" WITH (FORCE)')

@@ -35,6 +35,16 @@ SPOOL_FULL = Gauge("execlog_spool_full", "1 while the spool is at EXECLOG_SPOOL_
 STORED = Counter("execlog_worker_records", "Records of batches a Celery worker stored: inserted, duplicate "
                  "(already stored), dead (set aside as dead letters)", ["result"])
 
+#: The label values, each series made at import: a scrape shows it at 0
+#: before the first event (``rate()`` and alerts on it need the zero).
+RECORD_OUTCOMES = ("published", "spooled", "replayed", "fallback", "dropped")
+STORED_RESULTS = ("inserted", "duplicate", "dead")
+for _outcome in RECORD_OUTCOMES:
+    RECORDS.labels(_outcome)
+for _result in STORED_RESULTS:
+    STORED.labels(_result)
+del _outcome, _result
+
 
 def count_records(outcome: str, amount: int) -> None:
     """A logger counter moved (``Stats.add``): ``batches`` or a record outcome."""

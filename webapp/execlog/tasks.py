@@ -11,7 +11,9 @@ so a batch stored twice leaves one copy.
 from __future__ import annotations
 
 import logging
+import math
 import random
+import weakref
 from typing import Any
 
 from celery import shared_task
@@ -45,10 +47,44 @@ def unpack_batch(args: tuple[Any, ...], kwargs: dict[str, Any]) -> tuple[int, li
     return version, rows
 
 
-def retry_countdown(retries: int, base: float, cap: float) -> float:
-    """Exponential backoff with jitter: base * 2**retries, at most cap."""
+def retry_countdown(retries: int, base: float, cap: float, *, whole_seconds: bool = False) -> float:
+    """Exponential backoff with jitter: base * 2**retries, at most cap.
+
+    ``whole_seconds``: rounded up to a whole number of seconds, at least 1,
+    for a broker whose retries go through delayed delivery (see
+    :func:`whole_second_countdowns`).
+    """
     delay = min(cap, base * (2 ** min(retries, 30)))
-    return delay * random.uniform(0.5, 1.0)
+    countdown = delay * random.uniform(0.5, 1.0)
+    if whole_seconds:
+        return max(1, math.ceil(countdown))
+    return countdown
+
+
+#: Per Celery app: whether its retries need whole-second countdowns.
+_WHOLE_SECONDS: weakref.WeakKeyDictionary[Any, bool] = weakref.WeakKeyDictionary()
+
+
+def whole_second_countdowns(app: Any) -> bool:
+    """Whether the Celery app's broker is RabbitMQ (an ``amqp`` transport).
+
+    Celery (5.5 and later) sends a task with a countdown to quorum queues
+    through RabbitMQ's native delayed delivery, whose routing key it makes
+    of ``int(countdown)``: below 1 s, kombu refuses it ("countdown must be a
+    positive number"), ``Task.retry`` raises ``Reject(requeue=False)`` and
+    the batch goes to ``logs.rejected``, never stored. Cached per app.
+    """
+    try:
+        return _WHOLE_SECONDS[app]
+    except (KeyError, TypeError):
+        pass
+    with app.connection_for_write() as connection:  # not connected: the URL's transport
+        answer = connection.transport.driver_type == "amqp"
+    try:
+        _WHOLE_SECONDS[app] = answer
+    except TypeError:
+        pass
+    return answer
 
 
 @shared_task(
@@ -94,7 +130,8 @@ def _dead_letter(task: Any, args: tuple[Any, ...], kwargs: dict[str, Any], reaso
 
 def _retry(task: Any, exc: Exception) -> None:
     settings = current_app.extensions["execlog"].settings
-    countdown = retry_countdown(task.request.retries, settings.retry_backoff, settings.retry_backoff_max)
+    countdown = retry_countdown(task.request.retries, settings.retry_backoff, settings.retry_backoff_max,
+                                whole_seconds=whole_second_countdowns(task.app))
     log.warning(
         "execlog: batch %s not stored (%s); retry %d in %.1f s",
         task.request.id, exc, task.request.retries + 1, countdown,
