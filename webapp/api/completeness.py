@@ -33,9 +33,10 @@ and are reported apart (``from_elsewhere``), never against ``emitted``, so
 they cannot make a complete log look incomplete.
 
 The execution's verdict: ``emitted`` summed over its attempts (null while
-one has not reported), ``stored`` every row of the trace, ``complete`` when
-the execution is over and every attempt is complete, and the ``state`` of
-its worst attempt (``pending`` before any run).
+one has not reported; 0 before any run, when there is no attempt to wait
+for), ``stored`` every row of the trace, ``complete`` when the execution is
+over and every attempt is complete, and the ``state`` of its worst attempt
+(``pending`` before any run).
 """
 
 from __future__ import annotations
@@ -170,7 +171,8 @@ def _attempt(number: int, count: ExecutionLogCount | None, stored: int, dead: in
             return AttemptVerdict(number, None, stored, 0, dead, "running", None)
         return AttemptVerdict(number, None, stored, 0, dead, "unreported",
                               f"attempt {number}: its run never reported what it logged (its worker "
-                              f"stopped before the end); {stored} records of it are stored")
+                              f"stopped before the end); {_records(stored)} of it "
+                              f"{'is' if stored == 1 else 'are'} stored")
     lost = count.dropped + dead
     if lost == 0 and stored >= count.emitted:
         return AttemptVerdict(number, count.emitted, stored, 0, 0, "complete", None)
@@ -178,11 +180,12 @@ def _attempt(number: int, count: ExecutionLogCount | None, stored: int, dead: in
     if stored + lost >= count.emitted:
         return AttemptVerdict(number, count.emitted, stored, count.dropped, dead, "incomplete", why)
     if pruned_before is not None:
-        kept = (f"attempt {number}: {stored} of {count.emitted} records kept; those logged before "
+        kept = (f"attempt {number}: {stored} of {_records(count.emitted)} kept; those logged before "
                 f"{pruned_before:%Y-%m-%d %H:%M} UTC were removed by retention (EXECLOG_RETENTION_DAYS)")
         return AttemptVerdict(number, count.emitted, stored, count.dropped, dead, "pruned",
                               f"{kept}; {why}" if why else kept)
-    waiting = f"attempt {number}: {count.emitted - stored - lost} of {count.emitted} records not stored yet"
+    waiting = (f"attempt {number}: {count.emitted - stored - lost} of {_records(count.emitted)} "
+               f"not stored yet")
     return AttemptVerdict(number, count.emitted, stored, count.dropped, dead, "in_flight",
                           f"{waiting}; {why}" if why else waiting)
 
@@ -194,4 +197,12 @@ def _lost(number: int, dropped: int, dead: int) -> str | None:
                      f"or failing)")
     if dead:
         parts.append(f"{dead} refused by the database (see execution_log_dead_letters)")
-    return f"attempt {number}: records lost for good: {', '.join(parts)}" if parts else None
+    if not parts:
+        return None
+    noun = "record" if dropped + dead == 1 else "records"
+    return f"attempt {number}: {noun} lost for good: {', '.join(parts)}"
+
+
+def _records(number: int) -> str:
+    """``1 record``, ``2 records``."""
+    return f"{number} record" if number == 1 else f"{number} records"

@@ -10,6 +10,13 @@ import json
 from typing import Any
 
 
+#: Every character ``str.splitlines`` (and so some reader) takes as a line
+#: break, written as its escape: a record is one line for any reader.
+LINE_BREAKS = str.maketrans({"\n": "\\n", "\r": "\\r", "\v": "\\v", "\f": "\\f", "\x1c": "\\x1c",
+                             "\x1d": "\\x1d", "\x1e": "\\x1e", "\x85": "\\x85", "\u2028": "\\u2028",
+                             "\u2029": "\\u2029"})
+
+
 def log_line(record: dict[str, Any], *, details: bool = False) -> str:
     """``<time>  INFO    agent     [step] agent: message`` (a record as
     :class:`~.records.LogRecordOut` dumps it), with ``details`` as JSON
@@ -20,4 +27,4 @@ def log_line(record: dict[str, Any], *, details: bool = False) -> str:
             f"{where + ': ' if where else ''}{record['message']}")
     if details and record.get("details") is not None:
         line += "  " + json.dumps(record["details"], sort_keys=True)
-    return line.replace("\r", "\\r").replace("\n", "\\n")
+    return line.translate(LINE_BREAKS)

@@ -7,18 +7,20 @@ from __future__ import annotations
 import uuid
 from datetime import datetime
 from typing import Any
+from urllib.parse import unquote, urlsplit
 
 from flask import Blueprint, redirect, render_template, request, url_for
 from flask.typing import ResponseReturnValue
 from marshmallow import ValidationError
 
 from ..api import session
+from ..api.auth import request_identity
 from ..api.errors import Problem
 from ..api.completeness import verdict, verdicts
 from ..api.pagination import encode_cursor
 from ..api.pagination import decode_cursor
 from ..queries.reads import executions_before, get_execution
-from ..api.schemas import ExecutionListArgs
+from ..api.schemas import ExecutionListArgs, LogFilterArgs
 from ..api.scopes import requires
 from ..api.settings import current_settings
 from ..api.tokens import TokenStoreUnavailable, identify
@@ -33,13 +35,30 @@ bp = Blueprint("ui", __name__, url_prefix="/ui", template_folder="templates",
 #: Executions a page of the list shows.
 PAGE_SIZE = 50
 LIST_FILTERS = ("status", "workflow", "cursor")
+#: The execution page's own parameters: the log's filters.
+PAGE_FILTERS = ("level", "q")
+#: Where sign-in may send the browser: a page of ours.
+PAGES_PREFIX = "/ui/"
 
 
 @bp.app_context_processor
 def _helpers() -> dict[str, Any]:
     return {"csrf_token": session.csrf_token, "duration": duration, "moment": moment,
             "token_mode": current_settings().auth == "token",
-            "signed_in": session.has_session()}
+            "signed_in": session.has_session(), "allowed": allowed}
+
+
+def allowed(scope: str) -> bool:
+    """Whether the caller of this request holds ``scope`` (a page offers
+    only what its reader may do: retry needs ``start``)."""
+    identity = request_identity()
+    return identity is not None and identity.allows(scope)
+
+
+@bp.app_template_filter("counted")
+def counted(number: int, noun: str) -> str:
+    """``1 record``, ``2 records``."""
+    return f"{number} {noun}" if number == 1 else f"{number} {noun}s"
 
 
 def moment(value: datetime | None) -> str:
@@ -64,7 +83,9 @@ def duration(execution: Execution) -> str:
 @requires("read")
 def executions() -> ResponseReturnValue:
     """Recent executions, newest first, filtered by status and workflow."""
-    raw = {key: request.args[key] for key in LIST_FILTERS if request.args.get(key)}
+    raw, wrong = _query(LIST_FILTERS)
+    if wrong:
+        return _list_page([], raw, None, wrong), 400
     try:
         args = ExecutionListArgs().load({**raw, "limit": PAGE_SIZE})
         after = decode_cursor(args["cursor"]) if "cursor" in args else None
@@ -91,14 +112,38 @@ def _messages(errors: dict[str, Any]) -> str:
     return "; ".join(f"{name}: {' '.join(map(str, messages))}" for name, messages in errors.items())
 
 
+def _query(known: tuple[str, ...]) -> tuple[dict[str, str], str | None]:
+    """The page's parameters that have a value, and what is wrong with the
+    query (None: nothing): like the API, a page refuses a parameter it does
+    not know (a misspelt filter must not be ignored silently), and one given
+    more than once (which of them would count?)."""
+    errors: dict[str, list[str]] = {}
+    for name in request.args:
+        if name not in known:
+            errors[name[:40]] = ["Unknown parameter."]
+        elif len(request.args.getlist(name)) > 1:
+            errors[name] = ["Given more than once."]
+    values = {name: request.args[name] for name in known if request.args.get(name) and name not in errors}
+    return values, _messages(errors) if errors else None
+
+
 @bp.get("/executions/<uuid:execution_id>")
 @requires("read")
 def execution(execution_id: uuid.UUID) -> ResponseReturnValue:
     """One execution: its steps, its log (live), the downloads."""
     found = get_execution(execution_id)
+    raw, wrong = _query(PAGE_FILTERS)
+    if wrong is None:
+        try:  # as the downloads the page links to will read them
+            LogFilterArgs(only=PAGE_FILTERS).load(raw)
+        except ValidationError as exc:
+            wrong = _messages(exc.normalized_messages())
+    if wrong is not None:
+        return render_template("error.html", error=wrong,
+                               back=url_for("ui.execution", execution_id=found.id)), 400
     return render_template("execution.html", execution=found, logs=verdict(found),
                            levels=[level.value for level in LogLevel],
-                           level=request.args.get("level", "debug"), q=request.args.get("q", ""),
+                           level=raw.get("level", "debug"), q=raw.get("q", ""),
                            event_types=EVENT_TYPES, final_event_types=FINAL_EVENT_TYPES)
 
 
@@ -144,7 +189,41 @@ def logout() -> ResponseReturnValue:
 
 
 def _safe_next(target: str | None) -> str:
-    """Only a page of ours: never an open redirect to another site."""
-    if target and target.startswith("/ui/") and not target.startswith("/ui//") and "\\" not in target:
-        return target
-    return url_for("ui.executions")
+    """Only a page of ours: never an open redirect to another site, nor to
+    a path that a browser resolves outside ``/ui/``; else the list."""
+    return target if target and _is_page(target) else url_for("ui.executions")
+
+
+def _is_page(target: str) -> bool:
+    """Whether ``target`` is a path under ``/ui/`` as a browser reads it: no
+    scheme nor host, no backslash (browsers read it as ``/``), no control
+    character nor white space, no ``.`` or ``..`` segment, percent-encoded
+    or not (``%2e%2e``)."""
+    if not _plain(target):
+        return False
+    try:
+        parts = urlsplit(target)
+    except ValueError:
+        return False
+    if parts.scheme or parts.netloc or not parts.path.startswith(PAGES_PREFIX):
+        return False
+    path = _unquoted(parts.path)
+    if path is None or not _plain(path) or path.startswith(PAGES_PREFIX + "/"):
+        return False
+    return not any(segment in (".", "..") for segment in path.split("/"))
+
+
+def _plain(text: str) -> bool:
+    """No control (nor other unprintable) character, white space or backslash."""
+    return all(char.isprintable() and not char.isspace() and char != "\\" for char in text)
+
+
+def _unquoted(text: str) -> str | None:
+    """``text`` percent-decoded until nothing changes (``%252e`` too); None
+    when it still changes after a few rounds."""
+    for _ in range(4):
+        decoded = unquote(text)
+        if decoded == text:
+            return decoded
+        text = decoded
+    return None
