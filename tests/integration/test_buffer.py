@@ -80,6 +80,38 @@ def test_a_batch_is_a_task_message_any_kombu_consumer_reads(make_app, queue, red
     assert args == [2, [r.to_wire() for r in records]] and kwargs == {}
 
 
+def test_while_batches_fill_the_flusher_looks_by_itself_and_log_does_not_wake_it(make_app, queue, trace_id):
+    """Waking the flusher was the tail of log()'s time: under steady
+    traffic the flusher polls, and the log() that fills a batch does not
+    call into the event; once traffic stops, the next full batch wakes it
+    again."""
+    logger = make_app(EXECLOG_FLUSH_INTERVAL=600).extensions["execlog"]
+    buffer = logger.backend
+    wakes = []
+    real_set = buffer._wake.set
+
+    def counting_set():
+        wakes.append(threading.current_thread().name)
+        real_set()
+
+    buffer._wake.set = counting_set
+    for i in range(2000):  # steady traffic: a record every 0.2 ms or so, 40 batches
+        logger.info(trace_id, "agent", f"steady {i}")
+        time.sleep(0.0002)
+    assert logger.flush(timeout=10) is True
+    batches = len(queue)
+    assert batches >= 20
+    by_log = [name for name in wakes if name == threading.current_thread().name]
+    assert len(by_log) <= batches // 4, f"{len(by_log)} of {batches} batches woken by a log() call"
+
+    wait_for(lambda: not buffer._polling, timeout=10, message="polling stops once records stop")
+    wakes.clear()
+    for i in range(50):
+        logger.info(trace_id, "agent", f"after {i}")
+    wait_for(lambda: len(queue) == batches + 1, timeout=10, message="the next batch")
+    assert wakes, "light traffic again: the batch's 50th log() woke the flusher"
+
+
 def test_49_records_wait_for_the_interval(make_app, queue, trace_id):
     logger = make_app(EXECLOG_FLUSH_INTERVAL=1.0).extensions["execlog"]
     started = time.monotonic()
