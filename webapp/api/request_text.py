@@ -17,6 +17,10 @@ from flask import Flask, Response, request
 from .errors import invalid_request
 
 
+#: The WSGI key of the path: its bytes, decoded as latin-1 (PEP 3333).
+WSGI_PATH = "PATH_INFO"
+
+
 def init_app(app: Flask) -> None:
     app.before_request(check_request_text)
 
@@ -31,7 +35,7 @@ def check_request_text() -> Response | None:
             errors[_printable(name)] = [message]
     if errors:
         return invalid_request({"query": errors})
-    path = request.environ.get("PATH_INFO", "")
+    path = request.environ.get(WSGI_PATH, "")
     message = _text_problem(path.encode("latin-1", "replace"))
     if message is not None:
         return invalid_request({"path": {"path": [message]}})
