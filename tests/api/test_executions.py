@@ -81,6 +81,8 @@ def test_the_same_idempotency_key_gives_the_same_execution_and_another_body_a_co
          ["the body must be application/json, not application/x-www-form-urlencoded"]),
         ({"json": {"workflow": "roadmap"}, "headers": {"Idempotency-Key": ""}}, 400,
          ["Idempotency-Key (headers): Length must be between 1 and 255."]),
+        ({"json": {"workflow": "roadmap"}, "headers": {"Idempotency-Key": "caf\u00e9"}}, 400,
+         ["Idempotency-Key (headers): Must be printable ASCII."]),
     ],
 )
 def test_a_bad_start_request_is_refused_naming_the_problem_and_stores_nothing(

@@ -111,8 +111,12 @@ class StartExecutionIn(Schema):
 
 
 class IdempotencyHeader(Schema):
+    # HTTP gives a header's bytes as latin-1: anything but printable ASCII
+    # would be stored as something else than the client meant.
     idempotency_key = Text(
-        data_key="Idempotency-Key", validate=validate.Length(min=1, max=MAX_IDEMPOTENCY_KEY),
+        data_key="Idempotency-Key",
+        validate=[validate.Length(min=1, max=MAX_IDEMPOTENCY_KEY),
+                  validate.Regexp(r"^[\x20-\x7e]*$", error="Must be printable ASCII.")],
         metadata={"description": "Starting twice with the same key starts one execution."},
     )
 
