@@ -110,13 +110,19 @@ class StartExecutionIn(Schema):
     })
 
 
+def printable_ascii(value: str) -> None:
+    """HTTP gives a header's bytes as latin-1: anything but printable ASCII
+    would be stored as something else than the client meant. (A function,
+    not a ``Regexp``: the OpenAPI document keeps the header as it was, which
+    the fuzz tests' generated requests depend on.)"""
+    if not all(" " <= char <= "~" for char in value):
+        raise ValidationError("Must be printable ASCII.")
+
+
 class IdempotencyHeader(Schema):
-    # HTTP gives a header's bytes as latin-1: anything but printable ASCII
-    # would be stored as something else than the client meant.
     idempotency_key = Text(
         data_key="Idempotency-Key",
-        validate=[validate.Length(min=1, max=MAX_IDEMPOTENCY_KEY),
-                  validate.Regexp(r"^[\x20-\x7e]*$", error="Must be printable ASCII.")],
+        validate=[validate.Length(min=1, max=MAX_IDEMPOTENCY_KEY), printable_ascii],
         metadata={"description": "Starting twice with the same key starts one execution."},
     )
 
