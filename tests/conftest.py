@@ -48,16 +48,22 @@ def _database_url(name: str) -> str:
     return url.render_as_string(hide_password=False)
 
 
-def _recreate_database(name: str) -> None:
-    """Drop and create the test database (ours: only this suite creates it)."""
+def admin_sql(*statements: str) -> None:
+    """Run statements on the server's admin database, outside a transaction
+    (CREATE and DROP DATABASE of the suite's own databases)."""
     connection = psycopg2.connect(PG_ADMIN_URL)
     connection.autocommit = True
     try:
         with connection.cursor() as cursor:
-            cursor.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
-            cursor.execute(f'CREATE DATABASE "{name}"')
+            for statement in statements:
+                cursor.execute(statement)
     finally:
         connection.close()
+
+
+def _recreate_database(name: str) -> None:
+    """Drop and create the test database (ours: only this suite creates it)."""
+    admin_sql(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)', f'CREATE DATABASE "{name}"')
 
 
 def service_env(database_url: str, redis_url: str, var_dir: Path, **extra: str) -> dict[str, str]:

@@ -97,7 +97,7 @@ def test_while_batches_fill_the_flusher_looks_by_itself_and_log_does_not_wake_it
     buffer._wake.set = counting_set
     for i in range(2000):  # steady traffic: a record every 0.2 ms or so, 40 batches
         logger.info(trace_id, "agent", f"steady {i}")
-        time.sleep(0.0002)
+        time.sleep(0.0002)  # the traffic's own pace, not a wait for a condition
     assert logger.flush(timeout=10) is True
     batches = len(queue)
     assert batches >= 20

@@ -180,25 +180,15 @@ def test_a_batch_whose_first_store_fails_is_retried_through_delayed_delivery_and
     once the database is there, exactly once; logs.rejected stays empty."""
     import re
 
-    import psycopg2
     import sqlalchemy as sa
     from flask_migrate import upgrade
 
     from webapp import create_app
     from webapp.config import config_from_env
 
-    from ..conftest import PG_ADMIN_URL, TEST_DB_NAME
+    from ..conftest import TEST_DB_NAME, admin_sql as admin
 
     outage_db = f"{TEST_DB_NAME}_rabbit_outage"
-
-    def admin(sql: str) -> None:
-        connection = psycopg2.connect(PG_ADMIN_URL)
-        connection.autocommit = True
-        try:
-            with connection.cursor() as cursor:
-                cursor.execute(sql)
-        finally:
-            connection.close()
 
     admin(f'DROP DATABASE IF EXISTS "{outage_db}" WITH (FORCE)')
     missing = sa.make_url(database_url).set(database=outage_db).render_as_string(hide_password=False)

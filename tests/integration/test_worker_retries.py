@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import psycopg2
 import pytest
 import sqlalchemy as sa
 from flask_migrate import upgrade
@@ -10,30 +9,20 @@ from flask_migrate import upgrade
 from webapp import create_app
 from webapp.config import config_from_env
 
-from ..conftest import PG_ADMIN_URL, TEST_DB_NAME, make_config, service_env
+from ..conftest import TEST_DB_NAME, admin_sql, make_config, service_env
 from ..support.processes import start_celery_worker
 from ..support.waiting import wait_for
 
 OUTAGE_DB = f"{TEST_DB_NAME}_outage"
 
 
-def _admin(sql: str) -> None:
-    connection = psycopg2.connect(PG_ADMIN_URL)
-    connection.autocommit = True
-    try:
-        with connection.cursor() as cursor:
-            cursor.execute(sql)
-    finally:
-        connection.close()
-
-
 @pytest.fixture
 def missing_database(database_url):
     """A database of ours that does not exist yet (the outage)."""
-    _admin(f'DROP DATABASE IF EXISTS "{OUTAGE_DB}" WITH (FORCE)')
+    admin_sql(f'DROP DATABASE IF EXISTS "{OUTAGE_DB}" WITH (FORCE)')
     url = sa.make_url(database_url).set(database=OUTAGE_DB).render_as_string(hide_password=False)
     yield url
-    _admin(f'DROP DATABASE IF EXISTS "{OUTAGE_DB}" WITH (FORCE)')
+    admin_sql(f'DROP DATABASE IF EXISTS "{OUTAGE_DB}" WITH (FORCE)')
 
 
 def test_batches_wait_through_a_database_outage_and_land_after_it(
@@ -50,7 +39,7 @@ def test_batches_wait_through_a_database_outage_and_land_after_it(
         worker.wait_for_output("not stored", timeout=60)
         worker.wait_for_output("retry 3 in", timeout=60)
 
-        _admin(f'CREATE DATABASE "{OUTAGE_DB}"')
+        admin_sql(f'CREATE DATABASE "{OUTAGE_DB}"')
         migrator = create_app(config_from_env({"DATABASE_URL": missing_database,
                                                "WEBAPP_VAR_DIR": str(tmp_path / "migrate")}))
         with migrator.app_context():
