@@ -46,7 +46,9 @@ os.makedirs(os.environ["PROMETHEUS_MULTIPROC_DIR"], exist_ok=True)
 def on_starting(server):
     """Refuse to serve the API open on a public address, or with event
     streams allowed to take every thread; say how access is controlled;
-    forget the metrics of an earlier run."""
+    forget the metrics of an earlier run; answer gunicorn's own errors (a
+    request it cannot parse) as problem documents, like the API's."""
+    from webapp.api import gunicorn_errors
     from webapp.api.auth import open_bind_problem
     from webapp.api.settings import ApiSettings
     from webapp.api.streams import stream_threads_problem
@@ -66,6 +68,7 @@ def on_starting(server):
             server.log.info("page sessions are signed with the key in %s/secret_key: with more than one "
                             "web host, set SECRET_KEY, the same on every host", config["VAR_DIR"])
     clear_multiprocess_dir(multiprocess_dir(), keep_pid=os.getpid())
+    gunicorn_errors.install()
 
 
 def pre_fork(server, worker):
