@@ -138,10 +138,12 @@ def test_an_unknown_path_is_a_404_problem(client):
     assert body["type"] == "about:blank"
 
 
-def test_a_redis_broker_that_keeps_nothing_on_disk_is_named(app_factory, tmp_path):
+@pytest.mark.parametrize("scheme", ["redis", "rediss"])
+def test_a_redis_broker_that_keeps_nothing_on_disk_is_named(app_factory, tmp_path, scheme):
     """Queued batches and jobs do not survive a restart of a Redis without
     appendonly or save points: /readyz and `flask execlog status` say so
-    (a warning: the service works), and stop once Redis persists."""
+    (a warning: the service works), and stop once Redis persists. Over TLS
+    (``rediss://``, kombu's own Redis transport) as well."""
     import json
 
     import redis
@@ -149,10 +151,10 @@ def test_a_redis_broker_that_keeps_nothing_on_disk_is_named(app_factory, tmp_pat
     from ..support.processes import redis_server, wait_for_port
 
     port = free_port()
-    server = redis_server(port, tmp_path).start()
+    server = redis_server(port, tmp_path, tls=scheme == "rediss").start()
     try:
         wait_for_port(port)
-        url = f"redis://127.0.0.1:{port}/0"
+        url = f"{scheme}://127.0.0.1:{port}/0" + ("?ssl_cert_reqs=none" if scheme == "rediss" else "")
         app = app_factory(CELERY=celery_config(url, tmp_path), API_READY_CACHE_SECONDS=0)
 
         def reported() -> tuple[dict, dict]:

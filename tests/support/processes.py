@@ -120,12 +120,23 @@ def start_celery_worker(env: dict[str, str], log_path: Path, *, name: str, **kwa
     return worker
 
 
-def redis_server(port: int, workdir: Path) -> ManagedProcess:
-    """A private Redis for tests that stop the broker."""
+def redis_server(port: int, workdir: Path, tls: bool = False) -> ManagedProcess:
+    """A private Redis for tests that stop the broker; with ``tls``, it
+    speaks only TLS on ``port`` (``rediss://``), with a self-signed
+    certificate made in ``workdir``."""
     argv = [
-        "redis-server", "--port", str(port), "--bind", "127.0.0.1", "--save", "",
-        "--appendonly", "no", "--dir", str(workdir),
+        "redis-server", "--bind", "127.0.0.1", "--save", "", "--appendonly", "no", "--dir", str(workdir),
     ]
+    if tls:
+        key, certificate = workdir / "redis-key.pem", workdir / "redis-cert.pem"
+        subprocess.run(["openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "1",
+                        "-subj", "/CN=127.0.0.1", "-keyout", str(key), "-out", str(certificate)],
+                       check=True, capture_output=True, timeout=60)
+        argv += ["--port", "0", "--tls-port", str(port), "--tls-cert-file", str(certificate),
+                 "--tls-key-file", str(key), "--tls-ca-cert-file", str(certificate),
+                 "--tls-auth-clients", "no"]
+    else:
+        argv += ["--port", str(port)]
     return ManagedProcess(f"redis:{port}", argv, dict(os.environ), workdir / f"redis-{port}.log")
 
 

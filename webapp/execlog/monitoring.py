@@ -54,14 +54,13 @@ def broker_persistence(celery: Celery) -> dict[str, Any] | None:
 
     ``{"persistent": None}`` where Redis refuses ``CONFIG GET`` (managed
     services rename it): not known, not a warning."""
+    from kombu.transport.redis import Channel
     from redis.exceptions import ResponseError
-
-    from .broker import Channel
 
     with celery.connection_for_read() as connection:
         connection.ensure_connection(max_retries=1, timeout=3)
         channel = connection.default_channel
-        if not isinstance(channel, Channel):
+        if not isinstance(channel, Channel):  # kombu's, as rediss:// uses, or the project's subclass
             return None
         try:
             appendonly = channel.client.config_get("appendonly").get("appendonly")
