@@ -47,8 +47,11 @@ def _make_transport_folders(config: dict[str, Any]) -> None:
 def _connect_worker_signals(app: Flask) -> None:
     """The process hooks of a Celery worker of this app: :mod:`.lifecycle`
     does the work (the main process is :func:`~.lifecycle.loaded` before it
-    forks its pool; each prefork child is :func:`~.lifecycle.child_started`;
-    every process is :func:`~.lifecycle.stopping` as it stops); the worker
+    forks its pool; each prefork child, and a solo pool's process, is
+    :func:`~.lifecycle.child_started`; a pool of threads (or greenlets),
+    whose tasks run in the main process but which fires no process signal,
+    is :func:`~.lifecycle.serving_in_place` once the worker is ready; every
+    process is :func:`~.lifecycle.stopping` as it stops); the worker
     checks its queues at start (RabbitMQ) and serves its children's metrics
     (:mod:`.worker_metrics`)."""
     app_ref = weakref.ref(app)
@@ -61,6 +64,14 @@ def _connect_worker_signals(app: Flask) -> None:
     def child_started(**_: Any) -> None:
         lifecycle.child_started(app_ref())
 
+    def ready(sender: Any = None, **_: Any) -> None:
+        # Imported here: only a worker loads its pools (the web tier never does).
+        from celery.concurrency.prefork import TaskPool as PreforkPool
+        from celery.concurrency.solo import TaskPool as SoloPool
+
+        if not isinstance(sender.pool, (PreforkPool, SoloPool)):
+            lifecycle.serving_in_place()
+
     def child_stopping(**_: Any) -> None:
         lifecycle.stopping()
         worker_metrics.forget_this_process()
@@ -70,5 +81,6 @@ def _connect_worker_signals(app: Flask) -> None:
 
     signals.worker_init.connect(main_process_loaded, weak=False)
     signals.worker_process_init.connect(child_started, weak=False)
+    signals.worker_ready.connect(ready, weak=False)
     signals.worker_process_shutdown.connect(child_stopping, weak=False)
     signals.worker_shutdown.connect(main_process_stopping, weak=False)

@@ -14,6 +14,9 @@ One place for it, which the servers' hooks only call: gunicorn's
   processes on one socket corrupt it), starts its log flusher at once (it
   adopts and replays spool segments that dead processes left, even before
   this one logs), and freezes what it has made so far.
+* :func:`serving_in_place`: a process that was not forked serves (a Celery
+  worker with a pool of threads): its flusher starts at once, to replay
+  what dead processes left.
 * :func:`stopping`: flush the execution logs of every logger of the process
   (the flusher thread would otherwise die with buffered records); what
   cannot be published within the timeout stays in the spool.
@@ -38,6 +41,10 @@ def child_started(app: Flask | None) -> None:
         dispose_inherited_engines(app)
     start_all()
     gc.freeze()
+
+
+def serving_in_place() -> None:
+    start_all()
 
 
 def stopping(timeout: float | None = None) -> None:

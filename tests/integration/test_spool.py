@@ -15,7 +15,8 @@ import pytest
 from webapp.config import celery_config
 from webapp.execlog.spool import Spool
 
-from ..support.processes import ROOT, free_port
+from ..conftest import service_env
+from ..support.processes import ROOT, free_port, start_celery_worker
 from ..support.records import make_rows
 from ..support.waiting import wait_for
 
@@ -96,6 +97,25 @@ class TestReplay:
         wait_for(lambda: not left_behind & set(Spool(spool_dir).segment_paths()), timeout=10,
                  message="the adopted segments to go (the live journal's own stay)")
         assert logger.stats()["replayed"] == 30
+
+    @pytest.mark.parametrize("pool", ["solo", "threads"])
+    def test_a_worker_whose_pool_does_not_fork_replays_at_start(
+        self, database_url, redis_url, log_table, trace_id, tmp_path, pool
+    ):
+        """A Celery worker whose tasks run in its own process starts its
+        flusher when it is ready, so the segments dead processes left are
+        replayed before it runs any task (it consumes a queue nobody uses)."""
+        rows = make_rows(trace_id, 20)
+        spool_dir = tmp_path / "worker-spool"
+        Spool(spool_dir).write_rows(encoded(rows))
+        env = service_env(database_url, redis_url, tmp_path / "var", EXECLOG_SPOOL_DIR=str(spool_dir))
+        worker = start_celery_worker(env, tmp_path / "worker.log", name=f"{pool}-{uuid.uuid4().hex[:6]}",
+                                     queues=f"unused-{uuid.uuid4().hex[:8]}", concurrency=1,
+                                     extra=["--pool", pool])
+        try:
+            log_table.wait_for_count(trace_id, 20)
+        finally:
+            worker.stop()
 
     def test_flask_execlog_replay_replays_everything_and_reports(self, app_factory, log_table, trace_id,
                                                                  tmp_path):
