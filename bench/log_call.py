@@ -17,6 +17,19 @@ every record journaled to the spool at ``log()``), ``disk+fsync``
 (``disk`` with ``EXECLOG_FSYNC=interval``: the journal fsync'ed every
 second, which survives a power loss of the host but for the last second).
 
+**Cold calls.** A request logs after doing other work (parsing its body,
+validating it), which takes the caches from ``log()``'s code and data: the
+first call of a request costs several times a call in a loop. Each mode
+also runs :data:`COLD_ROUNDS` rounds of a request's other work (a JSON body
+of 50 records parsed and validated with the schema of ``POST /api/v1/logs``)
+followed by one ``log()``, and
+the same rounds followed by one call of :func:`floor_append` instead, the
+least a buffering logger can do (build the record's list, append it to a
+deque): the calling thread's CPU (``thread_time_ns``) of each, warm (in a
+loop) and cold (right after the other work). What the floor's cold call
+costs over its warm one is what the machine charges any Python call made
+cold.
+
 Broker: ``CELERY_BROKER_URL`` if set, else Redis database 12 on localhost; the
 batches go to a queue of their own (deleted at the end), so no worker is
 needed and nothing lands in the database.
@@ -34,6 +47,7 @@ import sys
 import tempfile
 import time
 import uuid
+from collections import deque
 from pathlib import Path
 from typing import Any
 
@@ -46,6 +60,43 @@ MODES = {
     "disk+fsync": {"EXECLOG_DURABILITY": "disk", "EXECLOG_FSYNC": "interval"},
 }
 DETAILS = {"tool_name": "catalog.search", "query": "python basics", "hits": 3}
+#: Rounds of other work, each followed by one timed call (the cold figures).
+COLD_ROUNDS = 2000
+#: A request's body: what the other work parses.
+REQUEST_BODY = json.dumps({"records": [
+    {"trace_id": str(uuid.uuid4()), "level": "info", "category": "tool", "message": "catalog searched",
+     "step": "design", "agent_name": "curriculum", "details": DETAILS} for _ in range(50)]})
+
+
+def other_work() -> None:
+    """What a request of ``POST /api/v1/logs`` does before it logs: parse
+    its body, validate it with the API's schema."""
+    from webapp.api.logs import LogBatchIn
+
+    LogBatchIn().load(json.loads(REQUEST_BODY))
+
+
+def floor_append(buffer: deque[list[Any]], trace: str, message: str, details: dict[str, Any]) -> None:
+    """The least a buffering logger does per record: build it, append it."""
+    buffer.append([None, time.time_ns(), trace, "info", "tool", message, "design", "curriculum",
+                   None, None, details.copy(), None, None])
+
+
+def cold_and_warm(call: Any) -> tuple[float, float]:
+    """The median CPU of ``call()`` right after :func:`other_work`, and in a
+    loop, in microseconds."""
+    cpu = time.thread_time_ns
+    cold, warm = [], []
+    for _ in range(COLD_ROUNDS):
+        other_work()
+        started = cpu()
+        call()
+        cold.append(cpu() - started)
+        for _ in range(3):
+            started = cpu()
+            call()
+            warm.append(cpu() - started)
+    return statistics.median(cold) / 1000, statistics.median(warm[len(warm) // 3:]) / 1000
 
 
 def percentile(sorted_values: list[int], fraction: float) -> float:
@@ -82,6 +133,12 @@ def run_mode(mode: str, records: int, broker: str) -> dict[str, Any]:
         calls_wall = time.perf_counter() - wall_start
         flushed = logger.flush(timeout=120)
         cpu = time.process_time() - cpu_start
+        buffer: deque[list[Any]] = deque(maxlen=1000)
+        cold_us, warm_us = cold_and_warm(lambda: log(
+            trace, "tool", "catalog searched", agent_name="curriculum", step="design", details=DETAILS))
+        floor_cold_us, floor_warm_us = cold_and_warm(
+            lambda: floor_append(buffer, trace, "catalog searched", DETAILS))
+        flushed = logger.flush(timeout=120) and flushed
         stats = logger.stats()
         logger.close()
         _delete_queue(app, queue)
@@ -97,6 +154,8 @@ def run_mode(mode: str, records: int, broker: str) -> dict[str, Any]:
         "flushed": flushed,
         "dropped": stats["dropped"],
         "batch_records_p50": stats.get("batch_records_p50"),
+        "cold_cpu_us": cold_us, "warm_cpu_us": warm_us,
+        "floor_cold_cpu_us": floor_cold_us, "floor_warm_cpu_us": floor_warm_us,
     }
 
 
@@ -122,7 +181,8 @@ def measure(modes: list[str], records: int, repeats: int, broker: str) -> list[d
     rows = []
     for mode in modes:
         row: dict[str, Any] = {"mode": mode, "runs": repeats}
-        for key in ("median_us", "p99_us", "p999_us", "mean_us", "calls_per_s", "producer_cpu_us_per_record"):
+        for key in ("median_us", "p99_us", "p999_us", "mean_us", "calls_per_s", "producer_cpu_us_per_record",
+                    "cold_cpu_us", "warm_cpu_us", "floor_cold_cpu_us", "floor_warm_cpu_us"):
             row[key] = statistics.median(run[key] for run in runs[mode])
         row["all_flushed"] = all(run["flushed"] for run in runs[mode])
         row["dropped"] = sum(run["dropped"] for run in runs[mode])
@@ -143,6 +203,19 @@ def table(rows: list[dict[str, Any]]) -> str:
     return "\n".join(lines)
 
 
+def cold_table(rows: list[dict[str, Any]]) -> str:
+    """CPU of one call in a loop (warm) and right after a request's other
+    work (cold), for ``log()`` and for the floor (:func:`floor_append`)."""
+    lines = ["| durability | log() warm us | log() cold us | cold/warm | floor warm us | floor cold us | "
+             "cold/warm |", "|---|---|---|---|---|---|---|"]
+    for row in rows:
+        lines.append(f"| {row['mode']} | {row['warm_cpu_us']:.2f} | {row['cold_cpu_us']:.2f} | "
+                     f"x{row['cold_cpu_us'] / row['warm_cpu_us']:.1f} | {row['floor_warm_cpu_us']:.2f} | "
+                     f"{row['floor_cold_cpu_us']:.2f} | "
+                     f"x{row['floor_cold_cpu_us'] / row['floor_warm_cpu_us']:.1f} |")
+    return "\n".join(lines)
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--records", type=int, default=200_000)
@@ -159,6 +232,9 @@ def main() -> None:
     print(f"log() cost over {args.records:,} calls a run, medians of {args.repeats} interleaved runs, "
           f"broker={args.broker.split('://')[0]}, {os.cpu_count()} CPUs")
     print(table(rows))
+    print(f"\nCPU of one call, warm (in a loop) and cold (after a request's other work), medians of "
+          f"{COLD_ROUNDS:,} rounds; the floor builds the record's list and appends it to a deque")
+    print(cold_table(rows))
     if args.json:
         Path(args.json).write_text(json.dumps(rows, indent=1))
 

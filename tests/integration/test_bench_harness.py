@@ -75,3 +75,21 @@ def test_the_benchmark_runs_and_reports_every_figure(tmp_path):
     assert "## Targets" in report and "the floor" in report
     assert "| direct |" in report and "against **direct**" in report
     assert (tmp_path / "results" / "latest.png").stat().st_size > 10_000
+
+
+def test_the_log_call_benchmark_reports_warm_and_cold_calls(tmp_path):
+    out = tmp_path / "log_call.json"
+    done = subprocess.run(
+        [sys.executable, "bench/log_call.py", "--records", "2000", "--repeats", "1", "--modes", "memory,disk",
+         "--broker", BENCH_REDIS_URL, "--json", str(out)],
+        cwd=ROOT, capture_output=True, text=True, timeout=600,
+    )
+    assert done.returncode == 0, done.stderr[-4000:]
+    rows = json.loads(out.read_text())
+    assert [row["mode"] for row in rows] == ["memory", "disk"]
+    for row in rows:
+        assert row["all_flushed"] and row["dropped"] == 0
+        figures = ("median_us", "p99_us", "cold_cpu_us", "warm_cpu_us", "floor_cold_cpu_us",
+                   "floor_warm_cpu_us")
+        assert all(row[figure] > 0 for figure in figures), row
+    assert "log() warm us" in done.stdout and "floor cold us" in done.stdout
