@@ -175,18 +175,19 @@ def case_by_hand(records: int, key: str) -> Callable[[], None]:
 
     from webapp.execlog.fields import FIELDS
     from webapp.execlog.ids import MonotonicStamp
+    from webapp.names import INSERT_BATCH_TASK
 
     celery = Celery("bench", broker=REDIS_URL)
     celery.conf.update(task_serializer="json", broker_transport_options={"socket_timeout": 10})
     names = [f.name for f in FIELDS]
-    celery.send_task("execlog.insert_batch", args=([],), queue=key, ignore_result=True)  # connect
+    celery.send_task(INSERT_BATCH_TASK, args=([],), queue=key, ignore_result=True)  # connect
 
     def run() -> None:
         stamp, trace, batch = MonotonicStamp(), str(uuid.uuid4()), []
         for _ in range(records):
             batch.append(dict(zip(names, _record_list(stamp, trace))))
             if len(batch) == BATCH:
-                celery.send_task("execlog.insert_batch", args=(batch,), queue=key, ignore_result=True)
+                celery.send_task(INSERT_BATCH_TASK, args=(batch,), queue=key, ignore_result=True)
                 batch = []
 
     return run

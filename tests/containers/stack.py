@@ -26,6 +26,8 @@ from typing import Any
 
 import sqlalchemy as sa
 
+from webapp.names import INSERT_BATCH_TASK
+
 from ..support.processes import ROOT, free_port
 from ..support.waiting import wait_for
 
@@ -191,7 +193,7 @@ class Stack:
             return workers if isinstance(workers, dict) and nodes <= set(workers) else None
 
         workers = wait_for(listed, timeout=90, interval=1.0, message=f"Flower to list {sorted(nodes)}")
-        return {node: workers[node]["stats"]["total"].get("execlog.insert_batch", 0) for node in nodes}
+        return {node: workers[node]["stats"]["total"].get(INSERT_BATCH_TASK, 0) for node in nodes}
 
     def metric(self, sample: str) -> float:
         """A sample of the API's GET /metrics, summed over its processes (0
