@@ -117,6 +117,18 @@ def test_what_anonymous_clients_send_cannot_grow_the_metrics(app_factory):
     assert "other" in methods
 
 
+def test_a_method_a_route_does_not_serve_is_counted_under_that_route(app_factory):
+    client = app_factory(API_AUTH="token", API_TOKENS=["metrics-test"]).test_client()
+    execution_id = uuid.uuid4()
+    refused_answer = client.delete(f"/api/v1/executions/{execution_id}/logs",
+                                   headers={"Authorization": "Bearer metrics-test"})
+    assert refused_answer.status_code == 405
+    found = samples(client.get("/metrics").get_data(as_text=True))
+    refused = {dict(labels)["endpoint"] for name, labels in found
+               if name == "http_requests_total" and ("status", "405") in labels}
+    assert refused == {"/api/v1/executions/<uuid:execution_id>/logs"}
+
+
 def test_a_worker_asked_for_metrics_without_their_directory_refuses_to_start(
     database_url, spare_broker, tmp_path
 ):

@@ -1,8 +1,9 @@
 """``GET /metrics``: Prometheus text format, and the HTTP request metrics.
 
 Requests are counted by method, route (``/api/v1/executions/<uuid:execution_id>``,
-never the raw path, so ids do not make new series; ``<unmatched>`` for a
-path no route has) and status. Every label is bounded whatever a client
+never the raw path, so ids do not make new series; the route too for a
+method it does not serve, a 405; ``<unmatched>`` for a path no route has)
+and status. Every label is bounded whatever a client
 sends: a method other than the standard ones is counted as ``other`` (thirty
 made-up methods from an anonymous client made 540 series before). Under
 gunicorn the values of every worker process are read from
@@ -22,6 +23,7 @@ from flask.typing import ResponseReturnValue
 from prometheus_client import CONTENT_TYPE_LATEST, REGISTRY, CollectorRegistry, generate_latest
 from prometheus_client.core import GaugeMetricFamily
 from prometheus_client.multiprocess import MultiProcessCollector
+from werkzeug.exceptions import HTTPException, MethodNotAllowed
 
 from .. import metrics
 from ..names import LOGS_QUEUE, WORKFLOWS_QUEUE
@@ -87,10 +89,24 @@ def _start_timer() -> None:
 def _count_request(response: Response) -> Response:
     started = g.pop("request_started", None)
     if started is not None:
-        endpoint = request.url_rule.rule if request.url_rule is not None else UNMATCHED
+        endpoint = request.url_rule.rule if request.url_rule is not None else _route_of_refused_method()
         method = request.method if request.method in COUNTED_METHODS else "other"
         metrics.observe_request(method, endpoint, response.status_code, time.perf_counter() - started)
     return response
+
+
+def _route_of_refused_method() -> str:
+    """The route of a path served for other methods (a 405), else
+    :data:`UNMATCHED`: a route either way, never the raw path."""
+    error = request.routing_exception
+    if not isinstance(error, MethodNotAllowed) or not error.valid_methods:
+        return UNMATCHED
+    adapter = current_app.url_map.bind_to_environ(request.environ)
+    try:
+        rule, _ = adapter.match(method=error.valid_methods[0], return_rule=True)
+    except HTTPException:
+        return UNMATCHED
+    return rule.rule
 
 
 def init_app(app: Flask) -> None:
