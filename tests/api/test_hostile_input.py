@@ -68,10 +68,16 @@ def cursor(created_at: str, item_id: str | None = None) -> str:
         ("/api/v1/tokens", '{"name": "a\\u0000b"}', 400, "name (json): Must not hold a NUL character"),
         ("/api/v1/executions", '{"workflow": "synthetic-emit", "input": {}}'.encode("utf-16"), 400,
          "it is not UTF-8"),
+        ("/api/v1/executions", '{"workflow": "synthetic-emit", "input": {}, "workflow": "roadmap"}', 400,
+         "the name 'workflow' appears twice in one object"),
+        ("/api/v1/logs", '{"records": [{"trace_id": "t", "level": "info", "category": "api", "message": "m", '
+                         '"details": {"user": "a", "user": "admin"}}]}', 400,
+         "the name 'user' appears twice in one object"),
     ],
     ids=["deep-input", "input-65-levels", "deep-logs", "details-65-levels", "deep-token", "5000-digits",
          "1e400", "nan", "minus-infinity", "nul-in-input", "nul-in-input-key", "surrogate-in-input",
-         "surrogate-in-input-key", "nul-in-workflow", "surrogate-in-workflow", "nul-in-token-name", "utf-16"],
+         "surrogate-in-input-key", "nul-in-workflow", "surrogate-in-workflow", "nul-in-token-name", "utf-16",
+         "duplicate-name", "duplicate-name-in-details"],
 )
 def test_a_hostile_json_body_gets_a_4xx_problem(hostile, db_engine, path, body, status, fragment):
     with db_engine.connect() as connection:

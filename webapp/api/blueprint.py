@@ -73,7 +73,8 @@ def read_body(req: Request) -> bytes:
 def load_json_body(body: bytes) -> Any:
     """The JSON value of a request body; a 400 problem for anything else."""
     try:
-        value = json.loads(body.decode("utf-8"), parse_constant=_not_json, parse_float=_finite)
+        value = json.loads(body.decode("utf-8"), parse_constant=_not_json, parse_float=_finite,
+                           object_pairs_hook=_unique_names)
     except UnicodeDecodeError as exc:
         raise _malformed(f"it is not UTF-8 ({exc.reason} at byte {exc.start})") from None
     except (json.JSONDecodeError, _NotJson) as exc:
@@ -101,6 +102,20 @@ class _Infinite(ValueError):
 
 def _not_json(constant: str) -> Any:
     raise _NotJson(f"{constant} is not a JSON value")
+
+
+def _unique_names(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
+    """An object whose names are unique (RFC 8259 leaves a repeated name's
+    meaning to each parser: a proxy that reads the first and this API the
+    last would disagree on what was sent)."""
+    value = dict(pairs)
+    if len(value) != len(pairs):
+        seen: set[str] = set()
+        for name, _ in pairs:
+            if name in seen:
+                raise _NotJson(f"the name {name!r} appears twice in one object")
+            seen.add(name)
+    return value
 
 
 def _finite(text: str) -> float:
