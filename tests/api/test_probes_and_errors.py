@@ -107,6 +107,9 @@ def test_the_openapi_document_describes_every_endpoint_and_has_a_page(client):
     assert "text/event-stream" in events["content"]
     assert spec["components"]["securitySchemes"]["bearerAuth"]["scheme"] == "bearer"
     assert spec["paths"]["/healthz"]["get"]["security"] == []
+    for probe in ("/readyz", "/metrics"):  # a token optional: open unless API_PROTECT_PROBES=1
+        assert spec["paths"][probe]["get"]["security"] == [{}, {"bearerAuth": []}]
+        assert spec["paths"][probe]["get"]["x-required-scope"] == "read"
 
     page = client.get("/api/v1/docs")
     assert page.status_code == 200 and page.mimetype == "text/html"

@@ -58,6 +58,11 @@ class ReadyOut(Schema):
     checked_at = fields.String(metadata={"description": "When the checks ran (with the `read` scope only)."})
 
 
+#: A probe's security in the OpenAPI document: a token is optional (the
+#: probes are open unless ``API_PROTECT_PROBES=1``, and then need ``read``).
+PROBE_SECURITY = [{}, {"bearerAuth": []}]
+
+
 @bp.get("/healthz")
 @bp.response(200, HealthOut)
 @bp.doc(security=[])
@@ -68,6 +73,7 @@ def healthz() -> ResponseReturnValue:
 
 @bp.get("/readyz")
 @bp.requires("read")
+@bp.doc(security=PROBE_SECURITY)
 @bp.response(200, ReadyOut)
 @bp.problem(503, "Not ready: `checks` says what is down (to a caller with the `read` scope).")
 def readyz() -> ResponseReturnValue:

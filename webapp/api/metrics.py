@@ -29,6 +29,7 @@ from .. import metrics
 from ..names import LOGS_QUEUE, WORKFLOWS_QUEUE
 from ..execlog.monitoring import queue_length
 from .blueprint import Blueprint
+from .health import PROBE_SECURITY
 
 bp = Blueprint("metrics", __name__, description="Prometheus metrics.")
 UNMATCHED = "<unmatched>"
@@ -38,6 +39,7 @@ COUNTED_METHODS = frozenset({"GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "O
 
 @bp.get("/metrics")
 @bp.requires("read")
+@bp.doc(security=PROBE_SECURITY)
 @bp.response(200, {"type": "string"}, content_type="text/plain; version=0.0.4",
              description="Prometheus text format: execlog_*, http_*, celery_queue_messages.")
 def prometheus_metrics() -> ResponseReturnValue:
