@@ -138,6 +138,14 @@ def test_a_queue_left_classic_stops_the_worker_with_the_fix(
         assert logger.flush(timeout=30) is False
         assert logger.stats()["spooled"] == 1
         assert "RabbitMQ refuses queue 'logs'" in logger.stats()["last_error"]
+
+        app = app_factory(CELERY=celery_config(host.url, tmp_path / "r"), API_READY_CACHE_SECONDS=0,
+                          API_AUTH="token", API_TOKENS=["ready-reader:read"])
+        answer = app.test_client().get("/readyz", headers={"Authorization": "Bearer ready-reader"})
+        assert answer.status_code == 503
+        broker = answer.json["checks"]["broker"]
+        assert broker["ok"] is False and "RabbitMQ refuses queue 'logs'" in broker["error"]
+        assert "CELERY_QUEUE_TYPE=classic" in broker["error"]
     finally:
         host.delete()
 

@@ -28,6 +28,7 @@ from flask.typing import ResponseReturnValue
 from marshmallow import Schema, fields
 
 from ..execlog.monitoring import broker_persistence, queue_length, status
+from ..execlog.rabbitmq import declare_all, is_rabbitmq
 from ..extensions import db
 from ..models import utcnow
 from .auth import request_identity
@@ -116,7 +117,12 @@ def _readiness() -> dict[str, Any]:
 
 def _broker(celery: Any, queue: str) -> dict[str, Any]:
     """The logs queue's length, and (on Redis) whether the broker keeps its
-    queues on disk: a warning, not a failure, when it keeps nothing."""
+    queues on disk: a warning, not a failure, when it keeps nothing. On
+    RabbitMQ the app's queues are declared first: one that exists with other
+    arguments (left classic by an earlier version) fails the check with the
+    fix, as it fails every publish."""
+    if is_rabbitmq(celery):
+        declare_all(celery)
     return {"queue_length": queue_length(celery, queue), **(broker_persistence(celery) or {})}
 
 
@@ -127,12 +133,17 @@ def _check_spool(logger: Any) -> dict[str, Any]:
     return {"ok": False, "error": "the log spool is at EXECLOG_SPOOL_MAX_BYTES: records are dropped"}
 
 
+#: How much of a failed check's error /readyz shows (enough for the fix that
+#: a queue mismatch names).
+ERROR_CHARS = 1000
+
+
 def _check(probe: Callable[[], dict[str, Any]]) -> dict[str, Any]:
     started = time.perf_counter()
     try:
         found = probe()
     except Exception as exc:  # noqa: BLE001 - a probe reports, never raises
-        return {"ok": False, "error": f"{type(exc).__name__}: {exc}"[:300]}
+        return {"ok": False, "error": f"{type(exc).__name__}: {exc}"[:ERROR_CHARS]}
     return {"ok": True, "latency_ms": round((time.perf_counter() - started) * 1000, 1), **found}
 
 

@@ -12,7 +12,8 @@ would log a channel error and reconnect for ever; here it is found when the
 worker starts (:func:`check_worker_queues`), which then stops with an error
 that names the queue and the fix. A producer's batch publisher declares its
 queue the same way and says the same in its error, and its batches wait in
-the spool meanwhile.
+the spool meanwhile; the web API's ``/readyz`` declares them too, and fails
+its broker check with the same text.
 """
 
 from __future__ import annotations
