@@ -9,6 +9,7 @@ import uuid
 import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
+from webapp.api.metrics import UNMATCHED
 from webapp.config import celery_config
 
 from ..conftest import service_env
@@ -119,14 +120,17 @@ def test_what_anonymous_clients_send_cannot_grow_the_metrics(app_factory):
 
 def test_a_method_a_route_does_not_serve_is_counted_under_that_route(app_factory):
     client = app_factory(API_AUTH="token", API_TOKENS=["metrics-test"]).test_client()
-    execution_id = uuid.uuid4()
-    refused_answer = client.delete(f"/api/v1/executions/{execution_id}/logs",
-                                   headers={"Authorization": "Bearer metrics-test"})
-    assert refused_answer.status_code == 405
-    found = samples(client.get("/metrics").get_data(as_text=True))
-    refused = {dict(labels)["endpoint"] for name, labels in found
-               if name == "http_requests_total" and ("status", "405") in labels}
-    assert refused == {"/api/v1/executions/<uuid:execution_id>/logs"}
+    route = "/api/v1/executions/<uuid:execution_id>/logs"
+
+    def refused(endpoint: str) -> float:
+        found = samples(client.get("/metrics").get_data(as_text=True))
+        return value(found, "http_requests_total", method="DELETE", endpoint=endpoint, status="405")
+
+    before = refused(route), refused(UNMATCHED)
+    answer = client.delete(f"/api/v1/executions/{uuid.uuid4()}/logs",
+                           headers={"Authorization": "Bearer metrics-test"})
+    assert answer.status_code == 405
+    assert (refused(route), refused(UNMATCHED)) == (before[0] + 1, before[1])
 
 
 def test_a_worker_asked_for_metrics_without_their_directory_refuses_to_start(
