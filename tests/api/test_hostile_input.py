@@ -115,6 +115,20 @@ def test_a_nul_in_a_log_filter_gets_a_400(hostile, execution_id, query, fragment
     assert_problem(hostile.get(f"/api/v1/executions/{execution_id}/logs?{query}"), 400, fragment)
 
 
+@pytest.mark.parametrize("path, query, name", [
+    ("/api/v1/executions", "limit=1&limit=1000", "limit"),
+    ("/api/v1/executions", "status=failed&workflow=roadmap&status=succeeded", "status"),
+    ("/api/v1/executions/{id}/logs", "level=error&level=debug", "level"),
+    ("/api/v1/executions/{id}/logs.ndjson", "q=a&q=b", "q"),
+])
+def test_a_parameter_that_takes_one_value_given_twice_gets_a_400(hostile, execution_id, path, query, name):
+    """Not read as its first value: a proxy or cache reading another would
+    see a different request."""
+    response = hostile.get(f"{path.format(id=execution_id)}?{query}")
+    body = assert_problem(response, 400, f"{name} (query): Given more than once")
+    assert list(body["errors"]["query"]) == [name]
+
+
 @pytest.mark.parametrize(
     "query, fragment",
     [

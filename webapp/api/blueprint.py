@@ -5,8 +5,8 @@ body through marshmallow schemas and documents them in the OpenAPI document.
 These rules differ from webargs' defaults: a body that is not
 ``application/json`` is refused with 415 instead of being ignored, an unknown
 query parameter is an error (a misspelt filter must not widen a listing
-silently), and a request that does not match its schema gets 400, like every
-other malformed request.
+silently), so is one that takes one value given twice, and a request that
+does not match its schema gets 400, like every other malformed request.
 
 A JSON body is read strictly (:func:`load_json_body`): UTF-8 only, no
 ``NaN`` or ``Infinity`` (not JSON) nor a number beyond a double (``1e400``,
@@ -25,7 +25,7 @@ from typing import Any
 import flask_smorest
 from flask import Request
 from werkzeug.exceptions import HTTPException, RequestEntityTooLarge
-from marshmallow import RAISE, Schema
+from marshmallow import RAISE, Schema, ValidationError
 from webargs import core
 from webargs.flaskparser import FlaskParser, is_json_request
 
@@ -41,6 +41,18 @@ class ApiParser(FlaskParser):
         "query": RAISE,
         "querystring": RAISE,
     }
+
+    def load_querystring(self, req: Request, schema: Schema) -> Any:
+        """The query, where a parameter that takes one value must be given
+        once: ``?limit=1&limit=1000`` is refused, not read as its first
+        value (a proxy or cache in front reading another would disagree)."""
+        query = super().load_querystring(req, schema)
+        repeated = sorted(name for name in req.args
+                          if name not in query.multiple_keys and len(req.args.getlist(name)) > 1)
+        if repeated:
+            raise ValidationError({name: ["Given more than once; this parameter takes one value."]
+                                   for name in repeated})
+        return query
 
     def load_json(self, req: Request, schema: Schema) -> Any:
         body = read_body(req)
