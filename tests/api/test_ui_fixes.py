@@ -185,3 +185,14 @@ def test_every_line_break_of_a_message_is_escaped_in_logs_txt(client, rows, exec
     assert len(lines) == 2 and body.endswith("\n")
     assert lines[0].endswith("first\\n\\r\\v\\f\\x1c\\x1d\\x1e\\x85\\u2028\\u2029end")
     assert lines[1].endswith("second\\r\\nrecord")
+
+
+# -- a page of an execution that does not exist ------------------------------------------------
+
+@pytest.mark.parametrize("page", ["/ui/executions/{id}", "/ui/executions/{id}/summary"])
+def test_a_page_of_an_execution_that_does_not_exist_is_an_html_404(client, page):
+    missing = uuid.uuid4()
+    response = client.get(page.format(id=missing))
+    assert response.status_code == 404 and response.mimetype == "text/html"
+    text = response.get_data(as_text=True)
+    assert f"no execution {missing}" in text and 'href="/ui/"' in text

@@ -25,6 +25,7 @@ from ..api.scopes import requires
 from ..api.settings import current_settings
 from ..api.tokens import TokenStoreUnavailable, identify
 from ..execlog import LogLevel
+from ..workflow import ExecutionNotFound
 from ..models import EXECUTION_STATUSES, Execution, utcnow
 from ..workflow import current_registry
 from ..workflow.notify import EVENT_TYPES, FINAL_EVENT_TYPES
@@ -125,6 +126,14 @@ def _query(known: tuple[str, ...]) -> tuple[dict[str, str], str | None]:
             errors[name] = ["Given more than once."]
     values = {name: request.args[name] for name in known if request.args.get(name) and name not in errors}
     return values, _messages(errors) if errors else None
+
+
+@bp.errorhandler(ExecutionNotFound)
+def execution_not_found(error: ExecutionNotFound) -> ResponseReturnValue:
+    """A page of an execution that does not exist says so, as a page (the
+    API answers the same with a problem document)."""
+    return render_template("error.html", title="Not found", error=str(error),
+                           back=url_for("ui.executions"), back_text="All executions"), 404
 
 
 @bp.get("/executions/<uuid:execution_id>")
