@@ -91,6 +91,19 @@ def test_stored_tokens_are_made_by_the_cli_kept_hashed_and_revocable(app_factory
     assert cli.invoke(args=["tokens", "revoke", name]).exit_code == 1
 
 
+def test_a_token_made_in_another_process_works_here_within_seconds(app_factory):
+    """Not after the 10 s between two reads of the table: a token this
+    process does not know makes it read the table again (at most every
+    UNKNOWN_REFRESH_SECONDS)."""
+    here = app_factory(API_AUTH="token").test_client()
+    elsewhere = app_factory(API_AUTH="token").test_cli_runner()  # another process's token store
+    assert_problem(here.get("/api/v1/runners", headers=bearer("not-a-token")), 401, "unknown or revoked")
+    created = elsewhere.invoke(args=["tokens", "create", f"ci-{uuid.uuid4().hex[:8]}"])
+    token = created.output.strip()
+    assert wait_for(lambda: here.get("/api/v1/runners", headers=bearer(token)).status_code == 200,
+                    timeout=tokens.REFRESH_SECONDS / 2, interval=0.2)
+
+
 def test_open_mode_serves_loopback_clients_only(client):
     assert client.get("/api/v1/runners").status_code == 200
     assert client.get("/api/v1/runners", environ_base={"REMOTE_ADDR": "::1"}).status_code == 200

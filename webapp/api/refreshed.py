@@ -38,11 +38,13 @@ class Refreshed(Generic[T]):
         self._lock = threading.Lock()
         self._first_read = threading.Event()
 
-    def get(self) -> T | None:
+    def get(self, max_age: float | None = None) -> T | None:
         """The value; None when it was never read (the first read failed,
-        or has not ended within ``first_wait`` seconds)."""
+        or has not ended within ``first_wait`` seconds). ``max_age``: read
+        it again if it is older than that (shorter than the usual age)."""
+        limit = self._max_age if max_age is None else min(max_age, self._max_age)
         with self._lock:
-            due = not self._reading and time.monotonic() - self._read_at >= self._max_age
+            due = not self._reading and time.monotonic() - self._read_at >= limit
             if due:
                 self._reading = True
         if due:

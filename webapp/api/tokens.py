@@ -17,7 +17,10 @@ token is hashed and compared with every known hash with
 :class:`~.scopes.Identity`.
 
 The table is read at most every ``REFRESH_SECONDS`` per process (a revoked
-token stops working within that time), through a connection of the store's
+token stops working within that time), and again when a token is not among
+the hashes read more than ``UNKNOWN_REFRESH_SECONDS`` ago (a token made in
+another process works here within that time; unknown tokens cost the
+database at most one read per process that often), through a connection of the store's
 own that is closed right after (with the app's connect and statement
 timeouts): checking a token never holds a connection of the app's pool, so
 ``POST /api/v1/logs`` stays free of the database. One request at a time
@@ -44,6 +47,7 @@ from .scopes import ALL_SCOPES, Identity, parse_scopes
 
 EXTENSION_KEY = "api_tokens"
 REFRESH_SECONDS = 10.0
+UNKNOWN_REFRESH_SECONDS = 1.0
 
 #: (hash, identity) pairs: what a presented token is compared with.
 Known = tuple[tuple[str, Identity], ...]
@@ -108,7 +112,10 @@ class TokenStore:
         stored = self._stored.get()
         if stored is None:
             raise TokenStoreUnavailable("the api_tokens table cannot be read")
-        return _match(digest, stored)
+        found = _match(digest, stored)
+        if found is None:  # made since the last read, perhaps in another process
+            found = _match(digest, self._stored.get(max_age=UNKNOWN_REFRESH_SECONDS) or ())
+        return found
 
     def _read_table(self) -> Known:
         with self._connect() as connection:
