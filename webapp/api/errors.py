@@ -32,6 +32,8 @@ from ..workflow.errors import (
 
 PROBLEM_CONTENT_TYPE = "application/problem+json"
 TYPE_PREFIX = "urn:webapp:problem:"
+#: What a 500 says: the error itself is in the server's log, not in the answer.
+SERVER_ERROR_DETAIL = "The server failed to answer; the error is in its log."
 #: The status and type of each error of the workflow services.
 WORKFLOW_ERRORS: dict[type[WorkflowError], tuple[int, str]] = {
     UnknownWorkflow: (404, "unknown-workflow"),
@@ -75,9 +77,11 @@ class Problem(Exception):
         self.headers = dict(headers or {})
 
 
-def problem(
+def problem_document(
     status: int, title: str, detail: str | None = None, *, slug: str | None = None, **extra: Any
-) -> Response:
+) -> dict[str, Any]:
+    """The body of a problem response (also what gunicorn's own errors
+    answer, :mod:`.gunicorn_errors`)."""
     body: dict[str, Any] = {
         "type": TYPE_PREFIX + slug if slug else "about:blank",
         "title": title,
@@ -86,7 +90,13 @@ def problem(
     if detail:
         body["detail"] = detail
     body.update(extra)
-    response = jsonify(body)
+    return body
+
+
+def problem(
+    status: int, title: str, detail: str | None = None, *, slug: str | None = None, **extra: Any
+) -> Response:
+    response = jsonify(problem_document(status, title, detail, slug=slug, **extra))
     response.status_code = status
     response.content_type = PROBLEM_CONTENT_TYPE
     return response
@@ -133,7 +143,7 @@ def http_error(error: HTTPException) -> Response:
         limit = current_app.config.get("MAX_CONTENT_LENGTH")
         response = problem(413, error.name, f"the body is larger than {limit} bytes (API_MAX_BODY_BYTES)")
     elif code >= 500:
-        response = problem(code, error.name, "The server failed to answer; the error is in its log.")
+        response = problem(code, error.name, SERVER_ERROR_DETAIL)
     else:
         response = problem(code, error.name, error.description)
     original = error.get_response()

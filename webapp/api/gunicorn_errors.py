@@ -19,17 +19,14 @@ import socket
 
 from gunicorn import util
 
-from .errors import PROBLEM_CONTENT_TYPE
-
-#: What a 500 says: the error itself is in gunicorn's log, not in the answer.
-SERVER_ERROR_DETAIL = "The server failed to answer; the error is in its log."
+from .errors import PROBLEM_CONTENT_TYPE, SERVER_ERROR_DETAIL, problem_document
 
 
 def problem_bytes(status: int, reason: str, message: str) -> bytes:
     """A whole HTTP/1.1 response carrying a problem document; the
     connection closes after it, as gunicorn's own error answers do."""
     detail = message or (SERVER_ERROR_DETAIL if status >= 500 else reason)
-    body = json.dumps({"type": "about:blank", "title": reason, "status": status, "detail": detail}).encode()
+    body = json.dumps(problem_document(status, reason, detail)).encode()
     head = (f"HTTP/1.1 {status} {reason}\r\nConnection: close\r\n"
             f"Content-Type: {PROBLEM_CONTENT_TYPE}\r\nContent-Length: {len(body)}\r\n\r\n")
     return head.encode("latin-1") + body

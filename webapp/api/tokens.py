@@ -20,9 +20,9 @@ The table is read at most every ``REFRESH_SECONDS`` per process (a revoked
 token stops working within that time), and again when a token is not among
 the hashes read more than ``UNKNOWN_REFRESH_SECONDS`` ago (a token made in
 another process works here within that time; unknown tokens cost the
-database at most one read per process that often), through a connection of the store's
-own that is closed right after (with the app's connect and statement
-timeouts): checking a token never holds a connection of the app's pool, so
+database at most one read per process that often), through a connection of
+the store's own that is closed right after (with the app's connect and
+statement timeouts): checking a token never holds a connection of the app's pool, so
 ``POST /api/v1/logs`` stays free of the database. One request at a time
 reads the table, outside any lock; the others meanwhile check against the
 hashes read last (:mod:`.refreshed`), so a database that hangs delays one
