@@ -22,9 +22,8 @@ validating it), which takes the caches from ``log()``'s code and data: the
 first call of a request costs several times a call in a loop. Each mode
 also runs :data:`COLD_ROUNDS` rounds of a request's other work (a JSON body
 of 50 records parsed and validated with the schema of ``POST /api/v1/logs``)
-followed by one ``log()``, and
-the same rounds followed by one call of :func:`floor_append` instead, the
-least a buffering logger can do (build the record's list, append it to a
+followed by one ``log()``, and the same rounds followed by one call of
+:func:`floor_append` instead, the least a buffering logger can do (build the record's list, append it to a
 deque): the calling thread's CPU (``thread_time_ns``) of each, warm (in a
 loop) and cold (right after the other work). What the floor's cold call
 costs over its warm one is what the machine charges any Python call made
