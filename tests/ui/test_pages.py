@@ -76,6 +76,17 @@ def test_an_unknown_execution_is_a_404(client):
     assert client.get("/ui/executions/not-a-uuid").status_code == 404
 
 
+def test_an_unknown_page_is_a_404_page_not_json(client):
+    """A mistyped address under /ui/ gets a page that says so and links
+    back, as a browser expects; the API's unknown URLs stay problem+json."""
+    for path in ("/ui/executions/not-a-uuid", "/ui/nope", "/ui/executions/a/b/c", "/ui/static/nope.js"):
+        response = client.get(path)
+        assert (response.status_code, response.mimetype) == (404, "text/html"), path
+        assert 'href="/ui/"' in response.get_data(as_text=True), path
+    api = client.get("/api/v1/nope")
+    assert (api.status_code, api.mimetype) == (404, "application/problem+json")
+
+
 def test_the_static_files_are_served_from_the_package(client):
     for name, kind in (("execution.js", "javascript"), ("ui.css", "text/css")):
         response = client.get(f"/ui/static/{name}")

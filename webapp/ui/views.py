@@ -12,22 +12,21 @@ from urllib.parse import unquote, urlsplit
 from flask import Blueprint, redirect, render_template, request, url_for
 from flask.typing import ResponseReturnValue
 from marshmallow import ValidationError
+from werkzeug.exceptions import NotFound
 
 from ..api import session
 from ..api.auth import request_identity
 from ..api.errors import Problem
 from ..api.completeness import verdict, verdicts
-from ..api.pagination import encode_cursor
-from ..api.pagination import decode_cursor
+from ..api.pagination import decode_cursor, encode_cursor
 from ..queries.reads import executions_before, get_execution
 from ..api.schemas import ExecutionListArgs, LogFilterArgs
 from ..api.scopes import requires
 from ..api.settings import current_settings
 from ..api.tokens import TokenStoreUnavailable, identify
 from ..execlog import LogLevel
-from ..workflow import ExecutionNotFound
 from ..models import EXECUTION_STATUSES, Execution, utcnow
-from ..workflow import current_registry
+from ..workflow import ExecutionNotFound, current_registry
 from ..workflow.notify import EVENT_TYPES, FINAL_EVENT_TYPES
 
 bp = Blueprint("ui", __name__, url_prefix="/ui", template_folder="templates",
@@ -132,7 +131,25 @@ def _query(known: tuple[str, ...]) -> tuple[dict[str, str], str | None]:
 def execution_not_found(error: ExecutionNotFound) -> ResponseReturnValue:
     """A page of an execution that does not exist says so, as a page (the
     API answers the same with a problem document)."""
-    return render_template("error.html", title="Not found", error=str(error),
+    return _not_found_page(str(error))
+
+
+@bp.errorhandler(NotFound)
+def page_not_found(error: NotFound) -> ResponseReturnValue:
+    return _not_found_page("There is no such page.")
+
+
+@bp.get("/<path:unknown>")
+def unknown_page(unknown: str) -> ResponseReturnValue:
+    """Any other address under /ui/ (``/ui/executions/not-a-uuid`` too) is a
+    page that does not exist. Without this route the router's 404 would
+    reach the app's handler, which answers for the API, in JSON; a
+    blueprint's own 404 handler only sees the URLs its routes matched."""
+    raise NotFound()
+
+
+def _not_found_page(text: str) -> ResponseReturnValue:
+    return render_template("error.html", title="Not found", error=text,
                            back=url_for("ui.executions"), back_text="All executions"), 404
 
 
