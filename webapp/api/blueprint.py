@@ -19,11 +19,12 @@ from __future__ import annotations
 
 import json
 import math
-from collections.abc import Callable
+from collections.abc import Callable, Collection
 from typing import Any
 
 import flask_smorest
 from flask import Request
+from werkzeug.datastructures import MultiDict
 from werkzeug.exceptions import HTTPException, RequestEntityTooLarge
 from marshmallow import RAISE, Schema, ValidationError
 from webargs import core
@@ -32,6 +33,17 @@ from webargs.flaskparser import FlaskParser, is_json_request
 from ..storable import MAX_JSON_DEPTH, json_problem
 from .errors import PROBLEM_CONTENT_TYPE, Problem, ProblemSchema
 from .scopes import requires
+
+
+#: What a parameter that takes one value is told when given twice (the
+#: API's parser and the pages say the same).
+GIVEN_TWICE = "Given more than once."
+
+
+def given_twice(args: MultiDict[str, str], multiple: Collection[str] = ()) -> list[str]:
+    """The parameters of a query given more than once, but those in
+    ``multiple`` (which take several values)."""
+    return sorted(name for name in args if name not in multiple and len(args.getlist(name)) > 1)
 
 
 class ApiParser(FlaskParser):
@@ -47,11 +59,9 @@ class ApiParser(FlaskParser):
         once: ``?limit=1&limit=1000`` is refused, not read as its first
         value (a proxy or cache in front reading another would disagree)."""
         query = super().load_querystring(req, schema)
-        repeated = sorted(name for name in req.args
-                          if name not in query.multiple_keys and len(req.args.getlist(name)) > 1)
+        repeated = given_twice(req.args, multiple=query.multiple_keys)
         if repeated:
-            raise ValidationError({name: ["Given more than once; this parameter takes one value."]
-                                   for name in repeated})
+            raise ValidationError({name: [GIVEN_TWICE] for name in repeated})
         return query
 
     def load_json(self, req: Request, schema: Schema) -> Any:

@@ -16,6 +16,7 @@ from werkzeug.exceptions import NotFound
 
 from ..api import session
 from ..api.auth import request_identity
+from ..api.blueprint import GIVEN_TWICE, given_twice
 from ..api.errors import Problem
 from ..api.completeness import verdict, verdicts
 from ..api.pagination import decode_cursor, encode_cursor
@@ -117,12 +118,8 @@ def _query(known: tuple[str, ...]) -> tuple[dict[str, str], str | None]:
     query (None: nothing): like the API, a page refuses a parameter it does
     not know (a misspelt filter must not be ignored silently), and one given
     more than once (which of them would count?)."""
-    errors: dict[str, list[str]] = {}
-    for name in request.args:
-        if name not in known:
-            errors[name[:40]] = ["Unknown parameter."]
-        elif len(request.args.getlist(name)) > 1:
-            errors[name] = ["Given more than once."]
+    errors = {name[:40]: ["Unknown parameter."] for name in request.args if name not in known}
+    errors.update((name, [GIVEN_TWICE]) for name in given_twice(request.args) if name in known)
     values = {name: request.args[name] for name in known if request.args.get(name) and name not in errors}
     return values, _messages(errors) if errors else None
 
