@@ -18,6 +18,7 @@ from flask import Flask
 
 from . import lifecycle, worker_metrics
 from .execlog.rabbitmq import check_worker_queues
+from .execlog.serializer import register as register_batch_serializer
 
 
 def celery_init_app(app: Flask) -> Celery:
@@ -26,6 +27,7 @@ def celery_init_app(app: Flask) -> Celery:
             with app.app_context():
                 return self.run(*args, **kwargs)
 
+    register_batch_serializer()  # before any message is made or read
     celery = Celery(app.name, task_cls=FlaskTask)
     celery.config_from_object(app.config["CELERY"])
     _make_transport_folders(app.config["CELERY"])

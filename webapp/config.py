@@ -25,7 +25,7 @@ from celery.schedules import crontab
 from kombu import Exchange, Queue
 
 
-from .names import FAIL_STALLED_TASK, LOGS_QUEUE, RETENTION_TASK, WORKFLOWS_QUEUE
+from .names import BATCH_CONTENT_TYPE, FAIL_STALLED_TASK, LOGS_QUEUE, RETENTION_TASK, WORKFLOWS_QUEUE
 from .settings import ENVIRONMENT_KEYS
 
 #: Variables passed to the app's configuration as they are: the settings
@@ -183,7 +183,8 @@ def celery_config(
         # and the worker exits).
         "broker_connection_max_retries": None,
         "task_serializer": "json",
-        "accept_content": ["json"],
+        # Log batches have a serializer of their own (webapp.execlog.serializer).
+        "accept_content": ["json", BATCH_CONTENT_TYPE],
         "result_backend": None,
         # No results are kept, so beat has nothing to expire (it would send a
         # daily celery.backend_cleanup otherwise).

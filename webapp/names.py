@@ -12,6 +12,10 @@ WORKFLOWS_QUEUE = "workflows"
 
 #: Stores one batch of log records (:mod:`webapp.execlog.tasks`).
 INSERT_BATCH_TASK = "execlog.insert_batch"
+#: The serializer of its messages, and their content type: JSON read back
+#: as it was written (:mod:`webapp.execlog.serializer`).
+BATCH_SERIALIZER = "execlog-json"
+BATCH_CONTENT_TYPE = "application/x-execlog-batch+json"
 #: The beat task that keeps ``execution_logs`` partitioned and pruned
 #: (:mod:`webapp.execlog.retention`); an ``execlog.*`` task, so on ``logs``.
 RETENTION_TASK = "execlog.maintain_partitions"

@@ -45,3 +45,26 @@ def test_hostile_records_are_stored_repaired(app, log_table, trace_id, celery_wo
     odd = by_message["odd values"]["details"]
     assert odd["set"] == [1] and odd["bytes"] == "\ufffd\ufffd" and odd["obj"] == "<class 'object'>"
     assert celery_worker.alive()
+
+
+def test_details_shaped_like_kombus_type_markers_are_stored_as_they_are(app, log_table, trace_id):
+    """kombu's "json" reads {"__type__": ..., "__value__": ...} as a Python
+    value, and fails the whole message for a type it does not know: log
+    batches have a serializer of their own that reads JSON as it was
+    written (webapp.execlog.serializer)."""
+    logger = app.extensions["execlog"]
+    as_datetime = {"__type__": "datetime", "__value__": "2020-01-02T03:04:05"}
+    unknown = {"__type__": "no-such-type", "__value__": 1}
+    big = 2**70
+    logger.info(trace_id, "agent", "before")
+    logger.info(trace_id, "agent", "a datetime marker", details=as_datetime)
+    logger.info(trace_id, "agent", "an unknown marker", details={"nested": [unknown]})
+    logger.info(trace_id, "agent", "a big integer", details={"n": big, "digits": "12345678901234567890123"})
+    logger.info(trace_id, "agent", "after")
+    assert logger.flush(timeout=30) is True
+
+    rows = {row["message"]: row for row in log_table.wait_for_count(trace_id, 5)}
+    assert rows["a datetime marker"]["details"] == as_datetime
+    assert rows["an unknown marker"]["details"] == {"nested": [unknown]}
+    assert rows["a big integer"]["details"] == {"n": big, "digits": "12345678901234567890123"}
+    assert {"before", "after"} <= set(rows)

@@ -17,8 +17,9 @@ from kombu.entity import DELIVERY_MODES
 from kombu.transport import virtual
 from kombu.utils.uuid import uuid
 
-from ..names import INSERT_BATCH_TASK, LOGS_QUEUE
+from ..names import BATCH_CONTENT_TYPE, INSERT_BATCH_TASK, LOGS_QUEUE
 from .rabbitmq import declare_queues, rejected_queues
+from .redis_publisher import RedisMessagePublisher
 from .wire import WIRE_VERSION, decode_rows, joined_rows
 
 if TYPE_CHECKING:
@@ -49,10 +50,12 @@ class BatchPublisher:
     What does not change between batches is made once, here, through
     Celery's own message API (``app.amqp.as_task_v2``): the headers, the
     properties, the body around the rows, the queue's declaration. A batch
-    then costs a task id, a copy of the headers and one publish, on the
-    channel's own API (``prepare_message``, ``basic_publish``), of a body
+    then costs a task id, a copy of the headers and one publish of a body
     joined from the rows' bytes: no routing, no per-publish declarations, no
-    signals, no serializer, no second encoding of the rows.
+    signals, no serializer, no second encoding of the rows. On Redis the
+    publish is a :class:`~.redis_publisher.RedisMessagePublisher`'s one
+    ``LPUSH`` of the envelope kombu would write; elsewhere (RabbitMQ) the
+    channel's own API (``prepare_message``, ``basic_publish``).
     ``Celery.send_task`` costs 0.25 to 0.45 ms of CPU a message even for a
     one-element ``args`` (measured here); this costs what the broker's
     client does.
@@ -101,18 +104,31 @@ class BatchPublisher:
         _args, kwargs, embed = template.body
         self.body_head = b"[[%d,[" % WIRE_VERSION
         self.body_tail = b"]]," + orjson.dumps(kwargs) + b"," + orjson.dumps(embed) + b"]"
+        #: On Redis: the same message, published on a connection of its own
+        #: at a third of the cost (see :mod:`.redis_publisher`).
+        self.redis: RedisMessagePublisher | None = None
+        if not self.confirmed:
+            try:
+                self.redis = RedisMessagePublisher.for_queue(self.channel, queue, BATCH_CONTENT_TYPE, "utf-8",
+                                                             self.headers, self.properties)
+            except BaseException:
+                self.connection.release()
+                raise
 
     def publish(self, rows: Sequence[bytes]) -> None:
         task_id = uuid()
         headers = self.headers.copy()
         headers["id"] = headers["root_id"] = task_id
         headers["argsrepr"] = f"({WIRE_VERSION}, <{len(rows)} rows>)"
+        body = self.body_head + joined_rows(rows) + self.body_tail
+        if self.redis is not None:
+            self.redis.publish(body.decode(), headers, {"correlation_id": task_id})
+            return
         properties = self.properties.copy()
         properties["correlation_id"] = task_id
         channel = self.channel
-        body = self.body_head + joined_rows(rows) + self.body_tail
         message = channel.prepare_message(body.decode() if self.text_body else body, 0,
-                                          "application/json", "utf-8", headers, properties)
+                                          BATCH_CONTENT_TYPE, "utf-8", headers, properties)
         if self.confirmed:
             channel.basic_publish(message, exchange="", routing_key=self.queue, mandatory=True,
                                   confirm_timeout=CONFIRM_TIMEOUT)
@@ -120,7 +136,11 @@ class BatchPublisher:
             channel.basic_publish(message, exchange="", routing_key=self.queue)
 
     def close(self) -> None:
-        self.connection.release()
+        try:
+            if self.redis is not None:
+                self.redis.close()
+        finally:
+            self.connection.release()
 
 
 class CelerySink:

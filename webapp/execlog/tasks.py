@@ -21,7 +21,7 @@ from flask import current_app
 
 from . import metrics
 from .extension import store_engine
-from ..names import INSERT_BATCH_TASK
+from ..names import BATCH_SERIALIZER, INSERT_BATCH_TASK
 from .store import StoreResult, TransientStoreError, dead_letter_message, store_rows
 from .wire import WIRE_VERSION
 
@@ -94,6 +94,8 @@ def whole_second_countdowns(app: Any) -> bool:
     reject_on_worker_lost=True,
     ignore_result=True,
     max_retries=None,
+    # A retried batch is published again with the batches' own serializer.
+    serializer=BATCH_SERIALIZER,
 )
 def insert_batch(self: Any, *args: Any, **kwargs: Any) -> dict[str, int] | None:
     """Store a batch; dead-letter what cannot be stored; retry on outages.
