@@ -68,6 +68,9 @@ class Load:
         self.errors: list[str] = []
         self.log_ns: list[int] = []
         self.log_cpu_ns: list[int] = []
+        #: The CPU of each timed request's first log() call (the one that
+        #: runs with the request's own work in the caches), and of the others.
+        self.log_cpu_first_ns: list[int] = []
 
     def take(self) -> int | None:
         if self.next >= self.args.requests:
@@ -105,6 +108,7 @@ class Load:
                 answer = json.loads(body)
                 self.log_ns.extend(answer["log_ns"])
                 self.log_cpu_ns.extend(answer["log_cpu_ns"])
+                self.log_cpu_first_ns.extend(answer["log_cpu_ns"][:1])
                 if answer.get("first_id"):
                     print(answer["first_id"], flush=True)
         if writer is not None:
@@ -120,6 +124,7 @@ class Load:
             "errors": self.errors,
             "log_ns": self.log_ns,
             "log_cpu_ns": self.log_cpu_ns,
+            "log_cpu_first_ns": self.log_cpu_first_ns,
         }
 
 

@@ -115,6 +115,11 @@ class BackendSampler:
         self.connection.close()
 
 
+def run_traces(run: str, requests: int) -> list[str]:
+    """The traces of a load run's requests (``bench/app.py``: ``<run>-<n>``)."""
+    return [f"{run}-{n}" for n in range(requests)]
+
+
 @dataclass
 class VisibilityWatcher:
     """When do the watched records become visible?"""
@@ -161,10 +166,20 @@ class VisibilityWatcher:
                 if created is not None:
                     self.delays.append(now - created)
 
-    def count(self, trace_prefix: str) -> int:
+    def count(self, traces: list[str]) -> int:
+        """Records of these traces stored so far. Looked up in the trace
+        index: a ``LIKE`` on the run's prefix cannot use it (the collation
+        is not C), and a scan of the whole table at every poll took the
+        cores that what it waited for was measured on."""
         with self.connection.cursor() as cursor:
-            cursor.execute("SELECT count(*) FROM execution_logs WHERE trace_id LIKE %s",
-                           (trace_prefix + "%",))
+            cursor.execute("SELECT count(*) FROM execution_logs WHERE trace_id = ANY(%s)", (traces,))
+            self.queries += 1
+            return int(cursor.fetchone()[0])
+
+    def visible(self, record_ids: list[str]) -> int:
+        """How many of these records are stored (primary key lookups)."""
+        with self.connection.cursor() as cursor:
+            cursor.execute("SELECT count(*) FROM execution_logs WHERE id = ANY(%s::uuid[])", (record_ids,))
             self.queries += 1
             return int(cursor.fetchone()[0])
 

@@ -184,6 +184,8 @@ ISOLATED_COLUMNS = [
     ("latency_p99_ms", "request p99 ms", "{:.1f}"),
     ("log_cpu_p50_us", "log() CPU p50 us", "{:.1f}"),
     ("log_cpu_p99_us", "log() CPU p99 us", "{:.1f}"),
+    ("log_cpu_first_p99_us", "log() CPU p99 us, a request's 1st call", "{:.1f}"),
+    ("log_cpu_others_p99_us", "log() CPU p99 us, the other calls", "{:.1f}"),
     ("flusher_cpu_us_per_record", "flusher CPU us / record", "{:.1f}"),
     ("web_cpu_ms_per_request", "web CPU ms / request", "{:.2f}"),
     ("records_logged", "records logged", "{:,}"),
@@ -202,7 +204,9 @@ def isolated_section(saturated: list[dict[str, Any]], steady: list[dict[str, Any
         "stopped they are counted there, then a worker drains them and every record is found in "
         f"the table (warm-up included). {sizes.requests} requests as fast as they are answered, "
         f"then {sizes.steady_requests} at a steady {sizes.steady_rate:.0f} requests/s, each logging "
-        f"{sizes.records} records; medians of {sizes.repeats} runs taking turns.",
+        f"{sizes.records} records; medians of {sizes.repeats} runs taking turns. `log()` CPU is "
+        "also split into the first call of each timed request (made after the request's own work "
+        "has filled the CPU's caches) and the other calls.",
         "",
         "Saturated:",
         "",
