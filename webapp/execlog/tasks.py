@@ -131,6 +131,15 @@ def _dead_letter(task: Any, args: tuple[Any, ...], kwargs: dict[str, Any], reaso
 
 
 def _retry(task: Any, exc: Exception) -> None:
+    """Schedule the batch again after :func:`retry_countdown`.
+
+    Not Celery's ``autoretry_for``/``retry_backoff``: its backoff is fixed
+    on the task class when it is declared, in whole seconds from 1
+    (``int(max(1.0, retry_backoff))``), with a full jitter that may give 0;
+    these delays come from the app's settings (``EXECLOG_RETRY_BACKOFF``,
+    which may be under a second) and, on RabbitMQ, must be whole seconds
+    from 1 (:func:`whole_second_countdowns`).
+    """
     settings = current_app.extensions["execlog"].settings
     countdown = retry_countdown(task.request.retries, settings.retry_backoff, settings.retry_backoff_max,
                                 whole_seconds=whole_second_countdowns(task.app))
