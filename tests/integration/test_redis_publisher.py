@@ -6,6 +6,7 @@ from __future__ import annotations
 from typing import Any
 
 import orjson
+import pytest
 import redis
 
 from webapp.config import celery_config
@@ -89,9 +90,5 @@ def test_a_closed_publisher_gives_its_connection_back_to_the_pool(app_factory, s
     in_use = len(pool._in_use_connections)
     publisher.close()
     assert len(pool._in_use_connections) == in_use - 1
-    try:
+    with pytest.raises(ConnectionError, match="closed"):
         lean.publish("[]", {}, {})
-    except ConnectionError as exc:
-        assert "closed" in str(exc)
-    else:
-        raise AssertionError("a closed publisher published")

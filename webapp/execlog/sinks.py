@@ -105,7 +105,7 @@ class BatchPublisher:
         self.body_head = b"[[%d,[" % WIRE_VERSION
         self.body_tail = b"]]," + orjson.dumps(kwargs) + b"," + orjson.dumps(embed) + b"]"
         #: On Redis: the same message, published on a connection of its own
-        #: at a third of the cost (see :mod:`.redis_publisher`).
+        #: (about 50 us less CPU a batch; see :mod:`.redis_publisher`).
         self.redis: RedisMessagePublisher | None = None
         if not self.confirmed:
             try:

@@ -225,26 +225,6 @@ def _insert(connection: Connection, values: list[list[Any]], *, skip_existing: b
     return _insert_generic(connection, values)
 
 
-class _Timestamps:
-    """``created_at`` as PostgreSQL reads it; the text of a second is made
-    once (a batch's records mostly share a few seconds)."""
-
-    def __init__(self) -> None:
-        #: The text of each second seen so far.
-        self.seconds_text: dict[int, str] = {}
-
-    def prefix(self, seconds: int) -> str:
-        """The text of a whole second (UTC), made once."""
-        text = self.seconds_text.get(seconds)
-        if text is None:
-            text = self.seconds_text[seconds] = time.strftime("%Y-%m-%d %H:%M:%S", time.gmtime(seconds))
-        return text
-
-    def __call__(self, created_at_us: int) -> str:
-        seconds, micro = divmod(created_at_us, 1_000_000)
-        return f"{self.prefix(seconds)}.{micro:06d}+00"
-
-
 class CopySource:
     """What ``COPY`` reads: the rows as UTF-8 CSV, made a chunk at a time as
     psycopg2 asks for it. psycopg2 lets go of the GIL while it sends a chunk,
@@ -258,7 +238,9 @@ class CopySource:
     def __init__(self, values: list[list[Any]]) -> None:
         self._values = values
         self._next = 0
-        self._stamp = _Timestamps()
+        #: The text of each whole second (UTC) seen so far: a batch's records
+        #: mostly share a few seconds.
+        self._seconds: dict[int, str] = {}
 
     def read(self, size: int = -1) -> bytes:
         start = self._next
@@ -275,15 +257,16 @@ class CopySource:
             return self._csv([_repaired(row) for row in chunk]).encode("utf-8")
 
     def _csv(self, rows: list[list[Any]]) -> str:
-        # The common cases of _Timestamps and details_text inline: two
-        # calls a row were a third of what making the text cost.
-        seconds_text = self._stamp.seconds_text
+        # details_text's common case inline (5% of making the text).
+        seconds_text = self._seconds
         dumps = orjson.dumps
         out = io.StringIO()
         writerow = csv.writer(out, lineterminator="\n").writerow
         for row in rows:
             seconds, micro = divmod(row[CREATED_AT_US], 1_000_000)
-            prefix = seconds_text.get(seconds) or self._stamp.prefix(seconds)
+            prefix = seconds_text.get(seconds)
+            if prefix is None:
+                prefix = seconds_text[seconds] = time.strftime("%Y-%m-%d %H:%M:%S", time.gmtime(seconds))
             details = row[DETAILS]
             if details is not None and details.__class__ is not str:
                 try:
