@@ -61,7 +61,7 @@ def test_the_benchmark_runs_and_reports_every_figure(tmp_path):
     assert len(figures["ceiling"]) == 6 and all(row["rows_per_s"] > 0 for row in figures["ceiling"])
     assert [row["processes"] for row in figures["drains"]] == [1, 2]
     assert all(row["rows"] == row_count and row["rows_per_s"] > 0
-               for row, row_count in zip(figures["drains"], (2000, 2000)))
+               for row, row_count in zip(figures["drains"], (6000, 6000)))
     assert {row["case"] for row in figures["producer"]} == set(producer.CASES)
     assert all(row["cpu_us_per_record"] > 0 for row in figures["producer"])
     assert all(row["ratio_to_floor"] for row in figures["producer"])

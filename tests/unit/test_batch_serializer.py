@@ -30,6 +30,17 @@ def test_an_integer_beyond_64_bits_stays_exact():
     assert all(type(n) is int for n in decoded)
 
 
+@pytest.mark.parametrize("digits", range(1, 41))
+def test_integers_of_every_length_stay_exact(digits):
+    numbers = [int("9" * digits), -int("9" * digits), int("1" + "0" * (digits - 1))]
+    text = f'[{numbers[0]}, {numbers[1]}, {{"n": {numbers[2]}}}, "x"]'
+    # The last: text holding a lone surrogate, which only the standard library reads.
+    for form in (text, text.encode(), text.replace('"x"', '"x\udc80"')):
+        decoded = serializer.loads(form)
+        assert decoded[:2] == numbers[:2] and decoded[2]["n"] == numbers[2]
+        assert {type(n) for n in (*decoded[:2], decoded[2]["n"])} == {int}
+
+
 def test_what_only_the_standard_library_reads_is_read():
     assert serializer.loads('["half \\ud800 a pair", NaN]')[0] == "half \ud800 a pair"
 
