@@ -425,8 +425,8 @@ def worker_tier(bench: Bench, database_url: str, sizes: Sizes) -> tuple[Rows, Ro
 
 
 def drain_run(bench: Bench, rows: int, concurrency: int) -> dict[str, Any]:
-    """The worker tier alone: ``rows`` records queued in batches of 1,000
-    while no worker runs, then one worker with ``concurrency`` processes
+    """The worker tier alone: ``rows`` records queued in batches of
+    :data:`ceiling.BATCH` (COPY alone's) while no worker runs, then one worker with ``concurrency`` processes
     drains them; rows/s from the first batch stored to the last, of the
     rows stored in that time (not those of the first batches)."""
     from webapp import create_app
@@ -441,8 +441,9 @@ def drain_run(bench: Bench, rows: int, concurrency: int) -> dict[str, Any]:
     }))
     sink = CelerySink(app.extensions["celery"])
     batch = ceiling.make_rows(rows, trace)
-    for start in range(0, rows, 1000):
-        sink.send([orjson.dumps(row) for row in batch[start:start + 1000]])
+    size = ceiling.BATCH
+    for start in range(0, rows, size):
+        sink.send([orjson.dumps(row) for row in batch[start:start + size]])
     app.extensions["execlog"].close()
     env = bench.env(BACKENDS[3], name)
     watcher = VisibilityWatcher(bench.dsn)
@@ -452,8 +453,8 @@ def drain_run(bench: Bench, rows: int, concurrency: int) -> dict[str, Any]:
     # their rows' ids (with two processes, of the first two and the last
     # two), then one count. Counting the trace at every poll would take
     # the database's CPU from the drain it measures.
-    first_ids = [batch[0][0], batch[min(1000, rows - 1)][0]]
-    last_ids = [batch[-1][0], batch[max(0, rows - 1001)][0]]
+    first_ids = [batch[0][0], batch[min(size, rows - 1)][0]]
+    last_ids = [batch[-1][0], batch[max(0, rows - size - 1)][0]]
     try:
         while (before_clock := watcher.visible(first_ids)) == 0:
             time.sleep(0.01)
@@ -466,9 +467,8 @@ def drain_run(bench: Bench, rows: int, concurrency: int) -> dict[str, Any]:
     finally:
         worker.stop(timeout=60)
         watcher.close()
-    timed = stored - before_clock * 1000
-    rows_per_s = timed / elapsed
-    return {"processes": concurrency, "rows": stored, "seconds": elapsed, "rows_per_s": rows_per_s}
+    timed = stored - before_clock * size
+    return {"processes": concurrency, "rows": stored, "seconds": elapsed, "rows_per_s": timed / elapsed}
 
 
 def flusher_cpu_seconds(port: int) -> float:
@@ -629,7 +629,8 @@ def write_report(out: Path, command: str, sizes: Sizes, results: dict[str, list[
         "",
         f"## The worker tier alone: a backlog of {sizes.ceiling_rows:,} records drained",
         "",
-        "Queued in batches of 1,000 while no worker runs, then one Celery worker (prefork) stores them "
+        f"Queued in batches of {ceiling.BATCH:,} while no worker runs, then one Celery worker (prefork) "
+        "stores them "
         "through the real task; rows/s from the first batch stored to the last, of the rows stored in "
         "between (PostgreSQL alone, below, is timed from its first batch to its last commit, its "
         "processes started and connected before). The two "
