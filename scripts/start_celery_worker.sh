@@ -4,7 +4,8 @@
 #
 #   CELERY_QUEUES               logs,workflows  queues this worker consumes
 #   CELERY_CONCURRENCY          2               prefork child processes
-#   CELERY_PREFETCH_MULTIPLIER  1               messages reserved per child
+#   CELERY_PREFETCH_MULTIPLIER  1 (4 with       messages reserved per child
+#                               CELERY_QUEUES=logs)
 #   CELERY_WORKER_NAME          worker@%h       node name; %h is the host name
 #   CELERY_LOGLEVEL             info
 #   CELERY_METRICS_BIND         (none)          host:port to serve the worker's
@@ -26,18 +27,26 @@ if [ -n "${CELERY_METRICS_BIND:-}" ] && [ -z "${PROMETHEUS_MULTIPROC_DIR:-}" ]; 
     export PROMETHEUS_MULTIPROC_DIR="${WEBAPP_VAR_DIR:-./var}/prometheus/worker-${CELERY_METRICS_BIND##*:}"
 fi
 
+# A pool that consumes only `logs` (short tasks) reserves 4 messages per
+# child: the batches it holds while its children are busy are stored
+# together, in one COPY (webapp/execlog/together.py).
+if [ "${CELERY_QUEUES:-logs,workflows}" = "logs" ]; then
+    default_prefetch=4
+else
+    default_prefetch=1
+fi
+
 args=(
     --hostname "${CELERY_WORKER_NAME:-worker@%h}"
     --queues "${CELERY_QUEUES:-logs,workflows}"
-    # Each child stores one batch at a time on one database connection:
-    # workers x concurrency is what the log tier takes from PostgreSQL.
+    # Each child stores one job (a batch, or the batches that waited for
+    # it) at a time on one database connection: workers x concurrency is
+    # what the log tier takes from PostgreSQL.
     --concurrency "${CELERY_CONCURRENCY:-2}"
     # Not Celery's default (4): with the default queues a child may run a
     # workflow for minutes, and messages reserved behind it would wait (and,
     # past CELERY_VISIBILITY_TIMEOUT, be handed to another worker as well).
-    # A pool that consumes only `logs` (short tasks) may use 4 to save round
-    # trips to the broker.
-    --prefetch-multiplier "${CELERY_PREFETCH_MULTIPLIER:-1}"
+    --prefetch-multiplier "${CELERY_PREFETCH_MULTIPLIER:-$default_prefetch}"
     # Celery's default profile, stated because the above relies on it: a
     # message goes to an idle child only, never behind a busy one.
     -O fair

@@ -4,10 +4,12 @@ log() returned is stored exactly once in the end."""
 from __future__ import annotations
 
 import os
+import signal
 
 import redis
+import sqlalchemy as sa
 
-from ..support.processes import start_celery_worker
+from ..support.processes import children, start_celery_worker
 from ..support.waiting import wait_for
 from .conftest import worker_env
 from .harness import SteadyLoad, assert_nothing_lost, new_trace
@@ -103,8 +105,6 @@ def test_postgresql_restarted_under_load(
 def test_with_the_database_fallback_a_broker_outage_is_bridged_by_one_connection(
     database_url, private_redis, producer_factory, engine_for, tmp_path
 ):
-    import sqlalchemy as sa
-
     name = f"fallback-{os.getpid()}"
     app = producer_factory(database_url, private_redis.url, EXECLOG_FALLBACK="database",
                            DB_APPLICATION_NAME=name)
@@ -135,3 +135,51 @@ def test_with_the_database_fallback_a_broker_outage_is_bridged_by_one_connection
 
     wait_for(published_again, timeout=30, interval=0.5, message="batches to go through Celery again")
     assert logger.stats()["published"] > 0
+
+
+def copies_waiting(engine: sa.engine.Engine) -> int:
+    """Worker transactions whose ``COPY`` waits for a lock on the log table."""
+    with engine.connect() as connection:
+        return connection.execute(sa.text(
+            "SELECT count(*) FROM pg_stat_activity WHERE datname = current_database() "
+            "AND wait_event_type = 'Lock' AND query LIKE 'COPY%'")).scalar_one()
+
+
+def test_a_pool_process_killed_while_storing_batches_together_gives_each_back(
+    database_url, private_redis, producer_factory, engine_for, tmp_path
+):
+    """The pool's job holds several batches (those that queued while the
+    pool was busy): each is given back when its process dies, and stored
+    once in the end."""
+    engine = engine_for(database_url)
+    logger = producer_factory(database_url, private_redis.url).extensions["execlog"]
+    trace = new_trace("together")
+    sent = []
+    for batch in range(12):  # queued before the worker starts
+        sent += [str(logger.info(trace, "agent", f"record {batch}.{i}").id) for i in range(50)]
+        assert logger.flush(timeout=10)
+    worker = None
+    try:
+        with engine.connect() as blocker:
+            blocker.execute(sa.text("LOCK TABLE execution_logs IN SHARE MODE"))  # every COPY waits
+            worker = start_celery_worker(worker_env(database_url, private_redis.url, tmp_path / "w"),
+                                         tmp_path / "worker.log", name="fault-together", concurrency=1)
+            killed: list[int] = []
+            for kill in range(1, 3):
+                # The first job holds the first batch; the second, the
+                # batches that waited meanwhile (the prefetch: three).
+                wait_for(lambda: copies_waiting(engine) >= kill, timeout=60,
+                         message=f"job {kill} to wait for the lock")
+                (child,) = wait_for(lambda: [p for p in children(worker.pid) if p not in killed],
+                                    timeout=60, message="the pool's process")
+                os.kill(child, signal.SIGKILL)
+                killed.append(child)
+            wait_for(lambda: [p for p in children(worker.pid) if p not in killed], timeout=60,
+                     message="the worker to fork a new process")
+            blocker.rollback()
+        assert_nothing_lost(engine, trace, sent, timeout=120, label="pool process killed mid-job")
+        lost = worker.output().count("Task handler raised error: WorkerLostError")
+        assert lost > len(killed), f"a killed job held several batches ({lost} given back by 2 kills)"
+    finally:
+        if worker is not None:
+            worker.stop()

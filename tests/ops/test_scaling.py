@@ -14,8 +14,9 @@ from ..support.processes import ROOT, ManagedProcess
 from ..support.waiting import wait_for
 
 PER_PRODUCER = 10_000
+#: A batch stored alone, or with the others its worker held (``together``).
 SUCCEEDED = re.compile(r"Task execlog\.insert_batch\[[0-9a-f-]+\] succeeded in [0-9.e-]+s: "
-                       r"\{'received': (\d+), 'inserted': (\d+), 'dead': 0\}")
+                       r"\{'received': (\d+), ('inserted': \d+, 'dead': 0|'together': \d+)\}")
 
 
 def start_worker(name: str, database_url: str, broker: str, tmp_path) -> ManagedProcess:

@@ -32,6 +32,9 @@ SPOOL_BYTES = Gauge("execlog_spool_bytes", "What the host's spool directory hold
 SPOOL_FULL = Gauge("execlog_spool_full", "1 while the spool is at EXECLOG_SPOOL_MAX_BYTES: records that need "
                    "it are dropped (and counted in execlog_records_total{outcome=\"dropped\"})",
                    multiprocess_mode="max")
+BATCHES_PER_STORE = Histogram(
+    "execlog_worker_batches_per_store", "Batches a Celery worker stored in one transaction: more than one "
+    "when they queued while every pool process was busy", buckets=(1, 2, 4, 8, 16))
 STORED = Counter("execlog_worker_records", "Records of batches a Celery worker stored: inserted, duplicate "
                  "(already stored), dead (set aside as dead letters)", ["result"])
 
@@ -77,3 +80,8 @@ def count_stored(result: Any) -> None:
     STORED.labels("inserted").inc(result.inserted)
     STORED.labels("duplicate").inc(result.duplicates)
     STORED.labels("dead").inc(result.dead)
+
+
+def observe_batches_per_store(batches: int) -> None:
+    """A worker stored ``batches`` batches in one transaction."""
+    BATCHES_PER_STORE.observe(batches)

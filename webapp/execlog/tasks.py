@@ -23,28 +23,10 @@ from . import metrics
 from .extension import store_engine
 from ..names import BATCH_SERIALIZER, INSERT_BATCH_TASK
 from .store import StoreResult, TransientStoreError, dead_letter_message, store_rows
-from .wire import WIRE_VERSION
+from .together import Together, store_in_app
+from .wire import NotABatch, unpack_batch
 
 log = logging.getLogger(__name__)
-
-
-class NotABatch(ValueError):
-    """A message on the logs queue that is not ``(version, rows)``."""
-
-
-#: Version 1 batches may still wait in queues written before version 2.
-VERSIONS = (1, WIRE_VERSION)
-
-
-def unpack_batch(args: tuple[Any, ...], kwargs: dict[str, Any]) -> tuple[int, list[Any]]:
-    if kwargs or len(args) != 2:
-        raise NotABatch("expected the arguments (version, rows)")
-    version, rows = args
-    if version.__class__ is not int or version not in VERSIONS:
-        raise NotABatch(f"unsupported batch version {version!r}")
-    if not isinstance(rows, list):
-        raise NotABatch("rows must be a list")
-    return version, rows
 
 
 def retry_countdown(retries: int, base: float, cap: float, *, whole_seconds: bool = False) -> float:
@@ -96,13 +78,19 @@ def whole_second_countdowns(app: Any) -> bool:
     max_retries=None,
     # A retried batch is published again with the batches' own serializer.
     serializer=BATCH_SERIALIZER,
+    # Batches that queued while the pool was busy are stored together.
+    Strategy="webapp.execlog.together:together_strategy",
 )
-def insert_batch(self: Any, *args: Any, **kwargs: Any) -> dict[str, int] | None:
+def insert_batch(self: Any, *args: Any, **kwargs: Any) -> Any:
     """Store a batch; dead-letter what cannot be stored; retry on outages.
 
     No exception may escape without the batch being either stored,
     dead-lettered or scheduled again: a failed task's message is acked.
+    Called with a :class:`~.together.Together` (never a message's
+    arguments: the worker's strategy makes it), stores several batches.
     """
+    if len(args) == 1 and isinstance(args[0], Together):
+        return store_in_app(store_engine(current_app), args[0])
     try:
         try:
             version, rows = unpack_batch(args, kwargs)
@@ -119,6 +107,7 @@ def insert_batch(self: Any, *args: Any, **kwargs: Any) -> dict[str, int] | None:
     except TransientStoreError as exc:
         _retry(self, exc)
     metrics.count_stored(result)
+    metrics.observe_batches_per_store(1)
     return {"received": result.received, "inserted": result.inserted, "dead": result.dead}
 
 

@@ -245,6 +245,26 @@ def upgrade_v1(row: list[Any]) -> list[Any]:
 
 # -- the worker ------------------------------------------------------------------
 
+class NotABatch(ValueError):
+    """A message on the logs queue that is not ``(version, rows)``."""
+
+
+#: The batch versions a worker reads: version 1 batches may still wait in
+#: queues written before version 2.
+VERSIONS = (1, WIRE_VERSION)
+
+
+def unpack_batch(args: tuple[Any, ...], kwargs: dict[str, Any]) -> tuple[int, list[Any]]:
+    """A batch message's arguments: its wire version and its rows."""
+    if kwargs or len(args) != 2:
+        raise NotABatch("expected the arguments (version, rows)")
+    version, rows = args
+    if version.__class__ is not int or version not in VERSIONS:
+        raise NotABatch(f"unsupported batch version {version!r}")
+    if not isinstance(rows, list):
+        raise NotABatch("rows must be a list")
+    return version, rows
+
 
 class InvalidRow(ValueError):
     """A row from the queue or a spool file that is not a log record."""
