@@ -409,7 +409,8 @@ def worker_tier(bench: Bench, database_url: str, sizes: Sizes) -> tuple[Rows, Ro
     rounds = []
     for _ in range(sizes.repeats):
         alone = ceiling.measure(database_url, sizes.ceiling_rows)
-        drains = [drain_run(bench, sizes.ceiling_rows, concurrency) for concurrency in (1, 2)]
+        drains = [drain_run(bench, sizes.ceiling_rows, concurrency, prefetch)
+                  for concurrency, prefetch in DRAINS]
         for drain in drains:
             copy = next(row for row in alone
                         if row["method"] == "COPY" and row["connections"] == drain["processes"])
@@ -424,16 +425,25 @@ def worker_tier(bench: Bench, database_url: str, sizes: Sizes) -> tuple[Rows, Ro
               "copy_ratio": median(r["copy_ratio"] for r in runs)} for runs in drain_rows])
 
 
-def drain_run(bench: Bench, rows: int, concurrency: int) -> dict[str, Any]:
+#: The drains: (worker processes, prefetch multiplier). Celery's default
+#: multiplier, 4 (the app's ``CELERY_PREFETCH_MULTIPLIER`` default), lets a
+#: worker hold batches while its processes are busy, which it stores
+#: together; with 1 (``scripts/start_celery_worker.sh`` beside
+#: ``workflows``) it holds none, and each job stores one batch.
+DRAINS = ((1, 4), (2, 4), (1, 1))
+
+
+def drain_run(bench: Bench, rows: int, concurrency: int, prefetch: int) -> dict[str, Any]:
     """The worker tier alone: ``rows`` records queued in batches of
     :data:`ceiling.BATCH` (COPY alone's) while no worker runs, then one worker with ``concurrency`` processes
-    drains them; rows/s from the first batch stored to the last, of the
-    rows stored in that time (not those of the first batches)."""
+    (and that ``prefetch`` multiplier) drains them; rows/s from the first
+    batch stored to the last, of the rows stored in that time (not those of
+    the first batches)."""
     from webapp import create_app
     from webapp.config import config_from_env
     from webapp.execlog.sinks import CelerySink
 
-    name = f"drain-{concurrency}"
+    name = f"drain-{concurrency}-prefetch-{prefetch}"
     trace = f"bench-{name}-{uuid.uuid4().hex[:8]}"
     app = create_app(config_from_env({
         "DATABASE_URL": bench.database_url, "CELERY_BROKER_URL": bench.redis_url,
@@ -445,7 +455,7 @@ def drain_run(bench: Bench, rows: int, concurrency: int) -> dict[str, Any]:
     for start in range(0, rows, size):
         sink.send([orjson.dumps(row) for row in batch[start:start + size]])
     app.extensions["execlog"].close()
-    env = bench.env(BACKENDS[3], name)
+    env = bench.env(BACKENDS[3], name, CELERY_PREFETCH_MULTIPLIER=str(prefetch))
     watcher = VisibilityWatcher(bench.dsn)
     worker = start_celery_worker(env, bench.work_dir / f"{name}-worker.log", name=f"bench-{name}",
                                  concurrency=concurrency)
@@ -456,9 +466,11 @@ def drain_run(bench: Bench, rows: int, concurrency: int) -> dict[str, Any]:
     first_ids = [batch[0][0], batch[min(size, rows - 1)][0]]
     last_ids = [batch[-1][0], batch[max(0, rows - size - 1)][0]]
     try:
-        while (before_clock := watcher.visible(first_ids)) == 0:
+        while watcher.visible(first_ids) == 0:
             time.sleep(0.01)
         first = time.time()
+        # Counted once the clock runs: a first job may store several batches.
+        before_clock = watcher.count([trace])
         while watcher.visible(last_ids) < len(set(last_ids)):
             time.sleep(0.01)
         while (stored := watcher.count([trace])) < rows:
@@ -467,8 +479,9 @@ def drain_run(bench: Bench, rows: int, concurrency: int) -> dict[str, Any]:
     finally:
         worker.stop(timeout=60)
         watcher.close()
-    timed = stored - before_clock * size
-    return {"processes": concurrency, "rows": stored, "seconds": elapsed, "rows_per_s": timed / elapsed}
+    timed = stored - before_clock
+    return {"processes": concurrency, "prefetch": prefetch, "rows": stored, "seconds": elapsed,
+            "rows_per_s": timed / elapsed}
 
 
 def flusher_cpu_seconds(port: int) -> float:
@@ -633,10 +646,12 @@ def write_report(out: Path, command: str, sizes: Sizes, results: dict[str, list[
         "stores them "
         "through the real task; rows/s from the first batch stored to the last, of the rows stored in "
         "between (PostgreSQL alone, below, is timed from its first batch to its last commit, its "
-        "processes started and connected before). The two "
+        "processes started and connected before). With a prefetch multiplier above 1, the batches a "
+        "worker holds while its processes are busy are stored together, in one COPY. The two "
         f"take turns, {sizes.repeats} times: medians, and the median of each round's ratio.",
         "",
-        report.table(drains, [("processes", "worker processes", "{}"), ("rows", "rows", "{:,}"),
+        report.table(drains, [("processes", "worker processes", "{}"),
+                              ("prefetch", "prefetch multiplier", "{}"), ("rows", "rows", "{:,}"),
                               ("seconds", "seconds", "{:.2f}"), ("rows_per_s", "rows/s", "{:,.0f}"),
                               ("copy_ratio", "against COPY alone, as many connections", "x{:.2f}")]),
         "",

@@ -59,9 +59,8 @@ def test_the_benchmark_runs_and_reports_every_figure(tmp_path):
     assert all(row["visible_p99_s"] is not None for row in figures["steady"][1:])
     assert {row["backend"] for row in figures["exhaustion"]} == {"direct", "celery (memory)"}
     assert len(figures["ceiling"]) == 6 and all(row["rows_per_s"] > 0 for row in figures["ceiling"])
-    assert [row["processes"] for row in figures["drains"]] == [1, 2]
-    assert all(row["rows"] == row_count and row["rows_per_s"] > 0
-               for row, row_count in zip(figures["drains"], (6000, 6000)))
+    assert [(row["processes"], row["prefetch"]) for row in figures["drains"]] == [(1, 4), (2, 4), (1, 1)]
+    assert all(row["rows"] == 6000 and row["rows_per_s"] > 0 for row in figures["drains"])
     assert {row["case"] for row in figures["producer"]} == set(producer.CASES)
     assert all(row["cpu_us_per_record"] > 0 for row in figures["producer"])
     assert all(row["ratio_to_floor"] for row in figures["producer"])
