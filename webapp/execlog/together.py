@@ -31,8 +31,9 @@ What stays as it was:
   worker hold unacknowledged (``CELERY_PREFETCH_MULTIPLIER`` x concurrency)
   and at most :data:`MAX_TOGETHER`.
 - Anything but the plain case goes Celery's way, message by message: a
-  message with an ETA (a retry's countdown) or an expiry, or of another
-  serializer or protocol, never reaches this strategy's path
+  message with an ETA (a retry's countdown) or an expiry, one delivered
+  again (after its process died), or one of another serializer or
+  protocol, never reaches this strategy's path
   (:func:`combinable`); in the pool process, a message that is not
   ``(version, rows)`` and every batch of a store that failed (a database
   outage: each retries with its own backoff) run as the task, traced, as
@@ -118,11 +119,18 @@ class Together:
 
 def combinable(message: Any, body: Any) -> bool:
     """Whether a message may share a job: a protocol-2 ``insert_batch``
-    message of the batch serializer, due now and never expiring. Checked on
-    the headers alone; the body is decoded in the pool process."""
+    message of the batch serializer, due now, never expiring, and delivered
+    for the first time. Checked on the headers alone; the body is decoded
+    in the pool process.
+
+    A message delivered again (its process died, or its worker) goes
+    Celery's way, alone: a batch that kills the process storing it never
+    takes other batches down with it twice, and on RabbitMQ never brings
+    them nearer the queue's delivery limit (``x-delivery-limit``)."""
     headers = message.headers or {}
     return (body is None and message.content_type == BATCH_CONTENT_TYPE
-            and not headers.get("eta") and not headers.get("expires"))
+            and not headers.get("eta") and not headers.get("expires")
+            and not (message.delivery_info or {}).get("redelivered"))
 
 
 def together_strategy(task: Any, app: Any, consumer: Any, **kwargs: Any) -> Callable[..., Any]:
