@@ -121,7 +121,7 @@ class Sizes:
 
 TINY = Sizes(requests=40, concurrency=4, records=10, workflows=2, exhaustion_requests=24, repeats=1,
              steady_rate=20, steady_requests=20, producer_records=2000,
-             exhaustion_concurrency=8, exhaustion_threads=4, ceiling_rows=6000)
+             exhaustion_concurrency=8, exhaustion_threads=4, ceiling_rows=30_000)
 
 
 @dataclass
@@ -480,6 +480,8 @@ def drain_run(bench: Bench, rows: int, concurrency: int, prefetch: int) -> dict[
         worker.stop(timeout=60)
         watcher.close()
     timed = stored - before_clock
+    if timed <= 0:
+        raise RuntimeError(f"{name}: all {rows:,} rows were stored before the clock started; queue more")
     return {"processes": concurrency, "prefetch": prefetch, "rows": stored, "seconds": elapsed,
             "rows_per_s": timed / elapsed}
 
