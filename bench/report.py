@@ -122,8 +122,7 @@ def targets(results: dict[str, list[dict[str, Any]]]) -> list[dict[str, Any]]:
     logged = _row(isolated, "backend", "celery (memory)")
     quiet_steady = _row(steady, "backend", "no logging")
     logged_steady = _row(steady, "backend", "celery (memory)")
-    drain = next((row for row in results["drains"] if row["processes"] == 1 and row.get("prefetch", 4) == 4),
-                 None)
+    drain = next((row for row in results["drains"] if (row["processes"], row["prefetch"]) == (1, 4)), None)
     found = [
         ("producer CPU per record, batches of 50, one thread: at most 1.5x the floor",
          at_50 and at_50["ratio_to_floor"], lambda r: r <= 1.5, "x{:.3f}"),

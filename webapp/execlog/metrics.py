@@ -75,13 +75,10 @@ def set_spool(size: int, full: bool) -> None:
     SPOOL_FULL.set(1 if full else 0)
 
 
-def count_stored(result: Any) -> None:
-    """A worker stored a batch (a ``StoreResult``)."""
+def count_stored(result: Any, batches: int = 1) -> None:
+    """A worker stored ``batches`` batches in one transaction (``result``,
+    a ``StoreResult``)."""
     STORED.labels("inserted").inc(result.inserted)
     STORED.labels("duplicate").inc(result.duplicates)
     STORED.labels("dead").inc(result.dead)
-
-
-def observe_batches_per_store(batches: int) -> None:
-    """A worker stored ``batches`` batches in one transaction."""
     BATCHES_PER_STORE.observe(batches)

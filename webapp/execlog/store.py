@@ -89,6 +89,10 @@ class StoreResult:
     def duplicates(self) -> int:
         return self.received - self.inserted - self.dead
 
+    def summary(self) -> dict[str, int]:
+        """What the task returns (and the worker logs) for a batch."""
+        return {"received": self.received, "inserted": self.inserted, "dead": self.dead}
+
 
 @dataclass
 class _Dead:

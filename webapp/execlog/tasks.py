@@ -107,8 +107,7 @@ def insert_batch(self: Any, *args: Any, **kwargs: Any) -> Any:
     except TransientStoreError as exc:
         _retry(self, exc)
     metrics.count_stored(result)
-    metrics.observe_batches_per_store(1)
-    return {"received": result.received, "inserted": result.inserted, "dead": result.dead}
+    return result.summary()
 
 
 def _dead_letter(task: Any, args: tuple[Any, ...], kwargs: dict[str, Any], reason: str) -> None:

@@ -209,18 +209,15 @@ class Combiner:
 
     def _hand_over(self) -> None:
         with self.lock:
-            self._hand_over_locked()
-
-    def _hand_over_locked(self) -> None:
-        while self.waiting and self.running < max(1, self.pool.num_processes):
-            take = min(len(self.waiting), MAX_TOGETHER)
-            group = [self.waiting.popleft() for _ in range(take)]
-            self.running += 1
-            try:
-                self._apply(group)
-            except BaseException:
-                self.running -= 1
-                raise
+            while self.waiting and self.running < max(1, self.pool.num_processes):
+                take = min(len(self.waiting), MAX_TOGETHER)
+                group = [self.waiting.popleft() for _ in range(take)]
+                self.running += 1
+                try:
+                    self._apply(group)
+                except BaseException:
+                    self.running -= 1
+                    raise
 
     def _apply(self, group: list[Any]) -> None:
         together = Together([job_of(request) for request in group], self.trace)
@@ -295,14 +292,13 @@ def store_in_app(engine: Any, together: Together) -> list[Outcome]:
             log.warning("execlog: %d batches not stored (%s); storing each alone", len(batches), exc)
             continue
         runtime = time.monotonic() - started
-        metrics.count_stored(stored)
-        metrics.observe_batches_per_store(len(batches))
+        metrics.count_stored(stored, len(batches))
         if len(batches) > 1:
             log.info("execlog: %d batches stored together in %.3f s: %d records, %d inserted, %d dead",
                      len(batches), runtime, stored.received, stored.inserted, stored.dead)
         for index, rows in batches:
-            result = ({"received": stored.received, "inserted": stored.inserted, "dead": stored.dead}
-                      if len(batches) == 1 else {"received": len(rows), "together": len(batches)})
+            result = (stored.summary() if len(batches) == 1
+                      else {"received": len(rows), "together": len(batches)})
             outcomes[index] = _succeeded(together.jobs[index], result, runtime)
     return [outcome if outcome is not None else together.alone(job)
             for job, outcome in zip(together.jobs, outcomes)]
