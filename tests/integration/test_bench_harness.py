@@ -88,7 +88,10 @@ def test_the_log_call_benchmark_reports_warm_and_cold_calls(tmp_path):
     assert [row["mode"] for row in rows] == ["memory", "disk"]
     for row in rows:
         assert row["all_flushed"] and row["dropped"] == 0
-        figures = ("median_us", "p99_us", "cold_cpu_us", "warm_cpu_us", "floor_cold_cpu_us",
-                   "floor_warm_cpu_us")
+        figures = ("median_us", "median_in_turns_us", "p99_us", "cold_cpu_us", "warm_cpu_us",
+                   "floor_cold_cpu_us", "floor_warm_cpu_us")
         assert all(row[figure] > 0 for figure in figures), row
+    # Both modes ran in one process, taking turns: the ratio is taken there.
+    assert [row["median_vs_memory_runs"] for row in rows][0] == [1.0]
+    assert len(rows[1]["median_vs_memory_runs"]) == 1 and rows[1]["median_vs_memory"] > 0
     assert "log() warm us" in done.stdout and "floor cold us" in done.stdout
