@@ -15,7 +15,9 @@ out of the garbage collector, as the project's process hooks do.
   seconds can run 1.6 times slower than the next, and with each mode in a
   process of its own one code measured at x1.43 of ``memory`` one day and
   x2.15 the next) falls on every mode alike, so each mode's median against
-  ``memory``'s is taken here.
+  ``memory``'s is taken here. Turns add to every mode's median alike
+  (about 1.3 us), which pulls the ratio toward 1 a little (x1.37 in turns,
+  x1.46 between the stretches' medians, in one quiet run).
 * **In one stretch**, each mode's own figures: ``--records`` calls of one
   mode, then of the next (the order rotating from run to run): the median,
   p99 and p99.9 of one call, and the producer's whole CPU per record (the
