@@ -76,7 +76,7 @@ lint: install
 	$(BIN)/flake8 webapp plugins tests bench celery_worker.py wsgi.py docker/gunicorn.conf.py
 
 bench: install services
-	$(BIN)/python bench/log_call.py
+	$(BIN)/python bench/log_call.py --out bench/results
 	$(BIN)/python bench/run.py
 	$(BIN)/python bench/replay.py
 

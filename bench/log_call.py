@@ -1,6 +1,6 @@
 """What one ``log()`` call costs the caller, in microseconds, by durability.
 
-    .venv/bin/python bench/log_call.py [--records 200000] [--repeats 3] [--modes memory,disk,...]
+    .venv/bin/python bench/log_call.py [--records 200000] [--repeats 3] [--modes memory,disk,...] [--out DIR]
 
 Each run is one process that holds one app per mode (each with its own
 spool directory and queue) and logs through each, from one thread, through
@@ -68,6 +68,7 @@ import threading
 import time
 import uuid
 from collections import deque
+from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any, Callable
 
@@ -307,7 +308,8 @@ def main() -> None:
     parser.add_argument("--broker", default=os.environ.get("CELERY_BROKER_URL", "redis://127.0.0.1:6379/12"))
     parser.add_argument("--here", action="store_true", help="one run, in this process: print its figures")
     parser.add_argument("--first", type=int, default=0, help="with --here: the mode whose stretch is first")
-    parser.add_argument("--json", help="also write the rows to this file")
+    parser.add_argument("--out", help="also write the tables (<stamp>-log_call.md) and the rows "
+                                      "(<stamp>-log_call.json) to this directory")
     args = parser.parse_args()
     modes = args.modes.split(",")
     unknown = sorted(set(modes) - set(MODES))
@@ -317,15 +319,22 @@ def main() -> None:
         print(json.dumps(run_here(modes, args.records, args.broker, args.first)))
         return
     rows = measure(modes, args.records, args.repeats, args.broker)
-    print(f"log() cost over {args.records:,} calls of each mode a run, one process a run holding every mode, "
-          f"medians of {args.repeats} runs, "
-          f"broker={args.broker.split('://')[0]}, {os.cpu_count()} CPUs")
-    print(table(rows))
-    print(f"\nCPU of one call, warm (in a loop) and cold (after a request's other work), medians of "
-          f"{COLD_ROUNDS:,} rounds; the floor builds the record's list and appends it to a deque")
-    print(cold_table(rows))
-    if args.json:
-        Path(args.json).write_text(json.dumps(rows, indent=1))
+    text = "\n".join([
+        f"log() cost over {args.records:,} calls of each mode a run, one process a run holding every mode, "
+        f"medians of {args.repeats} runs, broker={args.broker.split('://')[0]}, {os.cpu_count()} CPUs",
+        table(rows),
+        "",
+        f"CPU of one call, warm (in a loop) and cold (after a request's other work), medians of "
+        f"{COLD_ROUNDS:,} rounds; the floor builds the record's list and appends it to a deque",
+        cold_table(rows),
+    ])
+    print(text)
+    if args.out:
+        out = Path(args.out)
+        out.mkdir(parents=True, exist_ok=True)
+        stamp = datetime.now(timezone.utc).strftime("%Y-%m-%dT%H%M%SZ")
+        (out / f"{stamp}-log_call.md").write_text(text + "\n")
+        (out / f"{stamp}-log_call.json").write_text(json.dumps(rows, indent=1))
 
 
 if __name__ == "__main__":

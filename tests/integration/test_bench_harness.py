@@ -77,14 +77,15 @@ def test_the_benchmark_runs_and_reports_every_figure(tmp_path):
 
 
 def test_the_log_call_benchmark_reports_warm_and_cold_calls(tmp_path):
-    out = tmp_path / "log_call.json"
     done = subprocess.run(
         [sys.executable, "bench/log_call.py", "--records", "2000", "--repeats", "1", "--modes", "memory,disk",
-         "--broker", BENCH_REDIS_URL, "--json", str(out)],
+         "--broker", BENCH_REDIS_URL, "--out", str(tmp_path)],
         cwd=ROOT, capture_output=True, text=True, timeout=600,
     )
     assert done.returncode == 0, done.stderr[-4000:]
-    rows = json.loads(out.read_text())
+    [tables] = tmp_path.glob("*-log_call.md")
+    assert tables.read_text() == done.stdout  # what make bench keeps is what it printed
+    rows = json.loads(tables.with_suffix(".json").read_text())
     assert [row["mode"] for row in rows] == ["memory", "disk"]
     for row in rows:
         assert row["all_flushed"] and row["dropped"] == 0
