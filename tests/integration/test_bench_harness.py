@@ -96,3 +96,21 @@ def test_the_log_call_benchmark_reports_warm_and_cold_calls(tmp_path):
     assert [row["median_vs_memory_runs"] for row in rows][0] == [1.0]
     assert len(rows[1]["median_vs_memory_runs"]) == 1 and rows[1]["median_vs_memory"] > 0
     assert "log() warm us" in done.stdout and "floor cold us" in done.stdout
+
+
+def test_the_cold_call_diagnostic_reports_each_part(tmp_path):
+    done = subprocess.run(
+        [sys.executable, "bench/log_cold.py", "--rounds", "20", "--modes", "memory,disk",
+         "--broker", BENCH_REDIS_URL, "--out", str(tmp_path)],
+        cwd=ROOT, capture_output=True, text=True, timeout=600,
+    )
+    assert done.returncode == 0, done.stderr[-4000:]
+    [tables] = tmp_path.glob("*-log_cold.md")
+    assert tables.read_text() == done.stdout
+    results = json.loads(tables.with_suffix(".json").read_text())
+    assert [result["mode"] for result in results] == ["memory", "disk"]
+    for result in results:
+        assert set(result["cold_log_us"]) >= {"nothing", "log() itself", "the buffer's lock",
+                                              "the id (MonotonicStamp.next_id)"}
+        assert all(value > 0 for value in result["cold_log_us"].values()) and result["empty_us"] > 0
+    assert "share of the cold penalty" in done.stdout
