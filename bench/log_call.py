@@ -148,23 +148,14 @@ def threads_cpu_ns(threads: list[threading.Thread]) -> int:
 def run_here(modes: list[str], records: int, broker: str, first: int = 0) -> list[dict[str, Any]]:
     """Every mode in this process, in turns then in stretches (the
     ``first``-th mode's first): each mode's figures."""
-    from webapp import create_app
-    from webapp.config import config_from_env
-
     with contextlib.ExitStack() as stack:
         loggers: dict[str, Any] = {}
         threads: dict[str, list[threading.Thread]] = {}
         trace = str(uuid.uuid4())
         for mode in modes:
-            var_dir = stack.enter_context(tempfile.TemporaryDirectory())
-            config = config_from_env({"CELERY_BROKER_URL": broker, "WEBAPP_VAR_DIR": var_dir})
-            queue = f"bench-{uuid.uuid4().hex[:8]}"
-            config.update(EXECLOG_QUEUE=queue, EXECLOG_MAX_BUFFER=max(100_000, records), **MODES[mode])
             before = set(threading.enumerate())
-            app = create_app(config)
-            stack.callback(_delete_queue, app, queue)
-            logger = loggers[mode] = app.extensions["execlog"]
-            stack.callback(logger.close)
+            max_buffer = max(100_000, records)
+            logger = loggers[mode] = mode_logger(stack, mode, broker, EXECLOG_MAX_BUFFER=max_buffer)
             for _ in range(1000):  # warm up: imports, the flusher thread, the broker connection
                 logger.info(trace, "tool", "warm-up", agent_name="curriculum", details=DETAILS)
             logger.flush()
@@ -232,6 +223,33 @@ def _timed_calls(loggers: dict[str, Any], threads: dict[str, list[threading.Thre
             "batch_records_p50": loggers[mode].stats().get("batch_records_p50"),
         }
     return figures
+
+
+def mode_logger(stack: contextlib.ExitStack, mode: str, broker: str, **settings: Any) -> Any:
+    """The logger of an app made for ``mode``, with a spool directory and a
+    queue of its own; ``stack`` closes it and deletes both at its end."""
+    from webapp import create_app
+    from webapp.config import config_from_env
+
+    var_dir = stack.enter_context(tempfile.TemporaryDirectory())
+    config = config_from_env({"CELERY_BROKER_URL": broker, "WEBAPP_VAR_DIR": var_dir})
+    queue = f"bench-{uuid.uuid4().hex[:8]}"
+    config.update(EXECLOG_QUEUE=queue, **settings, **MODES[mode])
+    app = create_app(config)
+    stack.callback(_delete_queue, app, queue)
+    logger = app.extensions["execlog"]
+    stack.callback(logger.close)
+    return logger
+
+
+def save(out: str, name: str, text: str, data: Any) -> None:
+    """Keep what a run printed (``<stamp>-<name>.md``) and its figures
+    (``<stamp>-<name>.json``) in the directory ``out``."""
+    directory = Path(out)
+    directory.mkdir(parents=True, exist_ok=True)
+    stamp = datetime.now(timezone.utc).strftime("%Y-%m-%dT%H%M%SZ")
+    (directory / f"{stamp}-{name}.md").write_text(text + "\n")
+    (directory / f"{stamp}-{name}.json").write_text(json.dumps(data, indent=1))
 
 
 def _delete_queue(app: Any, queue: str) -> None:
@@ -330,11 +348,7 @@ def main() -> None:
     ])
     print(text)
     if args.out:
-        out = Path(args.out)
-        out.mkdir(parents=True, exist_ok=True)
-        stamp = datetime.now(timezone.utc).strftime("%Y-%m-%dT%H%M%SZ")
-        (out / f"{stamp}-log_call.md").write_text(text + "\n")
-        (out / f"{stamp}-log_call.json").write_text(json.dumps(rows, indent=1))
+        save(args.out, "log_call", text, rows)
 
 
 if __name__ == "__main__":

@@ -27,21 +27,18 @@ from __future__ import annotations
 import argparse
 import contextlib
 import gc
-import json
 import os
 import statistics
 import sys
-import tempfile
 import time
 import uuid
-from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any, Callable
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from bench.log_call import DETAILS, MODES, other_work  # noqa: E402
+from bench.log_call import DETAILS, MODES, mode_logger, other_work, save  # noqa: E402
 
 RECORD = {"trace_id": str(uuid.uuid4()), "category": "tool", "message": "catalog searched",
           "agent_name": "curriculum", "step": "design", "details": DETAILS}
@@ -83,18 +80,8 @@ def parts(logger: Any) -> dict[str, Callable[[], Any]]:
 
 def run(mode: str, rounds: int, broker: str) -> dict[str, Any]:
     """``rounds`` rounds of each part, taking turns; the medians."""
-    from webapp import create_app
-    from webapp.config import config_from_env
-
     with contextlib.ExitStack() as stack:
-        var_dir = stack.enter_context(tempfile.TemporaryDirectory())
-        config = config_from_env({"CELERY_BROKER_URL": broker, "WEBAPP_VAR_DIR": var_dir})
-        queue = f"bench-cold-{uuid.uuid4().hex[:8]}"
-        config.update(EXECLOG_QUEUE=queue, **MODES[mode])
-        app = create_app(config)
-        logger = app.extensions["execlog"]
-        stack.callback(_delete_queue, app, queue)
-        stack.callback(logger.close)
+        logger = mode_logger(stack, mode, broker)
         for _ in range(1000):  # imports, the flusher thread, the broker connection
             logger.info(**RECORD)
         logger.flush()
@@ -119,13 +106,6 @@ def run(mode: str, rounds: int, broker: str) -> dict[str, Any]:
     medians = {name: statistics.median(values) / 1000 for name, values in timed.items()}
     return {"mode": mode, "rounds": rounds, "cold_log_us": medians,
             "empty_us": statistics.median(empty) / 1000}
-
-
-def _delete_queue(app: Any, queue: str) -> None:
-    with app.extensions["celery"].connection_for_write() as connection:
-        channel = connection.default_channel
-        if hasattr(channel, "client"):
-            channel.client.delete(queue)
 
 
 def table(result: dict[str, Any]) -> str:
@@ -157,11 +137,7 @@ def main() -> None:
     text = "\n\n".join(table(result) for result in results)
     print(text)
     if args.out:
-        stamp = datetime.now(timezone.utc).strftime("%Y-%m-%dT%H%M%SZ")
-        out = Path(args.out)
-        out.mkdir(parents=True, exist_ok=True)
-        (out / f"{stamp}-log_cold.md").write_text(text + "\n")
-        (out / f"{stamp}-log_cold.json").write_text(json.dumps(results, indent=2) + "\n")
+        save(args.out, "log_cold", text, results)
 
 
 if __name__ == "__main__":
