@@ -71,6 +71,10 @@ class Load:
         #: The CPU of each timed request's first log() call (the one that
         #: runs with the request's own work in the caches), and of the others.
         self.log_cpu_first_ns: list[int] = []
+        #: Per request, when the route counts them (bench/log_waits.py):
+        #: each call's voluntary context switches, and its CPU.
+        self.log_waits: list[list[int]] = []
+        self.log_cpu_by_request: list[list[int]] = []
 
     def take(self) -> int | None:
         if self.next >= self.args.requests:
@@ -109,6 +113,9 @@ class Load:
                 self.log_ns.extend(answer["log_ns"])
                 self.log_cpu_ns.extend(answer["log_cpu_ns"])
                 self.log_cpu_first_ns.extend(answer["log_cpu_ns"][:1])
+                if "log_waits" in answer:
+                    self.log_waits.append(answer["log_waits"])
+                    self.log_cpu_by_request.append(answer["log_cpu_ns"])
                 if answer.get("first_id"):
                     print(answer["first_id"], flush=True)
         if writer is not None:
@@ -125,6 +132,8 @@ class Load:
             "log_ns": self.log_ns,
             "log_cpu_ns": self.log_cpu_ns,
             "log_cpu_first_ns": self.log_cpu_first_ns,
+            "log_waits": self.log_waits,
+            "log_cpu_by_request": self.log_cpu_by_request,
         }
 
 

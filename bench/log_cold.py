@@ -15,7 +15,7 @@ costs the cold call; warming ``log()`` itself gives the whole cold penalty.
 The rounds take turns between the parts, so that a slow spell of the machine
 falls on every part alike.
 
-The parts reach into the buffer's private attributes (its stamp and lock):
+The parts reach into the buffer's private attributes (its lock):
 this is a diagnostic of the code as it is, not a use of its API.
 
 An ``empty`` row times the clock alone (two ``thread_time_ns`` reads) right
@@ -71,7 +71,7 @@ def parts(logger: Any) -> dict[str, Callable[[], Any]]:
         "nothing": lambda: None,
         "the call's arguments (a function of info()'s signature)": lambda: _signature(**RECORD),
         "the record's list (LogRecord)": lambda: LogRecord(empty_fields),
-        "the id (MonotonicStamp.next_id)": backend._stamp.next_id,
+        "the clock (time.time_ns)": time.time_ns,
         "the buffer's lock": lock,
         "the row's JSON (orjson)": lambda: orjson.dumps(row, json_default, ROW_OPTION),
         "log() itself": lambda: logger.info(**RECORD),

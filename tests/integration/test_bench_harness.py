@@ -111,6 +111,24 @@ def test_the_cold_call_diagnostic_reports_each_part(tmp_path):
     assert [result["mode"] for result in results] == ["memory", "disk"]
     for result in results:
         assert set(result["cold_log_us"]) >= {"nothing", "log() itself", "the buffer's lock",
-                                              "the id (MonotonicStamp.next_id)"}
+                                              "the clock (time.time_ns)"}
         assert all(value > 0 for value in result["cold_log_us"].values()) and result["empty_us"] > 0
     assert "share of the cold penalty" in done.stdout
+
+
+def test_the_waits_diagnostic_counts_every_call_of_every_request(tmp_path):
+    done = subprocess.run(
+        [sys.executable, "bench/log_waits.py", "--requests", "30", "--rounds", "1", "--modes", "memory,disk",
+         "--database-url", f"postgresql+psycopg2://postgres@127.0.0.1:5432/{TEST_DB_NAME}_waits",
+         "--redis-url", BENCH_REDIS_URL, "--out", str(tmp_path)],
+        cwd=ROOT, capture_output=True, text=True, timeout=600,
+    )
+    assert done.returncode == 0, done.stderr[-4000:]
+    [tables] = tmp_path.glob("*-log_waits.md")
+    assert tables.read_text() == done.stdout
+    results = json.loads(tables.with_suffix(".json").read_text())
+    assert [result["mode"] for result in results] == ["memory", "disk"]
+    for result in results:
+        assert 1 <= result["first_calls"] <= 30 // 10 + 2  # one request in 10 of each process counts
+        assert 0 <= result["first_waited"] <= 1 and 0 <= result["other_waited"] <= 1
+        assert result["cpu_p50_us"] > 0 and result["first_cpu_p50_us"] > 0 and result["requests_per_s"] > 0

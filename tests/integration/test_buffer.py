@@ -19,6 +19,8 @@ import pytest
 
 from webapp.config import celery_config
 from webapp.execlog import LogCategory, execution_logger
+from webapp.execlog.fields import CREATED_AT_US, ID
+from webapp.execlog.ids import uuid7_hex
 
 from ..support.broker import QueueReader
 from ..support.processes import free_port
@@ -171,6 +173,25 @@ def test_records_from_many_threads_are_shipped_once_each_in_order(make_app, queu
     for trace in traces:
         seqs = [row[10]["seq"] for row in rows if row[2] == trace]
         assert seqs == list(range(500))
+
+
+@pytest.mark.parametrize("durability", ["memory", "disk"])
+def test_the_id_is_the_uuid7_of_the_time_and_the_next_counter_even_when_the_clock_steps_back(
+        make_app, trace_id, durability, monkeypatch):
+    """append() computes the stamp inline (no call under its lock): it is
+    what ids.uuid7_hex makes of MonotonicStamp's rule."""
+    logger = make_app(EXECLOG_DURABILITY=durability).extensions["execlog"]
+    readings = [1_800_000_000_123_456_789, 1_800_000_000_123_456_789, 1_700_000_000_000_000_000,
+                1_800_000_001_000_000_000]
+    clock = iter(readings)
+    monkeypatch.setattr("webapp.execlog.buffer._time_ns", lambda: next(clock))
+    records = [logger.info(trace_id, "agent", f"call {n}") for n in range(4)]
+    first_counter = int(records[0][ID], 16) & ((1 << 62) - 1)
+    held = [readings[0], readings[0], readings[0], readings[3]]  # the step back is held
+    assert [record[ID] for record in records] == [
+        uuid7_hex(ns, first_counter + n) for n, ns in enumerate(held)]
+    assert [record[CREATED_AT_US] for record in records] == [ns // 1000 for ns in held]
+    assert all(uuid.UUID(record[ID]).version == 7 for record in records)
 
 
 def test_details_are_copied_when_logged(make_app, trace_id):

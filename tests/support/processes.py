@@ -24,8 +24,10 @@ def free_port() -> int:
 class ManagedProcess:
     """A subprocess with its output in a file, stopped for sure at the end."""
 
-    def __init__(self, name: str, argv: list[str], env: dict[str, str], log_path: Path) -> None:
+    def __init__(self, name: str, argv: list[str], env: dict[str, str], log_path: Path, *,
+                 cwd: Path = ROOT) -> None:
         self.name = name
+        self.cwd = cwd
         self.argv = argv
         self.env = env
         self.log_path = log_path
@@ -36,7 +38,7 @@ class ManagedProcess:
         self._log_offset = self.log_path.stat().st_size if self.log_path.exists() else 0
         log = open(self.log_path, "ab")
         self.process = subprocess.Popen(
-            self.argv, cwd=ROOT, env=self.env, stdout=log, stderr=subprocess.STDOUT,
+            self.argv, cwd=self.cwd, env=self.env, stdout=log, stderr=subprocess.STDOUT,
             start_new_session=True,
         )
         log.close()

@@ -18,6 +18,16 @@ wake it. Waking a thread is a system call (and, on a VM, an interrupt to
 another core) that cost that ``log()`` tens of microseconds: the tail of
 ``log()``'s time under load was those calls.
 
+The lock and the GIL: nothing under the buffer's lock calls a function
+(the stamp and the id are computed inline, the record goes in with
+``deque += (record,)``). The interpreter hands the GIL to a waiting thread
+at a call or a loop's jump back; a thread that lost it inside the lock kept
+every other thread's ``log()`` waiting until it ran again, and the thread
+that ran meanwhile (a request fresh from reading its body) blocked at its
+first ``log()``: under a saturating load, about half of the requests' first
+calls did, against one in a hundred or so without calls under the lock
+(``bench/log_waits.py``).
+
 Fork safety: a forked child (gunicorn after ``--preload``, Celery prefork)
 inherits neither the thread nor a usable lock. An ``os.register_at_fork`` hook
 gives the child a fresh, empty buffer (the parent ships the records it had)
@@ -37,7 +47,7 @@ import orjson
 from . import metrics
 from .fields import CREATED_AT_US, DETAILS, ID
 from .forking import call_in_forked_children
-from .ids import MonotonicStamp
+from .ids import VARIANT, VERSION, MonotonicStamp
 from .normalise import PLAIN_SCALARS, json_default
 from .record import LogRecord
 from .wire import NUL_ESCAPE, ROW_OPTION, encode_record
@@ -46,6 +56,14 @@ if TYPE_CHECKING:
     from .spool import SpoolJournal
 
 _dumps = orjson.dumps
+_time_ns = time.time_ns
+_monotonic = time.monotonic
+
+#: The bytes a row's id and time take at its start: ``["`` and 32 hex
+#: digits, ``",``, the microseconds (16 digits from 2001 to 2286) and ``,``.
+ROW_HEAD_SIZE = 2 + 32 + 2 + 16 + 1
+#: The stamps (ns) whose microseconds have 16 digits.
+ROW_HEAD_FROM_NS, ROW_HEAD_UNTIL_NS = 10**18, 10**19
 
 #: How many recent batches the flusher's percentiles are taken over.
 STRETCH_WINDOW = 1024
@@ -192,6 +210,9 @@ class RecordBuffer:
         self._buffered = 0
         #: When the oldest buffered record came (monotonic; None: none).
         self._oldest_at: float | None = None
+        #: When the flusher last took the buffer (monotonic): a bound on
+        #: when a record that found it empty came (see append()).
+        self._taken_at = 0.0
         #: The flusher looks by itself: no log() needs to wake it.
         self._polling = False
         self._stamp = MonotonicStamp()
@@ -218,15 +239,28 @@ class RecordBuffer:
         """Stamp a record and buffer it; never waits on the network. Beyond
         ``max_records`` it goes to the spool instead (or is dropped and
         counted when the spool cannot take it)."""
+        now = _time_ns()
+        # Read without the lock, so that no call is made under it: when the
+        # guess is wrong (the flusher took the buffer meanwhile), the record
+        # counts as old as that take, which only ships it sooner.
+        came = _monotonic() if not self._buffered else 0.0
+        stamp = self._stamp
         with self._lock:
-            created_ns, record[ID] = self._stamp.next_id()
-            record[CREATED_AT_US] = created_ns // 1000
+            # No calls in here (see "The lock and the GIL" above): this is
+            # MonotonicStamp.next_id() and ids.uuid7_hex(), inline.
+            if now < stamp.last_ns:
+                now = stamp.last_ns
+            stamp.last_ns = now
+            counter = stamp.counter = stamp.counter + 1
+            high = ((now // 1_000_000) << 16) | VERSION | ((now % 1_000_000) * 4096 // 1_000_000)
+            record[ID] = "%032x" % ((high << 64) | VARIANT | counter)
+            record[CREATED_AT_US] = now // 1000
             in_memory = self._buffered + self._in_flight_count < self.max_records
             if in_memory:
-                self._queue.append(record)
+                self._queue += (record,)
                 self._buffered += 1
                 if self._buffered == 1:
-                    self._oldest_at = time.monotonic()
+                    self._oldest_at = came or self._taken_at
                 due = self._buffered == self.batch_size and not self._polling
             else:
                 due = False
@@ -407,8 +441,11 @@ class RecordBuffer:
         """Everything buffered, in one swap under the lock (the appenders
         never wait behind the flusher for more than that), as a list, and
         whether flush markers are among it."""
+        fresh: deque[LogRecord | FlushMarker] = deque()
+        taken_at = time.monotonic()
         with self._lock:
-            queue, self._queue = self._queue, deque()
+            queue, self._queue = self._queue, fresh
+            self._taken_at = taken_at
             markers = self._flush_wanted > 0
             # Records fill batches: look by ourselves until they stop coming.
             self._polling = self._buffered >= self.batch_size
@@ -502,7 +539,10 @@ class JournaledBuffer(RecordBuffer):
     ``append()`` returns, so a process killed with records in memory loses
     none (the segment outlives it in the page cache; see :mod:`.spool`).
 
-    One lock covers the stamp, the journal and the buffer. ``append()`` does
+    One lock covers the stamp, the journal and the buffer. ``append()``
+    encodes the record before it takes the lock, all but the id and time
+    (:data:`ROW_HEAD_SIZE` bytes at the start of the row), which it writes
+    under the lock with a ``%`` of bytes, not a call. ``append()`` does
     the common case of :func:`~.wire.encode_record` and of
     :meth:`~.spool.SpoolJournal.write_line` inline: two calls were a fifth of
     what journaling adds to a ``log()`` call (``bench/log_call.py``), and the
@@ -522,33 +562,53 @@ class JournaledBuffer(RecordBuffer):
         memory can take (the spool is at its cap, or cannot be written while
         memory is full) is dropped and counted."""
         journal: SpoolJournal = self._journal  # type: ignore[assignment]
+        # encode_record(), its common case, before the lock (orjson is a
+        # call): the row but its id and time, which the lock adds.
+        details = record[DETAILS]
+        limits = record.limits
+        tail = None
+        size = 0
+        plain = True
+        if details is not None:
+            for value in details.values():
+                if value.__class__ not in PLAIN_SCALARS:
+                    plain = False
+                    break
+        if plain:
+            try:
+                tail = _dumps(record[2:], json_default, ROW_OPTION)[1:]
+            except TypeError:
+                pass
+            else:
+                size = ROW_HEAD_SIZE + len(tail)
+                if ((tail.find(b"\\") >= 0 and tail.find(NUL_ESCAPE) >= 0)
+                        or (details is not None and size > limits.max_details_chars)):
+                    tail = None
+        now = _time_ns()
+        came = _monotonic() if not self._buffered else 0.0
+        stamp = self._stamp
         with self._lock:
-            created_ns, record[ID] = self._stamp.next_id()
-            record[CREATED_AT_US] = created_ns // 1000
+            # As RecordBuffer.append(), no calls in here but on the rare
+            # paths (a record to repair, a segment to rotate, a full spool).
+            if now < stamp.last_ns:
+                now = stamp.last_ns
+            stamp.last_ns = now
+            counter = stamp.counter = stamp.counter + 1
+            high = ((now // 1_000_000) << 16) | VERSION | ((now % 1_000_000) * 4096 // 1_000_000)
+            uuid = (high << 64) | VARIANT | counter
+            record[ID] = "%032x" % uuid
+            record[CREATED_AT_US] = now // 1000
             in_memory = self._buffered + self._in_flight_count < self.max_records
-            # encode_record(), its common case
-            details = record[DETAILS]
-            limits = record.limits
-            line = None
-            if details is not None:
-                for value in details.values():
-                    if value.__class__ not in PLAIN_SCALARS:
-                        line = encode_record(record, limits)
-                        break
-            if line is None:
-                try:
-                    line = _dumps(record, json_default, ROW_OPTION)
-                except TypeError:
-                    line = encode_record(record, limits)
-                else:
-                    if ((line.find(b"\\") >= 0 and line.find(NUL_ESCAPE) >= 0)
-                            or (details is not None and len(line) > limits.max_details_chars)):
-                        line = encode_record(record, limits)
+            if tail is not None and ROW_HEAD_FROM_NS <= now < ROW_HEAD_UNTIL_NS:
+                line = b'["%032x",%d,%b' % (uuid, now // 1000, tail)
+            else:
+                line = encode_record(record, limits)
+                size = len(line)
             # SpoolJournal.write_line(), its common case: the line fits
             entry = journal.active
             segment = None if entry is None else entry.segment
             start = 0 if segment is None else segment.size
-            end = start + len(line)
+            end = start + size
             if segment is not None and end <= segment.capacity:
                 segment.view[start:end] = line  # type: ignore[index]
                 segment.size = end
@@ -565,10 +625,10 @@ class JournaledBuffer(RecordBuffer):
             # Memory keeps what was journaled, or what failed to be for a
             # reason other than a full spool.
             if in_memory and (journaled or not journal.full):
-                self._queue.append(record)
+                self._queue += (record,)
                 self._buffered += 1
                 if self._buffered == 1:
-                    self._oldest_at = time.monotonic()
+                    self._oldest_at = came or self._taken_at
                 due = self._buffered == self.batch_size and not self._polling
             else:
                 due = in_memory = False

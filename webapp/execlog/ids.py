@@ -24,8 +24,10 @@ import os
 import time
 import uuid
 
-_VERSION = 0x7000
-_VARIANT = 0x2 << 62
+#: The version nibble, in place in the high 64 bits.
+VERSION = 0x7000
+#: The variant bits, in place in the low 64 bits.
+VARIANT = 0x2 << 62
 
 
 def _random_counter_start() -> int:
@@ -35,44 +37,42 @@ def _random_counter_start() -> int:
 class MonotonicStamp:
     """Hands out ``(time_ns, counter)`` pairs that only ever increase.
 
-    Not thread-safe by itself: the buffer calls :meth:`next` under its lock,
-    which is also what makes id order equal to buffer order. A new instance
-    (made in a forked child) starts a new random counter.
+    Not thread-safe by itself: the buffer stamps under its lock, which is
+    also what makes id order equal to buffer order. The buffer does what
+    :meth:`next_id` does inline, without a call, on :attr:`last_ns` and
+    :attr:`counter` (see "The lock and the GIL" in :mod:`.buffer`); keep
+    the two in step. A new instance (made in a forked child) starts a new
+    random counter.
     """
 
-    __slots__ = ("_last_ns", "_counter")
+    __slots__ = ("last_ns", "counter")
 
     def __init__(self) -> None:
-        self._last_ns = 0
-        self._counter = _random_counter_start()
+        #: The time of the last stamp (ns since the epoch).
+        self.last_ns = 0
+        #: The counter of the last stamp.
+        self.counter = _random_counter_start()
 
     def next(self) -> tuple[int, int]:
         now = time.time_ns()
-        if now < self._last_ns:
-            now = self._last_ns
-        self._last_ns = now
-        self._counter += 1
-        return now, self._counter
+        if now < self.last_ns:
+            now = self.last_ns
+        self.last_ns = now
+        self.counter += 1
+        return now, self.counter
 
     def next_id(self) -> tuple[int, str]:
         """The next stamp's time and its UUIDv7 as 32 hex digits: the same as
-        ``next()`` and :func:`uuid7_hex`, in one call (``log()`` pays it)."""
-        now = time.time_ns()
-        if now < self._last_ns:
-            now = self._last_ns
-        self._last_ns = now
-        counter = self._counter = self._counter + 1
-        ms, sub_ns = divmod(now, 1_000_000)
-        return now, "%032x" % (
-            (((ms << 16) | _VERSION | ((sub_ns * 4096) // 1_000_000)) << 64) | _VARIANT | counter
-        )
+        ``next()`` and :func:`uuid7_hex`, in one call."""
+        now, counter = self.next()
+        return now, uuid7_hex(now, counter)
 
 
 def uuid7_int(time_ns: int, counter: int) -> int:
     """The UUIDv7 of a stamp, as a 128-bit integer."""
     ms, sub_ns = divmod(time_ns, 1_000_000)
-    high = (ms << 16) | _VERSION | ((sub_ns * 4096) // 1_000_000)
-    return (high << 64) | _VARIANT | counter
+    high = (ms << 16) | VERSION | ((sub_ns * 4096) // 1_000_000)
+    return (high << 64) | VARIANT | counter
 
 
 def uuid7_hex(time_ns: int, counter: int) -> str:
