@@ -178,13 +178,14 @@ def test_records_from_many_threads_are_shipped_once_each_in_order(make_app, queu
 @pytest.mark.parametrize("durability", ["memory", "disk"])
 def test_the_id_is_the_uuid7_of_the_time_and_the_next_counter_even_when_the_clock_steps_back(
         make_app, trace_id, durability, monkeypatch):
-    """append() computes the stamp inline (no call under its lock): it is
-    what ids.uuid7_hex makes of MonotonicStamp's rule."""
+    """append() takes the stamp with MonotonicStamp.peek (its UUIDv7 made
+    inline) and claims it under its lock: it is what ids.uuid7_hex makes of
+    MonotonicStamp's rule."""
     logger = make_app(EXECLOG_DURABILITY=durability).extensions["execlog"]
     readings = [1_800_000_000_123_456_789, 1_800_000_000_123_456_789, 1_700_000_000_000_000_000,
                 1_800_000_001_000_000_000]
     clock = iter(readings)
-    monkeypatch.setattr("webapp.execlog.buffer._time_ns", lambda: next(clock))
+    monkeypatch.setattr("webapp.execlog.ids._time_ns", lambda: next(clock))
     records = [logger.info(trace_id, "agent", f"call {n}") for n in range(4)]
     first_counter = int(records[0][ID], 16) & ((1 << 62) - 1)
     held = [readings[0], readings[0], readings[0], readings[3]]  # the step back is held
@@ -192,6 +193,37 @@ def test_the_id_is_the_uuid7_of_the_time_and_the_next_counter_even_when_the_cloc
         uuid7_hex(ns, first_counter + n) for n, ns in enumerate(held)]
     assert [record[CREATED_AT_US] for record in records] == [ns // 1000 for ns in held]
     assert all(uuid.UUID(record[ID]).version == 7 for record in records)
+
+
+@pytest.mark.parametrize("durability", ["memory", "disk"])
+def test_a_record_whose_stamp_another_call_claimed_first_is_stamped_again(
+        make_app, queue, trace_id, durability, monkeypatch):
+    """append() takes its stamp before the lock and claims it under it; a
+    call that claimed the same stamp in between (another thread, after a
+    GIL switch) makes it stamp again: ids stay unique and in buffer order,
+    and in disk mode the journal holds the row with the new id."""
+    from webapp.execlog import buffer
+    from webapp.execlog.wire import encode_record
+
+    logger = make_app(EXECLOG_DURABILITY=durability).extensions["execlog"]
+    monotonic = buffer._monotonic
+    cut_in: list = []
+
+    def monotonic_after_a_cut_in() -> float:
+        # append() reads the clock between its stamp and its lock
+        if not cut_in:
+            cut_in.append(None)
+            cut_in.append(logger.info(trace_id, "agent", "cut in"))
+        return monotonic()
+
+    monkeypatch.setattr(buffer, "_monotonic", monotonic_after_a_cut_in)
+    first = logger.info(trace_id, "agent", "stamped first, claimed second")
+    other = cut_in[1]
+    assert other[ID] < first[ID]
+    assert logger.flush() is True
+    assert [row[0] for batch in queue.batches() for row in batch] == [other[ID], first[ID]]
+    if durability == "disk":
+        assert first.wire_bytes() == encode_record(first, first.limits)
 
 
 def test_details_are_copied_when_logged(make_app, trace_id):

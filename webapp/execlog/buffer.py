@@ -18,9 +18,12 @@ wake it. Waking a thread is a system call (and, on a VM, an interrupt to
 another core) that cost that ``log()`` tens of microseconds: the tail of
 ``log()``'s time under load was those calls.
 
-The lock and the GIL: nothing under the buffer's lock calls a function
-(the stamp and the id are computed inline, the record goes in with
-``deque += (record,)``). The interpreter hands the GIL to a waiting thread
+The lock and the GIL: nothing under the buffer's lock calls a function.
+``append()`` takes the next stamp and makes the id (and, in disk mode, the
+row) before the lock, then under it claims that stamp, unless another
+thread claimed one meanwhile (then it stamps again, there: the rare path),
+and puts the record in with ``deque += (record,)``; so ids still follow
+buffer order. The interpreter hands the GIL to a waiting thread
 at a call or a loop's jump back; a thread that lost it inside the lock kept
 every other thread's ``log()`` waiting until it ran again, and the thread
 that ran meanwhile (a request fresh from reading its body) blocked at its
@@ -47,7 +50,7 @@ import orjson
 from . import metrics
 from .fields import CREATED_AT_US, DETAILS, ID
 from .forking import call_in_forked_children
-from .ids import VARIANT, VERSION, MonotonicStamp
+from .ids import MonotonicStamp, uuid7_hex
 from .normalise import PLAIN_SCALARS, json_default
 from .record import LogRecord
 from .wire import NUL_ESCAPE, ROW_OPTION, encode_record
@@ -56,14 +59,7 @@ if TYPE_CHECKING:
     from .spool import SpoolJournal
 
 _dumps = orjson.dumps
-_time_ns = time.time_ns
 _monotonic = time.monotonic
-
-#: The bytes a row's id and time take at its start: ``["`` and 32 hex
-#: digits, ``",``, the microseconds (16 digits from 2001 to 2286) and ``,``.
-ROW_HEAD_SIZE = 2 + 32 + 2 + 16 + 1
-#: The stamps (ns) whose microseconds have 16 digits.
-ROW_HEAD_FROM_NS, ROW_HEAD_UNTIL_NS = 10**18, 10**19
 
 #: How many recent batches the flusher's percentiles are taken over.
 STRETCH_WINDOW = 1024
@@ -239,22 +235,19 @@ class RecordBuffer:
         """Stamp a record and buffer it; never waits on the network. Beyond
         ``max_records`` it goes to the spool instead (or is dropped and
         counted when the spool cannot take it)."""
-        now = _time_ns()
-        # Read without the lock, so that no call is made under it: when the
-        # guess is wrong (the flusher took the buffer meanwhile), the record
-        # counts as old as that take, which only ships it sooner.
-        came = _monotonic() if not self._buffered else 0.0
         stamp = self._stamp
+        now, counter, record[ID] = stamp.peek()
+        record[CREATED_AT_US] = now // 1000
+        # Read without the lock too: when the guess is wrong (the flusher
+        # took the buffer meanwhile), the record counts as old as that take,
+        # which only ships it sooner.
+        came = _monotonic() if not self._buffered else 0.0
         with self._lock:
-            # No calls in here (see "The lock and the GIL" above): this is
-            # MonotonicStamp.next_id() and ids.uuid7_hex(), inline.
-            if now < stamp.last_ns:
-                now = stamp.last_ns
-            stamp.last_ns = now
-            counter = stamp.counter = stamp.counter + 1
-            high = ((now // 1_000_000) << 16) | VERSION | ((now % 1_000_000) * 4096 // 1_000_000)
-            record[ID] = "%032x" % ((high << 64) | VARIANT | counter)
-            record[CREATED_AT_US] = now // 1000
+            # No calls in here but on the rare path (see "The lock and the GIL").
+            if counter != stamp.counter + 1 or now < stamp.last_ns:
+                self._stamp_again(record)
+            else:
+                stamp.last_ns, stamp.counter = now, counter
             in_memory = self._buffered + self._in_flight_count < self.max_records
             if in_memory:
                 self._queue += (record,)
@@ -271,6 +264,14 @@ class RecordBuffer:
         if not in_memory:
             self._shipper.keep([record])
         return record
+
+    def _stamp_again(self, record: LogRecord) -> None:
+        """Under the lock: another thread claimed a stamp after ``record``
+        took its own, so take the next one (rare: only when the GIL changed
+        hands in between)."""
+        now, counter = self._stamp.next()
+        record[ID] = uuid7_hex(now, counter)
+        record[CREATED_AT_US] = now // 1000
 
     def __len__(self) -> int:
         return self._buffered
@@ -540,9 +541,8 @@ class JournaledBuffer(RecordBuffer):
     none (the segment outlives it in the page cache; see :mod:`.spool`).
 
     One lock covers the stamp, the journal and the buffer. ``append()``
-    encodes the record before it takes the lock, all but the id and time
-    (:data:`ROW_HEAD_SIZE` bytes at the start of the row), which it writes
-    under the lock with a ``%`` of bytes, not a call. ``append()`` does
+    stamps and encodes the record before it takes the lock, and under it
+    claims the stamp and copies the row into the segment. ``append()`` does
     the common case of :func:`~.wire.encode_record` and of
     :meth:`~.spool.SpoolJournal.write_line` inline: two calls were a fifth of
     what journaling adds to a ``log()`` call (``bench/log_call.py``), and the
@@ -562,48 +562,39 @@ class JournaledBuffer(RecordBuffer):
         memory can take (the spool is at its cap, or cannot be written while
         memory is full) is dropped and counted."""
         journal: SpoolJournal = self._journal  # type: ignore[assignment]
-        # encode_record(), its common case, before the lock (orjson is a
-        # call): the row but its id and time, which the lock adds.
+        stamp = self._stamp
+        now, counter, record[ID] = stamp.peek()
+        record[CREATED_AT_US] = now // 1000
+        # encode_record(), its common case, before the lock (orjson is a call)
         details = record[DETAILS]
         limits = record.limits
-        tail = None
-        size = 0
-        plain = True
+        line = None
         if details is not None:
             for value in details.values():
                 if value.__class__ not in PLAIN_SCALARS:
-                    plain = False
+                    line = encode_record(record, limits)
                     break
-        if plain:
+        if line is None:
             try:
-                tail = _dumps(record[2:], json_default, ROW_OPTION)[1:]
+                line = _dumps(record, json_default, ROW_OPTION)
             except TypeError:
-                pass
+                line = encode_record(record, limits)
             else:
-                size = ROW_HEAD_SIZE + len(tail)
-                if ((tail.find(b"\\") >= 0 and tail.find(NUL_ESCAPE) >= 0)
-                        or (details is not None and size > limits.max_details_chars)):
-                    tail = None
-        now = _time_ns()
+                if ((line.find(b"\\") >= 0 and line.find(NUL_ESCAPE) >= 0)
+                        or (details is not None and len(line) > limits.max_details_chars)):
+                    line = encode_record(record, limits)
+        size = len(line)
         came = _monotonic() if not self._buffered else 0.0
-        stamp = self._stamp
         with self._lock:
             # As RecordBuffer.append(), no calls in here but on the rare
-            # paths (a record to repair, a segment to rotate, a full spool).
-            if now < stamp.last_ns:
-                now = stamp.last_ns
-            stamp.last_ns = now
-            counter = stamp.counter = stamp.counter + 1
-            high = ((now // 1_000_000) << 16) | VERSION | ((now % 1_000_000) * 4096 // 1_000_000)
-            uuid = (high << 64) | VARIANT | counter
-            record[ID] = "%032x" % uuid
-            record[CREATED_AT_US] = now // 1000
-            in_memory = self._buffered + self._in_flight_count < self.max_records
-            if tail is not None and ROW_HEAD_FROM_NS <= now < ROW_HEAD_UNTIL_NS:
-                line = b'["%032x",%d,%b' % (uuid, now // 1000, tail)
-            else:
+            # paths (a stamp taken meanwhile, a segment to rotate, a full spool).
+            if counter != stamp.counter + 1 or now < stamp.last_ns:
+                self._stamp_again(record)
                 line = encode_record(record, limits)
                 size = len(line)
+            else:
+                stamp.last_ns, stamp.counter = now, counter
+            in_memory = self._buffered + self._in_flight_count < self.max_records
             # SpoolJournal.write_line(), its common case: the line fits
             entry = journal.active
             segment = None if entry is None else entry.segment

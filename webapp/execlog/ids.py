@@ -5,7 +5,7 @@ across processes and hosts and, within one process, increase in the order
 records were logged, so that records stamped in the same instant still sort
 in that order.
 
-The buffer takes a stamp, ``(time_ns, counter)``, under its lock and stores
+The buffer claims a stamp, ``(time_ns, counter)``, under its lock and stores
 the id as 32 hex digits (:func:`uuid7_hex`):
 
     48 bits Unix milliseconds | 4 bits version (7) | 12 bits sub-millisecond
@@ -24,6 +24,8 @@ import os
 import time
 import uuid
 
+#: The clock stamps read (a name of its own, so tests can set it).
+_time_ns = time.time_ns
 #: The version nibble, in place in the high 64 bits.
 VERSION = 0x7000
 #: The variant bits, in place in the low 64 bits.
@@ -37,12 +39,12 @@ def _random_counter_start() -> int:
 class MonotonicStamp:
     """Hands out ``(time_ns, counter)`` pairs that only ever increase.
 
-    Not thread-safe by itself: the buffer stamps under its lock, which is
-    also what makes id order equal to buffer order. The buffer does what
-    :meth:`next_id` does inline, without a call, on :attr:`last_ns` and
-    :attr:`counter` (see "The lock and the GIL" in :mod:`.buffer`); keep
-    the two in step. A new instance (made in a forked child) starts a new
-    random counter.
+    Not thread-safe by itself: the buffer takes the next stamp with
+    :meth:`peek` before its lock and claims it under the lock (see "The lock
+    and the GIL" in :mod:`.buffer`), or calls :meth:`next` there when
+    another thread claimed one meanwhile; claiming under the lock is also
+    what makes id order equal to buffer order. A new instance (made in a
+    forked child) starts a new random counter.
     """
 
     __slots__ = ("last_ns", "counter")
@@ -54,18 +56,26 @@ class MonotonicStamp:
         self.counter = _random_counter_start()
 
     def next(self) -> tuple[int, int]:
-        now = time.time_ns()
+        now = _time_ns()
         if now < self.last_ns:
             now = self.last_ns
         self.last_ns = now
         self.counter += 1
         return now, self.counter
 
-    def next_id(self) -> tuple[int, str]:
-        """The next stamp's time and its UUIDv7 as 32 hex digits: the same as
-        ``next()`` and :func:`uuid7_hex`, in one call."""
-        now, counter = self.next()
-        return now, uuid7_hex(now, counter)
+    def peek(self) -> tuple[int, int, str]:
+        """The next stamp, not taken: its time, its counter and its UUIDv7 as
+        32 hex digits (:func:`uuid7_hex`, inline: ``log()`` pays it). The
+        buffer claims it under its lock by setting :attr:`last_ns` and
+        :attr:`counter` to it, if :attr:`counter` has not moved meanwhile."""
+        now = _time_ns()
+        if now < self.last_ns:
+            now = self.last_ns
+        counter = self.counter + 1
+        ms, sub_ns = divmod(now, 1_000_000)
+        return now, counter, "%032x" % (
+            (((ms << 16) | VERSION | ((sub_ns * 4096) // 1_000_000)) << 64) | VARIANT | counter
+        )
 
 
 def uuid7_int(time_ns: int, counter: int) -> int:
