@@ -3,8 +3,9 @@
 A record is a list of its fields in :data:`~.fields.FIELDS` order: the flusher
 encodes the list itself (:mod:`.wire`) and the worker receives the same list.
 ``log()`` fills every field but the first two with checked, cleaned values
-(:mod:`.normalise`); the buffer stamps ``id`` and ``created_at_us`` under its
-lock when it takes the record, so that ids follow buffer order.
+(:mod:`.normalise`); the buffer stamps ``id`` and ``created_at_us`` when it
+takes the record, and claims the stamp under its lock, so that ids follow
+buffer order.
 
 With ``EXECLOG_DURABILITY=disk`` (the default) the buffer also encodes the
 record there, and that encoding is its snapshot: later changes to the
