@@ -3,14 +3,20 @@ them, and starting them the way the CLI and the API do."""
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+from contextlib import contextmanager
 from typing import Any
 
 import pytest
 import sqlalchemy as sa
 from flask import Flask
 
+from webapp.execlog.fields import MESSAGE, TRACE_ID
+from webapp.extensions import db
 from webapp.workflow import start_execution
+from webapp.workflow.notify import PENDING_KEY
 
+from ..support.broker import QueueReader
 from ..support.waiting import wait_for, wait_for_execution
 
 
@@ -79,3 +85,31 @@ def sweep(app: Flask, stale_seconds: float | None = None,
     with app.app_context():
         failed = fail_stalled(current_notifier(), stale, queued_stale_seconds=queued_stale_seconds)
     return [str(execution_id) for execution_id in failed]
+
+
+class DatabaseWentAway(Exception):
+    """What ``commit_refused`` makes a commit raise."""
+
+
+@contextmanager
+def commit_refused(event: str) -> Iterator[None]:
+    """Within an app context: every commit of the session that would
+    publish an execution event of type ``event`` fails (``DatabaseWentAway``),
+    as when the process dies or the database goes away in the commit."""
+    def refuse(session: Any) -> None:
+        if any(payload["type"] == event for _, _, payload in session.info.get(PENDING_KEY, ())):
+            raise DatabaseWentAway(f"the commit of {event} did not happen")
+
+    sa.event.listen(db.session, "before_commit", refuse)
+    try:
+        yield
+    finally:
+        sa.event.remove(db.session, "before_commit", refuse)
+
+
+def queued_messages(app: Flask, broker_url: str, trace_id: str) -> list[str]:
+    """The messages of the trace's records, once the app's logger has
+    shipped them to the ``logs`` queue of a broker no worker reads."""
+    assert app.extensions["execlog"].flush(timeout=10)
+    return [row[MESSAGE] for batch in QueueReader(broker_url, "logs").batches() for row in batch
+            if row[TRACE_ID] == trace_id]

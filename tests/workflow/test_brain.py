@@ -18,7 +18,7 @@ from webapp.workflow.registry import RUNNERS_GROUP, discover
 
 from ..support.processes import free_port
 from . import sample_plugins
-from .conftest import start
+from .conftest import DatabaseWentAway, commit_refused, queued_messages, start
 
 SAMPLES = "tests.workflow.sample_plugins"
 
@@ -189,3 +189,27 @@ def test_an_execution_is_never_over_without_its_log_count(spare_app, db_engine, 
         finally:
             sa.event.remove(db.session, "after_commit", check)
     assert over_without_count == []
+
+
+@pytest.mark.parametrize("workflow, data, event, message", [
+    ("pair", {"records": 1}, "step_started", "step emit started"),
+    ("pair", {"records": 1}, "step_succeeded", "step emit succeeded"),
+    ("pair", {"records": 1}, "execution_succeeded", "workflow pair succeeded"),
+    ("flaky", {"always": True, "failure": "invalid_input"}, "step_failed", "step flaky failed"),
+    ("flaky", {"always": True, "failure": "invalid_input"}, "execution_failed", "workflow flaky failed"),
+])
+def test_the_log_never_says_a_state_changed_when_its_commit_did_not_happen(
+    spare_app, spare_broker, tables, workflow, data, event, message
+):
+    """The commit that records ``event`` fails, as when the worker dies in
+    it: the execution's log has the records of the changes before it, and
+    none that says this change happened (otherwise a resumed execution's log
+    says "succeeded" twice)."""
+    app = spare_app(WORKFLOWS=PAIR)
+    execution_id = start(app, workflow, data)
+    with app.app_context(), commit_refused(event), pytest.raises(DatabaseWentAway):
+        WorkflowBrain.for_current_app().run(execution_id)
+    assert event not in [e["type"] for e in tables.events(execution_id)]
+    logged = queued_messages(app, spare_broker, execution_id)
+    assert f"workflow {workflow} started" in logged
+    assert not [m for m in logged if m.startswith(message)], logged

@@ -19,7 +19,7 @@ from webapp.workflow.settings import WorkflowSettings
 from webapp.workflow.heartbeat import Heartbeat
 
 from ..support.waiting import wait_for
-from .conftest import start, sweep
+from .conftest import DatabaseWentAway, commit_refused, queued_messages, start, sweep
 
 FAST = {"WORKFLOW_HEARTBEAT_SECONDS": 0.05, "WORKFLOW_STALE_SECONDS": 1.0}
 
@@ -224,3 +224,21 @@ def test_the_beat_task_fails_executions_lost_in_the_queue_in_a_real_worker(app, 
     wait_for(lambda: tables.get(execution_id)["status"] == "failed", timeout=60,
              message="the worker to fail the execution lost in the queue")
     assert tables.get(execution_id)["error"]["kind"] == "lost_in_queue"
+
+
+def test_the_sweep_and_a_resume_log_only_what_they_committed(spare_app, spare_broker, tables, db_engine):
+    """A sweep or a resume whose commit fails (the database went away in
+    it) leaves no record saying the execution failed or was resumed."""
+    execution_id = start(spare_app, "flaky", {"records": 1})
+    as_running(db_engine, execution_id, seconds_ago=30)
+    with spare_app.app_context(), commit_refused("execution_failed"), pytest.raises(DatabaseWentAway):
+        sweep(spare_app, stale_seconds=10)
+    assert tables.get(execution_id)["status"] == "running"
+    assert not [m for m in queued_messages(spare_app, spare_broker, execution_id) if "worker_lost" in m]
+
+    assert execution_id in sweep(spare_app, stale_seconds=10)
+    with spare_app.app_context(), commit_refused("execution_resumed"), pytest.raises(DatabaseWentAway):
+        resume_execution(execution_id)
+    assert tables.get(execution_id)["status"] == "failed"
+    logged = queued_messages(spare_app, spare_broker, execution_id)
+    assert [m for m in logged if "(worker_lost)" in m] and not [m for m in logged if m.startswith("resuming")]

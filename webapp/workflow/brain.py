@@ -11,8 +11,11 @@ duration, publishes the progress events, and hands a failure to the
 ErrorHandler. Runners hold only their own logic.
 
 No database connection is held while a runner runs: the state changes before
-and after it are committed (``NotificationService.publish`` commits), and the
-runner's input is read before.
+and after it are committed, and the runner's input is read before. A record
+that says the state changed is logged after its commit, so that a process
+killed in between never leaves a log that claims what the database does not
+have (a run killed while it commits its success would otherwise say
+"succeeded" twice once resumed).
 
 Each run is an attempt of the execution (``Execution.attempts`` once
 claimed). Everything the run logs goes through its
@@ -197,12 +200,12 @@ class WorkflowBrain:
         execution.current_step = name
         this_try = StepTry(trace_id, execution.workflow, name, attempt,
                            StepLogger(trace_id, name, run.log))
-        this_try.logger.log_workflow_start(
-            f"step {name} started", details={"runner": step.runner, "position": position, "attempt": attempt}
-        )
         where = {"step": name, "position": position, "attempt": attempt}
         self.notifier.publish(execution_id, "step_started", where)
         db.session.commit()
+        this_try.logger.log_workflow_start(
+            f"step {name} started", details={"runner": step.runner, "position": position, "attempt": attempt}
+        )
         started = time.perf_counter()
         try:
             yield this_try
@@ -215,17 +218,18 @@ class WorkflowBrain:
             self.notifier.publish(execution_id, "step_failed",
                                   {**where, "duration_ms": duration_ms, "error": failure.to_json()})
             db.session.commit()
+            run.errors.log_step_failed(trace_id, failure, duration_ms, exc)
             raise StepFailed(failure) from exc
         duration_ms = (time.perf_counter() - started) * 1000.0
         if heartbeat is not None:
             heartbeat.check()
         step.status, step.output = "succeeded", this_try.output
         step.finished_at, step.duration_ms = utcnow(), duration_ms
+        self.notifier.publish(execution_id, "step_succeeded", {**where, "duration_ms": duration_ms})
+        db.session.commit()
         this_try.logger.log_workflow_complete(
             f"step {name} succeeded", duration_ms=duration_ms, details={"attempt": attempt}
         )
-        self.notifier.publish(execution_id, "step_succeeded", {**where, "duration_ms": duration_ms})
-        db.session.commit()
 
     def abandon(self, execution_id: uuid.UUID, exc: BaseException) -> None:
         """Mark a running execution failed after the engine itself failed
@@ -236,9 +240,11 @@ class WorkflowBrain:
             return
         failure = Failure(INTERNAL_ERROR, f"{type(exc).__name__}: {exc}", execution.current_step,
                           exception=type(exc).__name__)
+        workflow = execution.workflow
         self.errors.execution_failed(execution, failure)
         self.notifier.publish(execution_id, "execution_failed", {"error": failure.to_json()})
         db.session.commit()
+        self.errors.log_execution_failed(str(execution_id), workflow, failure)
 
     # -- the steps of a run ----------------------------------------------
 
@@ -306,30 +312,31 @@ class WorkflowBrain:
 
     def _succeed(self, execution: Execution, result: Any, started: float, run: Run) -> None:
         duration_ms = (time.perf_counter() - started) * 1000.0
-        execution_id, workflow_name = execution.id, execution.workflow
+        execution_id, workflow_name, attempt = execution.id, execution.workflow, execution.attempts
         execution.status, execution.result = "succeeded", result
         execution.finished_at, execution.current_step = utcnow(), None
-        run.log.log_workflow_complete(
-            str(execution_id), None, f"workflow {workflow_name} succeeded",
-            duration_ms=duration_ms, details={"run": execution.attempts},
-        )
-        db.session.merge(run.log.count_row(execution_id))
+        db.session.merge(run.log.count_row(execution_id, still_to_log=1))
         self.notifier.publish(execution_id, "execution_succeeded", {"duration_ms": duration_ms})
         db.session.commit()
+        run.log.log_workflow_complete(
+            str(execution_id), None, f"workflow {workflow_name} succeeded",
+            duration_ms=duration_ms, details={"run": attempt},
+        )
 
     def _fail(
         self, execution: Execution, rows: list[ExecutionStep], failure: Failure, started: float, run: Run
     ) -> None:
         duration_ms = (time.perf_counter() - started) * 1000.0
-        execution_id = execution.id
+        execution_id, workflow_name = execution.id, execution.workflow
         for row in rows:
             if row.status == "pending":
                 row.status = "skipped"
-        run.errors.execution_failed(execution, failure, duration_ms)
-        db.session.merge(run.log.count_row(execution_id))
+        run.errors.execution_failed(execution, failure)
+        db.session.merge(run.log.count_row(execution_id, still_to_log=1))
         self.notifier.publish(execution_id, "execution_failed",
                               {"error": failure.to_json(), "duration_ms": duration_ms})
         db.session.commit()
+        run.errors.log_execution_failed(str(execution_id), workflow_name, failure, duration_ms)
 
 
 def _steps(pairs: list[tuple[str, str]]) -> str:

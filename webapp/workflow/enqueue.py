@@ -37,7 +37,9 @@ def enqueue(execution_id: uuid.UUID) -> None:
         execution = db.session.get(Execution, execution_id)
         if execution is not None and execution.status == "queued":
             failure = Failure(ENQUEUE_FAILED, message, exception=type(exc).__name__)
-            ErrorHandler().execution_failed(execution, failure)
+            errors, workflow = ErrorHandler(), execution.workflow
+            errors.execution_failed(execution, failure)
             current_notifier().publish(execution_id, "execution_failed", {"error": failure.to_json()})
             db.session.commit()
+            errors.log_execution_failed(str(execution_id), workflow, failure)
         raise EnqueueFailed(message, execution_id) from exc

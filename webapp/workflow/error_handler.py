@@ -88,33 +88,43 @@ class ErrorHandler:
     def step_failed(
         self, exc: BaseException, step: ExecutionStep, attempt: int, duration_ms: float
     ) -> Failure:
-        """Record a failed try of ``step`` (not yet committed) and log it."""
+        """Record a failed try of ``step`` (not yet committed); once it is
+        committed, log it with :meth:`log_step_failed`."""
         failure = self.failure(exc, step.name, attempt)
         step.status = "failed"
         step.error = failure.to_json()
         step.finished_at = utcnow()
         step.duration_ms = duration_ms
+        return failure
+
+    def log_step_failed(
+        self, trace_id: str, failure: Failure, duration_ms: float, exc: BaseException
+    ) -> None:
+        """The error record of a failed try (with the traceback of a runner bug)."""
         details = failure.to_json()
         if failure.kind == RUNNER_BUG:
             details["traceback"] = "".join(traceback.format_exception(exc))[-TRACEBACK_CHARS:]
         self.logger.error(
-            str(step.execution_id), LogCategory.WORKFLOW,
-            f"step {step.name} failed ({failure.kind}): {failure.message}",
-            step=step.name, duration_ms=duration_ms, details=details,
+            trace_id, LogCategory.WORKFLOW,
+            f"step {failure.step} failed ({failure.kind}): {failure.message}",
+            step=failure.step, duration_ms=duration_ms, details=details,
         )
-        return failure
 
-    def execution_failed(
-        self, execution: Execution, failure: Failure, duration_ms: float | None = None
-    ) -> None:
-        """Record that ``failure`` ended ``execution`` (not yet committed) and log it."""
+    def execution_failed(self, execution: Execution, failure: Failure) -> None:
+        """Record that ``failure`` ended ``execution`` (not yet committed);
+        once it is committed, log it with :meth:`log_execution_failed`."""
         execution.status = "failed"
         execution.error = failure.to_json()
         execution.finished_at = utcnow()
         execution.current_step = failure.step
+
+    def log_execution_failed(
+        self, trace_id: str, workflow: str, failure: Failure, duration_ms: float | None = None
+    ) -> None:
+        """The error record that says the execution failed, and why."""
         where = f" at step {failure.step}" if failure.step else ""
         self.logger.error(
-            str(execution.id), LogCategory.WORKFLOW,
-            f"workflow {execution.workflow} failed{where} ({failure.kind}): {failure.message}",
+            trace_id, LogCategory.WORKFLOW,
+            f"workflow {workflow} failed{where} ({failure.kind}): {failure.message}",
             step=failure.step, duration_ms=duration_ms, details=failure.to_json(),
         )

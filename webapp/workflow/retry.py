@@ -87,11 +87,6 @@ class RetryService:
         self, execution_id: uuid.UUID, step: Step, failure: Failure, tries: int, log: StepLogger
     ) -> None:
         delay = step.retry.delay(tries)
-        log.log_retry_start(
-            f"step {step.name} failed ({failure.kind}); try {tries + 1} of "
-            f"{step.retry.max_attempts} in {delay:.2f} s",
-            details={"attempt": failure.attempt, "delay_s": delay, "error": failure.to_json()},
-        )
         self.notifier.publish(execution_id, "step_retrying", {
             "step": step.name,
             "attempt": failure.attempt,
@@ -100,6 +95,11 @@ class RetryService:
             "kind": failure.kind,
         })
         db.session.commit()
+        log.log_retry_start(
+            f"step {step.name} failed ({failure.kind}); try {tries + 1} of "
+            f"{step.retry.max_attempts} in {delay:.2f} s",
+            details={"attempt": failure.attempt, "delay_s": delay, "error": failure.to_json()},
+        )
         self.sleep(delay)
 
     def resume(self, execution_id: uuid.UUID | str) -> Execution:
@@ -137,13 +137,14 @@ class RetryService:
         completed = [step.name for step in steps if step.status == "succeeded"]
         remaining = [step.name for step in steps if step.status != "succeeded"]
         from_step = remaining[0] if remaining else None
-        self.logger.log_retry_start(
-            str(key), f"resuming workflow {execution.workflow} from step {from_step}",
-            details={"from_step": from_step, "completed_steps": completed},
-        )
+        workflow = execution.workflow
         self.notifier.publish(key, "execution_resumed",
                               {"from_step": from_step, "completed_steps": completed})
         db.session.commit()
+        self.logger.log_retry_start(
+            str(key), f"resuming workflow {workflow} from step {from_step}",
+            details={"from_step": from_step, "completed_steps": completed},
+        )
         enqueue(key)
         return execution
 

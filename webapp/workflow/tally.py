@@ -115,13 +115,14 @@ class AttemptLogger:
             finally:
                 self._count()
 
-    def count_row(self, execution_id: uuid.UUID) -> ExecutionLogCount:
-        """The attempt's count as it stands (for the session of the run's end,
-        so that the execution is never over without one: the verdict would
-        say the run never reported)."""
+    def count_row(self, execution_id: uuid.UUID, still_to_log: int = 0) -> ExecutionLogCount:
+        """The attempt's count as it stands, plus the ``still_to_log`` records
+        the run logs once the commit is done (for the session of the run's
+        end, so that the execution is never over without one: the verdict
+        would say the run never reported)."""
         dropped = self._logger.dropped_for(str(execution_id), self.attempt)
         return ExecutionLogCount(execution_id=execution_id, attempt=self.attempt,
-                                 emitted=self.emitted, dropped=dropped)
+                                 emitted=self.emitted + still_to_log, dropped=dropped)
 
     def report(self, execution_id: uuid.UUID, flush_timeout: float) -> None:
         """Flush this process's logger, then store the attempt's count and
