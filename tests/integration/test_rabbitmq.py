@@ -14,6 +14,7 @@ import kombu
 import pytest
 
 from webapp.config import celery_config
+from webapp.names import INSERT_BATCH_TASK
 
 from ..conftest import service_env
 from ..support.processes import ManagedProcess, celery_worker as worker_process, start_celery_worker
@@ -87,6 +88,36 @@ def test_a_batch_counts_as_published_only_once_rabbitmq_confirmed_it(app_factory
         wait_for(lambda: logger.stats()["replayed"] == 2, timeout=30,
                  message="the spooled batch published to the queue declared again")
         assert host.ready("logs") == 1, "the replayed batch, in the queue made again"
+    finally:
+        host.delete()
+
+
+def test_a_batch_given_back_more_often_than_the_delivery_limit_is_dead_lettered(
+    app_factory, tmp_path, trace_id
+):
+    """A message that every worker gives back (a process killed while it
+    holds it: the broker gets it back unacknowledged) goes round at most
+    ``CELERY_DELIVERY_LIMIT`` times more, then waits in ``logs.rejected``
+    instead of looping. No worker on this virtual host: the test takes the
+    batch and gives it back itself, the way a dying consumer does."""
+    host = VirtualHost().create()
+    try:
+        logger = app_factory(CELERY=celery_config(host.url, tmp_path, delivery_limit=2)).extensions["execlog"]
+        record = logger.info(trace_id, "agent", "poison")
+        assert logger.flush(timeout=30) is True
+        given_back = 0
+        with kombu.Connection(host.url) as connection:
+            channel = connection.default_channel
+            while (message := channel.basic_get(queue="logs", no_ack=False)) is not None:
+                channel.basic_reject(message.delivery_tag, requeue=True)
+                given_back += 1
+                assert given_back <= 20, "the batch loops in logs"
+            assert given_back == 3, "the first delivery and the limit's 2 more"
+            dead = wait_for(lambda: channel.basic_get(queue="logs.rejected", no_ack=False), timeout=30,
+                            message="the batch in logs.rejected")
+            assert dead.properties["application_headers"]["task"] == INSERT_BATCH_TASK
+            assert record.id.replace("-", "") in dead.body
+            channel.basic_ack(dead.delivery_tag)
     finally:
         host.delete()
 
