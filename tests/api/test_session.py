@@ -95,6 +95,23 @@ def test_state_changing_requests_of_a_session_need_its_csrf_token(token_app, exe
     assert logout.status_code == 302 and client.get("/ui/").status_code == 302
 
 
+def test_a_session_may_do_only_what_its_token_may(app_factory, execution_id):
+    """Scopes hold for a session as for its bearer token: a token without
+    ``read`` cannot sign in; a read-only session reads but may not retry."""
+    reader, starter = "reader-" + uuid.uuid4().hex, "starter-" + uuid.uuid4().hex
+    app = app_factory(API_AUTH="token", API_TOKENS=[f"{reader}:read", f"{starter}:start"])
+
+    refused = sign_in(app.test_client(), token=starter)
+    assert refused.status_code == 403 and "lacks the scope &#39;read&#39;" in refused.get_data(as_text=True)
+
+    client = app.test_client()
+    assert sign_in(client, token=reader).status_code == 302
+    assert client.get(f"/api/v1/executions/{execution_id}").status_code == 200
+    answer = client.post(f"/api/v1/executions/{execution_id}/retry",
+                         headers={"X-CSRF-Token": page_csrf(client)})
+    assert_problem(answer, 403, "start")
+
+
 def test_a_bearer_token_needs_no_csrf_token(token_app, execution_id):
     client = token_app.test_client()
     answer = client.post(f"/api/v1/executions/{execution_id}/retry",

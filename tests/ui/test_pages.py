@@ -3,11 +3,13 @@ execution's page and summary, bad input."""
 
 from __future__ import annotations
 
+import json
 import re
 import uuid
 from datetime import timedelta
 
 import pytest
+import sqlalchemy as sa
 
 from webapp.ui import views
 
@@ -69,6 +71,30 @@ def test_an_execution_page_names_its_stream_downloads_and_steps(client, rows):
     assert "<script>x</script>" not in html and "&lt;script&gt;x&lt;/script&gt;" in html
     assert '<script src="/ui/static/execution.js" defer></script>' in html
     assert client.get(f"/ui/executions/{execution_id}/summary").status_code == 200
+
+
+def test_an_execution_summary_shows_each_step_with_its_status_tries_duration_and_error(client, rows):
+    execution_id = rows.execution(workflow="flaky", status="failed", attempts=2, current_step="flaky",
+                                  error=json.dumps({"kind": "transient", "message": "upstream <down>"}))
+    steps = [(0, "before", "emit", "succeeded", 1, 12.25, None),
+             (1, "flaky", "flaky", "failed", 3, 4.5, {"kind": "transient", "message": "upstream <down>"}),
+             (2, "after", "emit", "skipped", 0, None, None)]
+    with rows.engine.begin() as connection:
+        for position, name, runner, status, attempts, duration_ms, error in steps:
+            connection.execute(sa.text(
+                "INSERT INTO execution_steps (execution_id, position, name, runner, status, attempts, "
+                "duration_ms, error) VALUES (:e, :p, :n, :r, :s, :a, :d, :x)"),
+                {"e": execution_id, "p": position, "n": name, "r": runner, "s": status, "a": attempts,
+                 "d": duration_ms, "x": None if error is None else json.dumps(error)})
+
+    html = client.get(f"/ui/executions/{execution_id}/summary").get_data(as_text=True)
+
+    shown = [[re.sub(r"<[^>]+>", "", cell).strip() for cell in re.findall(r"<td>(.*?)</td>", row, re.S)]
+             for row in re.findall(r'<tr data-step="[^"]+">(.*?)</tr>', html, re.S)]
+    assert shown == [["1", "before", "emit", "succeeded", "1", "12.2 ms", ""],
+                     ["2", "flaky", "flaky", "failed", "3", "4.5 ms", "upstream &lt;down&gt;"],
+                     ["3", "after", "emit", "skipped", "0", "-", ""]]
+    assert "<dt>Runs</dt><dd>2</dd>" in html and "<dt>Current step</dt><dd>flaky</dd>" in html
 
 
 def test_an_unknown_execution_is_a_404(client):
