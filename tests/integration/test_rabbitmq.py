@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import json
 import os
+import threading
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -14,6 +15,7 @@ import kombu
 import pytest
 
 from webapp.config import celery_config
+from webapp.execlog.sinks import CelerySink
 from webapp.names import INSERT_BATCH_TASK
 
 from ..conftest import service_env
@@ -47,13 +49,27 @@ def rabbit_app(app_factory, vhost, tmp_path):
 def test_records_travel_through_quorum_queues_exactly_once(
     rabbit_app, rabbit_worker, vhost, log_table, trace_id
 ):
+    """4 threads x 1,000 records, each thread's in its order."""
     logger = rabbit_app.extensions["execlog"]
-    sent = [logger.info(trace_id, "agent", f"record {i}", details={"i": i}).id for i in range(2000)]
+    traces = [f"{trace_id}-{n}" for n in range(4)]
+    sent: dict[str, list[str]] = {trace: [] for trace in traces}
+
+    def produce(trace: str) -> None:
+        sent[trace].extend(logger.info(trace, "agent", f"record {i}", details={"i": i}).id
+                           for i in range(1000))
+
+    threads = [threading.Thread(target=produce, args=(trace,)) for trace in traces]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
     assert logger.flush(timeout=60) is True
-    rows = log_table.wait_for_count(trace_id, len(sent))
-    assert sorted(str(row["id"]) for row in rows) == sorted(sent), "every record, once"
+    for trace in traces:
+        rows = log_table.wait_for_count(trace, 1000)
+        assert [str(row["id"]) for row in rows] == sent[trace], "every record, once, in order"
+        assert [row["details"]["i"] for row in rows] == list(range(1000))
     stats = logger.stats()
-    assert stats["published"] == 2000 and stats["spooled"] == 0
+    assert stats["published"] == 4000 and stats["spooled"] == 0
 
     queues = vhost.queues()
     for name in ("logs", "workflows"):
@@ -62,6 +78,22 @@ def test_records_travel_through_quorum_queues_exactly_once(
         assert arguments["x-delivery-limit"] == 10
         assert arguments["x-dead-letter-routing-key"] == f"{name}.rejected"
         assert queues[f"{name}.rejected"]["type"] == "quorum"
+
+
+def test_a_batch_delivered_twice_is_stored_once(rabbit_app, rabbit_worker, vhost, log_table, trace_id):
+    logger = rabbit_app.extensions["execlog"]
+    rows = [logger.info(trace_id, "workflow", f"twice {i}").wire_bytes() for i in range(20)]
+    assert logger.flush(timeout=30) is True  # the logger ships them once ...
+    sink = CelerySink(rabbit_app.extensions["celery"])
+    try:
+        sink.send(rows)  # ... and the same batch goes again, as after a redelivery
+        sink.send(rows[:7])
+    finally:
+        sink.close()
+
+    log_table.wait_for_count(trace_id, 20)
+    wait_for(lambda: vhost.ready("logs") == 0, timeout=30, message="the logs queue to drain")
+    assert log_table.count(trace_id) == 20
 
 
 def test_a_batch_counts_as_published_only_once_rabbitmq_confirmed_it(app_factory, tmp_path, trace_id):
