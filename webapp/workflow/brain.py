@@ -240,11 +240,7 @@ class WorkflowBrain:
             return
         failure = Failure(INTERNAL_ERROR, f"{type(exc).__name__}: {exc}", execution.current_step,
                           exception=type(exc).__name__)
-        workflow = execution.workflow
-        self.errors.execution_failed(execution, failure)
-        self.notifier.publish(execution_id, "execution_failed", {"error": failure.to_json()})
-        db.session.commit()
-        self.errors.log_execution_failed(str(execution_id), workflow, failure)
+        self.errors.fail_execution(execution, failure, self.notifier)
 
     # -- the steps of a run ----------------------------------------------
 
@@ -327,16 +323,11 @@ class WorkflowBrain:
         self, execution: Execution, rows: list[ExecutionStep], failure: Failure, started: float, run: Run
     ) -> None:
         duration_ms = (time.perf_counter() - started) * 1000.0
-        execution_id, workflow_name = execution.id, execution.workflow
         for row in rows:
             if row.status == "pending":
                 row.status = "skipped"
-        run.errors.execution_failed(execution, failure)
-        db.session.merge(run.log.count_row(execution_id, still_to_log=1))
-        self.notifier.publish(execution_id, "execution_failed",
-                              {"error": failure.to_json(), "duration_ms": duration_ms})
-        db.session.commit()
-        run.errors.log_execution_failed(str(execution_id), workflow_name, failure, duration_ms)
+        db.session.merge(run.log.count_row(execution.id, still_to_log=1))
+        run.errors.fail_execution(execution, failure, self.notifier, duration_ms)
 
 
 def _steps(pairs: list[tuple[str, str]]) -> str:

@@ -37,9 +37,5 @@ def enqueue(execution_id: uuid.UUID) -> None:
         execution = db.session.get(Execution, execution_id)
         if execution is not None and execution.status == "queued":
             failure = Failure(ENQUEUE_FAILED, message, exception=type(exc).__name__)
-            errors, workflow = ErrorHandler(), execution.workflow
-            errors.execution_failed(execution, failure)
-            current_notifier().publish(execution_id, "execution_failed", {"error": failure.to_json()})
-            db.session.commit()
-            errors.log_execution_failed(str(execution_id), workflow, failure)
+            ErrorHandler().fail_execution(execution, failure, current_notifier())
         raise EnqueueFailed(message, execution_id) from exc

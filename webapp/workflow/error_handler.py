@@ -19,14 +19,18 @@ from __future__ import annotations
 
 import traceback
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from webapp.execlog import ExecutionLogger, LogCategory
 from webapp.execlog import execution_logger as _default_logger
 
+from ..extensions import db
 from ..models import Execution, ExecutionStep, utcnow
 from .errors import INVALID_INPUT, RUNNER_BUG, TRANSIENT, InvalidInput, TransientError
 from .tally import AttemptLogger
+
+if TYPE_CHECKING:
+    from .notify import NotificationService
 
 #: Exceptions worth another try.
 TRANSIENT_EXCEPTIONS: tuple[type[BaseException], ...] = (TransientError, TimeoutError, ConnectionError)
@@ -110,21 +114,28 @@ class ErrorHandler:
             step=failure.step, duration_ms=duration_ms, details=details,
         )
 
-    def execution_failed(self, execution: Execution, failure: Failure) -> None:
-        """Record that ``failure`` ended ``execution`` (not yet committed);
-        once it is committed, log it with :meth:`log_execution_failed`."""
+    def fail_execution(
+        self, execution: Execution, failure: Failure, notifier: NotificationService,
+        duration_ms: float | None = None,
+    ) -> None:
+        """End ``execution`` with ``failure``: record it, publish
+        ``execution_failed`` and commit both with whatever else the session
+        holds, then log it. The record follows the commit, so that a process
+        that dies in between never leaves a log that says the execution
+        failed while the database says otherwise."""
+        execution_id, workflow = execution.id, execution.workflow
         execution.status = "failed"
         execution.error = failure.to_json()
         execution.finished_at = utcnow()
         execution.current_step = failure.step
-
-    def log_execution_failed(
-        self, trace_id: str, workflow: str, failure: Failure, duration_ms: float | None = None
-    ) -> None:
-        """The error record that says the execution failed, and why."""
+        event: dict[str, Any] = {"error": failure.to_json()}
+        if duration_ms is not None:
+            event["duration_ms"] = duration_ms
+        notifier.publish(execution_id, "execution_failed", event)
+        db.session.commit()
         where = f" at step {failure.step}" if failure.step else ""
         self.logger.error(
-            trace_id, LogCategory.WORKFLOW,
+            str(execution_id), LogCategory.WORKFLOW,
             f"workflow {workflow} failed{where} ({failure.kind}): {failure.message}",
             step=failure.step, duration_ms=duration_ms, details=failure.to_json(),
         )

@@ -185,8 +185,4 @@ def _record_failure(
             step.status, step.error, step.finished_at = "failed", failure.to_json(), utcnow()
         elif step.status == "pending":
             step.status = "skipped"
-    workflow = execution.workflow
-    errors.execution_failed(execution, failure)
-    notifier.publish(execution_id, "execution_failed", {"error": failure.to_json()})
-    db.session.commit()
-    errors.log_execution_failed(str(execution_id), workflow, failure)
+    errors.fail_execution(execution, failure, notifier)
